@@ -1,0 +1,197 @@
+"""The `edgekd` command line: thin commands that parse, call one stage, and render."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import functools
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgekd import __version__
+from edgekd.errors import EXIT_OK, EXIT_VIOLATION, EdgekdError
+
+app = typer.Typer(
+    help="Distil a large pretrained embedding model into a small one that fits an edge device, and prove it fits.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _user_errors(command):
+    """Bad input is one line on stderr and an exit code, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except EdgekdError as err:
+            err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(err.exit_code) from None
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]; a distillation continues with --resume")
+            raise typer.Exit(130) from None
+        except Exception as err:  # a bug, not bad input: one line unless asked for the traceback
+            if os.environ.get("EDGEKD_DEBUG"):
+                raise
+            err_console.print(f"[red]internal error:[/] {type(err).__name__}: {err} "
+                              "(EDGEKD_DEBUG=1 shows the traceback)", highlight=False, soft_wrap=True)
+            raise typer.Exit(3) from None
+
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[status]}"), console=err_console, transient=False)
+
+
+@app.command()
+@_user_errors
+def distill(
+    recipe: str = typer.Argument(..., help="recipe file or shipped recipe name (see `edgekd recipes`)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory [default: runs/<recipe name>]"),
+    resume: bool = typer.Option(False, help="continue an interrupted run from its last checkpoint"),
+    force: bool = typer.Option(False, help="start over in a run directory that already holds a run"),
+):
+    """Train a small student to approximate the teacher on the recipe's domain data."""
+    from edgekd.config import load_recipe
+    from edgekd.distill import Hooks
+    from edgekd.distill import distill as run_distill
+    from edgekd.report import distill_table
+
+    loaded = load_recipe(recipe)
+    run_dir = out or Path("runs") / loaded.name
+    with _progress() as progress:
+        tasks: dict[str, int] = {}
+
+        def teacher_progress(done: int, total: int) -> None:
+            if "teacher" not in tasks:
+                tasks["teacher"] = progress.add_task("teacher inference (windows)", total=total, status="")
+            progress.update(tasks["teacher"], completed=done)
+
+        def step(epoch: int, done: int, total: int) -> None:
+            if "train" not in tasks:
+                tasks["train"] = progress.add_task("training (epochs)", total=loaded.train.epochs, status="")
+            progress.update(tasks["train"], completed=epoch + done / total)
+
+        def epoch(log) -> None:
+            step(log.epoch - 1, 1, 1)
+            progress.update(tasks["train"], status=f"loss {log.train_loss:.4g}  val cosine {log.val_cosine:.3f}")
+
+        result = run_distill(
+            loaded, run_dir, resume=resume, force=force,
+            hooks=Hooks(stage=lambda text: progress.console.print(f"[dim]· {text}[/]"),
+                        teacher_progress=teacher_progress, step=step, epoch=epoch),
+        )
+    console.print(distill_table(result.metrics))
+    console.print(f"run written to [bold]{run_dir}[/]: student.pt, reduction.npz, metrics.json, training_curves.png")
+    console.print(f"next: edgekd export {run_dir}")
+
+
+@app.command()
+@_user_errors
+def export(
+    run_dir: Path = typer.Argument(..., help="run directory written by `edgekd distill`"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder [default: RUN_DIR/export]"),
+    calib: int = typer.Option(64, min=1, help="domain windows used to calibrate INT8"),
+):
+    """Export the student (front-end included) to ONNX FP32 and INT8, verified against PyTorch."""
+    from edgekd.export_run import export_run
+    from edgekd.report import export_table
+
+    with err_console.status("exporting, quantising and verifying"):
+        result = export_run(run_dir, out or run_dir / "export", calib)
+    console.print(export_table(result.verifications))
+    for path in result.files:
+        console.print(f"wrote {path}")
+
+
+@app.command()
+@_user_errors
+def profile(
+    model: Path = typer.Argument(..., help="ONNX model file"),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="device name (see `edgekd devices`) or YAML"),
+    max_flash: Optional[str] = typer.Option(None, help="storage budget, e.g. 512KB, 2MiB"),
+    max_ram: Optional[str] = typer.Option(None, help="activation-memory budget, e.g. 256KB"),
+    runs: int = typer.Option(20, min=0, help="timed runs for latency (0 skips latency)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object (stable contract, see README)"),
+):
+    """Storage, activation memory, MACs and latency of an ONNX model; exit 1 if it exceeds a budget."""
+    from edgekd.profile import profile_model
+    from edgekd.report import profile_table
+    from edgekd.units import parse_size
+
+    report = profile_model(
+        model, device,
+        max_flash=parse_size(max_flash, "--max-flash") if max_flash else None,
+        max_ram=parse_size(max_ram, "--max-ram") if max_ram else None,
+        latency_runs=runs,
+    )
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        console.print(profile_table(report))
+        if report.checks:
+            verdict = "[green]fits[/]" if report.fits else "[red]does not fit[/]"
+            console.print(f"verdict: {verdict}" + (f" {report.device}" if report.device else ""))
+        for violation in report.violations:
+            err_console.print(f"[red]over budget[/] {violation.describe()}")
+    raise typer.Exit(EXIT_OK if report.fits else EXIT_VIOLATION)
+
+
+@app.command()
+@_user_errors
+def recipes():
+    """List the shipped recipes."""
+    import yaml
+
+    from edgekd.paths import list_named_files
+
+    table = Table(title="recipes")
+    for column in ("name", "teacher", "student", "data", "file"):
+        table.add_column(column)
+    for path in list_named_files("recipes"):
+        raw = yaml.safe_load(path.read_text()) or {}
+        table.add_row(path.stem, str((raw.get("teacher") or {}).get("name", "")),
+                      str((raw.get("student") or {}).get("name", "")), str((raw.get("data") or {}).get("name", "")),
+                      str(path))
+    console.print(table)
+
+
+@app.command()
+@_user_errors
+def devices():
+    """List the shipped device profiles and their budgets."""
+    from edgekd.profile.devices import shipped_devices
+    from edgekd.units import format_bytes
+
+    table = Table(title="devices")
+    for column in ("name", "cpu", "RAM budget", "flash budget", "runtime"):
+        table.add_column(column)
+    for device in shipped_devices():
+        table.add_row(device.name, f"{device.cpu} {device.cores}×{device.clock_mhz:g} MHz",
+                      format_bytes(device.ram_budget), format_bytes(device.flash_budget), device.runtime)
+    console.print(table)
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: bool = typer.Option(False, "--version", help="print the version and exit")):
+    if version:
+        console.print(f"edgekd {__version__}")
+        raise typer.Exit()
+
+
+def main() -> None:
+    app()

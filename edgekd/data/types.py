@@ -1,0 +1,82 @@
+"""What a dataset hands the rest of the pipeline: clips, then fixed-length windows."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Clips:
+    ids: list[str]
+    audio: list[np.ndarray]  # mono float32 at sample_rate, one array per clip
+    sample_rate: int
+    labels: np.ndarray | None  # int class index per clip, or None for unlabelled domain audio
+    class_names: list[str]
+    splits: np.ndarray  # one of SPLITS per clip
+
+
+@dataclass
+class Windows:
+    clip_ids: list[str]
+    starts: np.ndarray  # window start in seconds within its clip
+    audio: np.ndarray  # (n, samples) float32 at sample_rate
+    sample_rate: int
+    labels: np.ndarray | None
+    class_names: list[str]
+    splits: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def split_index(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.splits == split)
+
+    def manifest_digest(self) -> str:
+        """Identity of the exact audio windows, for the teacher-embedding cache key."""
+        digest = hashlib.sha256()
+        digest.update(f"{self.sample_rate}:{self.audio.shape}".encode())
+        digest.update(np.ascontiguousarray(self.audio).tobytes())
+        return digest.hexdigest()[:16]
+
+
+def make_windows(clips: Clips, seconds: float, hop_seconds: float | None) -> Windows:
+    """Cut every clip into windows of `seconds` (the last one zero-padded); clips shorter than one window give one."""
+    length = int(round(seconds * clips.sample_rate))
+    hop = int(round((hop_seconds or seconds) * clips.sample_rate))
+    ids, starts, chunks, labels, splits = [], [], [], [], []
+    for index, (clip_id, audio) in enumerate(zip(clips.ids, clips.audio)):
+        count = 1 + max(0, int(np.ceil((len(audio) - length) / hop)))
+        for w in range(count):
+            chunk = audio[w * hop : w * hop + length]
+            if len(chunk) < length:
+                chunk = np.pad(chunk, (0, length - len(chunk)))
+            ids.append(clip_id)
+            starts.append(w * hop / clips.sample_rate)
+            chunks.append(chunk.astype(np.float32, copy=False))
+            splits.append(clips.splits[index])
+            if clips.labels is not None:
+                labels.append(clips.labels[index])
+    return Windows(
+        clip_ids=ids,
+        starts=np.asarray(starts, dtype=np.float64),
+        audio=np.stack(chunks) if chunks else np.zeros((0, length), np.float32),
+        sample_rate=clips.sample_rate,
+        labels=np.asarray(labels, dtype=np.int64) if clips.labels is not None else None,
+        class_names=clips.class_names,
+        splits=np.asarray(splits),
+    )
+
+
+def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Resample (n, samples) windows with soxr (high quality), keeping float32."""
+    if source_rate == target_rate:
+        return audio
+    import soxr
+
+    out = [soxr.resample(row, source_rate, target_rate, quality="HQ") for row in audio]
+    return np.stack(out).astype(np.float32, copy=False)

@@ -1,0 +1,246 @@
+"""`edgekd distill`: recipe → data + teacher → teacher-embedding cache → reduction → trainer → student checkpoint.
+
+Writes to the run directory: recipe.yaml (resolved), checkpoint.pt (training state, for --resume), student.pt,
+reduction.npz, history.jsonl, training_curves.png and metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import yaml
+
+from edgekd import __version__
+from edgekd.cache import teacher_embeddings
+from edgekd.config import Recipe, recipe_from_dict
+from edgekd.data import Windows, load_clips, make_windows, resample
+from edgekd.errors import EdgekdError
+from edgekd.evaluate import fidelity, probe_accuracy
+from edgekd.export import export_onnx
+from edgekd.losses import build_loss
+from edgekd.profile import analyse_graph
+from edgekd.reduction import Reduction, fit_reduction
+from edgekd.students import build_student
+from edgekd.teachers import build_teacher
+from edgekd.train import EpochLog, predict, select_device, train_student
+
+
+def _ignore(*_args) -> None:
+    return None
+
+
+@dataclass
+class Hooks:
+    """How a caller (the CLI) follows progress; every hook defaults to doing nothing."""
+
+    stage: Callable[[str], None] = _ignore
+    teacher_progress: Callable[[int, int], None] = _ignore
+    step: Callable[[int, int, int], None] = _ignore
+    epoch: Callable[[EpochLog], None] = _ignore
+
+
+@dataclass
+class DomainData:
+    windows: Windows
+    student_audio: np.ndarray  # windows resampled to the student's own rate
+
+
+@dataclass
+class DistillResult:
+    run_dir: Path
+    metrics: dict
+    history: list[EpochLog] = field(default_factory=list)
+
+
+def load_domain_data(recipe: Recipe) -> DomainData:
+    clips = load_clips(recipe.data, recipe.seed)
+    windows = make_windows(clips, recipe.window.seconds, recipe.window.hop_seconds)
+    for split in ("train", "val", "test"):
+        if len(windows.split_index(split)) == 0:
+            raise EdgekdError(f"{recipe.source}: the data has no '{split}' windows; add clips or change the split")
+    return DomainData(windows, resample(windows.audio, windows.sample_rate, recipe.student.sample_rate))
+
+
+def load_run_recipe(run_dir: Path) -> Recipe:
+    path = run_dir / "recipe.yaml"
+    if not path.is_file():
+        raise EdgekdError(f"{run_dir}: not a run directory (no recipe.yaml); run `edgekd distill` first")
+    return recipe_from_dict(yaml.safe_load(path.read_text()), str(path))
+
+
+def load_student(run_dir: Path) -> tuple[torch.nn.Module, Recipe]:
+    recipe = load_run_recipe(run_dir)
+    path = run_dir / "student.pt"
+    if not path.is_file():
+        raise EdgekdError(f"{run_dir}: no student.pt; the distillation did not finish (continue it with --resume)")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    student = build_student(recipe.student, saved["embedding_dim"])
+    student.load_state_dict(saved["state_dict"])
+    return student.eval(), recipe
+
+
+def _size_profile(module: torch.nn.Module, example: torch.Tensor, input_name: str) -> dict:
+    """The same graph analysis `edgekd profile` runs, on an FP32 ONNX export made for the purpose."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(module, example, Path(tmp) / "model.onnx", input_name=input_name)
+        facts = analyse_graph(path)
+    facts.pop("top_nodes")
+    return facts
+
+
+def _teacher_profile(teacher, cache_dir: Path, window_seconds: float) -> dict:
+    """Teacher sizes, computed once per cache entry (exporting a large teacher takes a while)."""
+    path = cache_dir / "teacher_profile.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    module, example, runs_per_window = teacher.deployable(window_seconds)
+    facts = _size_profile(module, example, "input")
+    facts["runs_per_window"] = runs_per_window
+    facts["macs_per_window"] = facts["macs"] * runs_per_window
+    _write_json(path, facts)
+    return facts
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def _plot_history(history: list[EpochLog], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h.epoch for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(epochs, [h.train_loss for h in history], label="train")
+    left.plot(epochs, [h.val_loss for h in history], label="validation")
+    left.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
+    left.legend()
+    right.plot(epochs, [h.val_cosine for h in history], color="tab:green")
+    right.set(xlabel="epoch", ylabel="cosine", title="validation fidelity (cosine to teacher)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, force: bool) -> None:
+    saved = run_dir / "recipe.yaml"
+    has_run = (run_dir / "checkpoint.pt").exists() or (run_dir / "student.pt").exists()
+    if has_run and not (resume or force):
+        raise EdgekdError(f"{run_dir} already holds a run: pass --resume to continue it or --force to start over")
+    if resume and has_run and saved.is_file() and load_run_recipe(run_dir).digest() != recipe.digest():
+        raise EdgekdError(f"{run_dir}: the recipe differs from the one this run started with; cannot --resume")
+    if force and not resume:
+        for name in ("checkpoint.pt", "student.pt", "metrics.json", "history.jsonl"):
+            (run_dir / name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+
+
+def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = False,
+            hooks: Hooks | None = None) -> DistillResult:
+    hooks = hooks or Hooks()
+    started = time.perf_counter()
+    _prepare_run_dir(run_dir, recipe, resume, force)
+    if recipe.train.num_threads:
+        torch.set_num_threads(recipe.train.num_threads)
+    torch.manual_seed(recipe.seed)
+    device = select_device(recipe.train.device)
+
+    hooks.stage("generating and windowing domain data")
+    data = load_domain_data(recipe)
+    windows = data.windows
+    train, val, test = (windows.split_index(s) for s in ("train", "val", "test"))
+
+    hooks.stage("teacher inference")
+    teacher = build_teacher(recipe.teacher)
+    cached = teacher_embeddings(teacher, windows, device, on_progress=hooks.teacher_progress)
+    hooks.stage(("reused cached teacher embeddings from " if cached.hit else "cached teacher embeddings in ")
+                + str(cached.directory))
+    teacher_facts = _teacher_profile(teacher, cached.directory, recipe.window.seconds)
+
+    reduction = fit_reduction(recipe.reduction, cached.embeddings[train], recipe.seed)
+    reduction.save(run_dir / "reduction.npz")
+    targets = reduction.transform(cached.embeddings)
+
+    hooks.stage("training the student")
+    torch.manual_seed(recipe.seed)
+    student = build_student(recipe.student, reduction.dim)
+    history = train_student(
+        student, data.student_audio, targets, train, val, recipe.train, build_loss(recipe.loss), recipe.seed,
+        run_dir / "checkpoint.pt", resume=resume, on_step=hooks.step, on_epoch=hooks.epoch,
+    )
+    student.cpu().eval()
+    torch.save({"state_dict": student.state_dict(), "embedding_dim": reduction.dim,
+                "student": recipe.student.model_dump(mode="json")}, run_dir / "student.pt")
+    with open(run_dir / "history.jsonl", "w") as handle:
+        handle.writelines(json.dumps(asdict(h)) + "\n" for h in history)
+    _plot_history(history, run_dir / "training_curves.png")
+
+    hooks.stage("evaluating")
+    metrics = _evaluate(recipe, data, cached.embeddings, reduction, targets, student, teacher_facts)
+    metrics["teacher"]["cache"] = "reused" if cached.hit else "computed"
+    metrics["teacher"]["cache_dir"] = str(cached.directory)
+    metrics["training"] = {"epochs": len(history), "best_val_cosine": max(h.val_cosine for h in history),
+                           "device": str(device), "seconds": round(time.perf_counter() - started, 1)}
+    _write_json(run_dir / "metrics.json", metrics)
+    return DistillResult(run_dir, metrics, history)
+
+
+def _evaluate(recipe: Recipe, data: DomainData, teacher_raw: np.ndarray, reduction: Reduction,
+              targets: np.ndarray, student: torch.nn.Module, teacher_facts: dict) -> dict:
+    windows = data.windows
+    train, val, test = (windows.split_index(s) for s in ("train", "val", "test"))
+    student_out = predict(student, torch.from_numpy(data.student_audio)).numpy()
+    student_facts = _size_profile(student, torch.from_numpy(data.student_audio[:1]), "audio")
+    student_facts["macs_per_window"] = student_facts["macs"]
+    metrics = {
+        "edgekd_version": __version__,
+        "recipe": recipe.name,
+        "recipe_digest": recipe.digest(),
+        "seed": recipe.seed,
+        "windows": {"train": len(train), "val": len(val), "test": len(test)},
+        "teacher": {"name": recipe.teacher.name, "dim": int(teacher_raw.shape[1]), **teacher_facts},
+        "reduction": {"method": reduction.method, "dim": reduction.dim,
+                      "explained_variance": reduction.explained_variance},
+        "student": {"name": recipe.student.name, "dim": reduction.dim, **student_facts},
+        "fidelity": {"val": fidelity(student_out[val], targets[val]),
+                     "test": fidelity(student_out[test], targets[test])},
+    }
+    metrics["ratios"] = {
+        "storage": teacher_facts["storage_bytes"] / student_facts["storage_bytes"],
+        "activation": teacher_facts["activation_bytes"] / student_facts["activation_bytes"],
+    }
+    if windows.labels is not None:
+        labels = windows.labels
+        logmel = _logmel_statistics(student, data.student_audio)
+
+        def probe(features: np.ndarray) -> float:
+            return probe_accuracy(features[train], labels[train], features[test], labels[test], recipe.probe,
+                                  recipe.seed)
+
+        metrics["probe"] = {
+            "teacher": probe(teacher_raw),
+            "teacher_reduced": probe(targets),
+            "student": probe(student_out),
+            "logmel_baseline": probe(logmel),
+        }
+    return metrics
+
+
+@torch.no_grad()
+def _logmel_statistics(student: torch.nn.Module, audio: np.ndarray) -> np.ndarray:
+    """Mean and std of each log-mel band: the trivial baseline any embedding must beat."""
+    mel = student.frontend(torch.from_numpy(audio))
+    return torch.cat([mel.mean(-1), mel.std(-1)], dim=1).numpy()

@@ -1,0 +1,38 @@
+"""Honest evaluation: fidelity of student to reduced teacher, and a downstream linear probe on frozen embeddings."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from edgekd.config import ProbeConfig
+from edgekd.export import cosine_rows
+
+
+def fidelity(student: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    cos = cosine_rows(student, target)
+    residual = ((student - target) ** 2).sum()
+    spread = ((target - target.mean(0)) ** 2).sum()
+    return {
+        "cosine": float(cos.mean()),
+        "cosine_min": float(cos.min()),
+        "mse": float(((student - target) ** 2).mean()),
+        "r2": float(1 - residual / spread) if spread > 0 else float("nan"),
+    }
+
+
+def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                   config: ProbeConfig, seed: int) -> float:
+    """Accuracy of a standardised logistic-regression probe trained on frozen embeddings."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=config.C, max_iter=config.max_iter,
+                                                                random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        probe.fit(train_x, train_y)
+    return float(probe.score(test_x, test_y))

@@ -1,0 +1,89 @@
+"""Static facts of an ONNX graph: load with validation, parameters, storage, MACs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgekd.errors import ModelError
+
+# Inputs of these ops at positions ≥ 1 are quantisation scales/zero points, not parameters.
+_QUANT_OPS = {"QuantizeLinear", "DequantizeLinear"}
+_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+_QUANT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT4, onnx.TensorProto.UINT4}
+
+
+def load_model(path: Path | str) -> onnx.ModelProto:
+    """Load and check an ONNX file; any failure is one ModelError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as err:  # protobuf decode errors, checker failures, missing external data
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"{path}: not a valid ONNX model ({first_line[:200]})") from None
+    if not model.graph.node:
+        raise ModelError(f"{path}: the ONNX graph has no nodes")
+    return model
+
+
+def storage_bytes(path: Path | str, model: onnx.ModelProto) -> int:
+    """The file plus any external-data files it references."""
+    path = Path(path)
+    total = path.stat().st_size
+    locations = set()
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                locations.add(entry.value)
+    for location in locations:
+        external = path.parent / location
+        if external.is_file():
+            total += external.stat().st_size
+    return total
+
+
+def parameter_count(model: onnx.ModelProto) -> int:
+    """Elements of float and quantised weight initializers (not shapes, axes, scales or zero points)."""
+    scale_like = {
+        name for node in model.graph.node if node.op_type in _QUANT_OPS for name in node.input[1:]
+    }
+    return sum(
+        int(np.prod(t.dims)) if t.dims else 1
+        for t in model.graph.initializer
+        if t.name not in scale_like and t.data_type in (_FLOAT_TYPES | _QUANT_TYPES)
+    )
+
+
+def initializer_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    return {t.name: tuple(t.dims) for t in model.graph.initializer}
+
+
+def node_macs(node: onnx.NodeProto, shapes: dict[str, tuple[int, ...]]) -> int:
+    """Multiply-accumulates of one node from its tensor shapes (0 for ops that are not conv/matmul-like)."""
+    op = node.op_type
+    if op in ("Conv", "FusedConv", "ConvInteger", "QLinearConv", "NhwcFusedConv", "ConvTranspose"):
+        weight_index = 3 if op == "QLinearConv" else 1
+        out_index = 0
+        weight = shapes.get(node.input[weight_index])
+        out = shapes.get(node.output[out_index])
+        if not weight or not out:
+            return 0
+        # weight: (C_out, C_in/group, *kernel); each output element costs C_in/group·prod(kernel) MACs
+        if op == "ConvTranspose":
+            inp = shapes.get(node.input[0])
+            return int(np.prod(inp)) * int(np.prod(weight[1:])) if inp else 0
+        return int(np.prod(out)) * int(np.prod(weight[1:]))
+    if op in ("MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul", "Gemm", "MatMulIntegerToFloat"):
+        a_index, b_index = (0, 3) if op == "QLinearMatMul" else (0, 1)
+        a, out = shapes.get(node.input[a_index]), shapes.get(node.output[0])
+        if not a or not out:
+            return 0
+        transposed_a = any(att.name == "transA" and att.i for att in node.attribute)
+        inner = a[-2] if transposed_a and len(a) >= 2 else a[-1]
+        return int(np.prod(out)) * int(inner)
+    return 0

@@ -1,0 +1,37 @@
+"""Byte sizes as users write them: 1KB = 1000 B, 1KiB = 1024 B (plain numbers are bytes)."""
+
+import re
+
+from edgekd.errors import EdgekdError
+
+_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30,
+    "k": 10**3, "m": 10**6, "g": 10**9,
+}
+_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(text: str | int | float, what: str = "size") -> int:
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return int(text)
+    match = _PATTERN.match(str(text))
+    unit = match.group(2).lower() if match else None
+    if not match or unit not in _UNITS:
+        raise EdgekdError(f"{what}: cannot read '{text}' as a size; use e.g. 512KB, 1MiB, 2MB or a byte count")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def format_bytes(count: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(count) >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return f"{int(count)} B"
+
+
+def format_count(count: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(count) >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return f"{int(count)}"

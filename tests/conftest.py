@@ -1,0 +1,42 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINI_RECIPE = {
+    "name": "mini",
+    "seed": 0,
+    "data": {"name": "synthetic_urban", "clips_per_class": 4, "split_fractions": [0.5, 0.25, 0.25]},
+    "window": {"seconds": 1.0},
+    "teacher": {"name": "crepe", "variant": "tiny", "hop_ms": 250},
+    "reduction": {"method": "pca", "dim": 8},
+    "student": {"name": "sea_cnn", "sample_rate": 8000, "n_fft": 128, "hop_length": 160, "n_mels": 32,
+                "widths": [4, 8, 8]},
+    "loss": {"name": "mse"},
+    "train": {"epochs": 2, "batch_size": 8, "lr": 0.003},
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own teacher-embedding cache; nothing touches ~/.cache."""
+    monkeypatch.setenv("EDGEKD_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def mini_recipe(tmp_path) -> Path:
+    path = tmp_path / "mini.yaml"
+    path.write_text(yaml.safe_dump(MINI_RECIPE))
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, **env_overrides: str) -> subprocess.CompletedProcess:
+    """The real CLI, as a user runs it."""
+    env = dict(os.environ, COLUMNS="200", PYTHONWARNINGS="ignore", **env_overrides)
+    return subprocess.run([sys.executable, "-m", "edgekd", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)

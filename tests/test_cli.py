@@ -1,0 +1,92 @@
+"""Each command end to end through the real CLI, on a miniature recipe (40 one-second clips, CREPE tiny)."""
+
+import json
+
+import pytest
+import yaml
+
+from conftest import MINI_RECIPE, run_cli
+
+JSON_KEYS = {"model", "params", "storage_bytes", "activation_bytes", "macs", "latency_ms", "device", "fits",
+             "violations"}
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory):
+    """One distillation shared by the tests below, with a teacher cache of its own."""
+    folder = tmp_path_factory.mktemp("e2e")
+    recipe = folder / "mini.yaml"
+    recipe.write_text(yaml.safe_dump(MINI_RECIPE))
+    cache = str(folder / "cache")
+    run_dir = folder / "run"
+    first = run_cli("distill", recipe, "--out", run_dir, EDGEKD_CACHE_DIR=cache)
+    return recipe, run_dir, first, cache
+
+
+def test_distill_writes_the_run_and_reports_teacher_vs_student(distilled):
+    _, run_dir, result, _ = distilled
+    assert result.returncode == 0, result.stderr
+    for name in ("student.pt", "reduction.npz", "recipe.yaml", "metrics.json", "history.jsonl",
+                 "training_curves.png", "checkpoint.pt"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["teacher"]["cache"] == "computed"
+    assert metrics["windows"] == {"train": 20, "val": 10, "test": 10}
+    assert metrics["student"]["storage_bytes"] < metrics["teacher"]["storage_bytes"]
+    assert 0 <= metrics["probe"]["student"] <= 1 and 0 <= metrics["probe"]["teacher"] <= 1
+    assert -1 <= metrics["fidelity"]["test"]["cosine"] <= 1
+    assert "teacher vs student" in result.stdout and "probe accuracy" in result.stdout
+    assert "cached teacher embeddings in" in result.stderr
+
+
+def test_second_run_reuses_the_teacher_cache_and_refuses_to_overwrite(distilled):
+    recipe, run_dir, _, cache = distilled
+    refused = run_cli("distill", recipe, "--out", run_dir, EDGEKD_CACHE_DIR=cache)
+    assert refused.returncode == 2 and "already holds a run" in refused.stderr
+    assert (run_dir / "student.pt").is_file()  # nothing already written is lost
+    again = run_cli("distill", recipe, "--out", run_dir.parent / "run2", EDGEKD_CACHE_DIR=cache)
+    assert again.returncode == 0, again.stderr
+    assert "reused cached teacher embeddings" in again.stderr
+    assert json.loads((run_dir.parent / "run2" / "metrics.json").read_text())["teacher"]["cache"] == "reused"
+    # same recipe, same seed → same result on CPU
+    first = json.loads((run_dir / "metrics.json").read_text())["fidelity"]
+    second = json.loads((run_dir.parent / "run2" / "metrics.json").read_text())["fidelity"]
+    assert first == second
+
+
+def test_export_and_profile(distilled):
+    _, run_dir, _, _ = distilled
+    exported = run_cli("export", run_dir, "--calib", "16")
+    assert exported.returncode == 0, exported.stderr
+    fp32, int8 = run_dir / "export" / "student.onnx", run_dir / "export" / "student.int8.onnx"
+    assert fp32.is_file() and int8.is_file()
+    report = json.loads((run_dir / "export" / "export.json").read_text())["verification"]
+    assert report[0]["precision"] == "fp32" and report[0]["mean_cosine"] > 0.9999
+    assert report[1]["precision"] == "int8" and report[1]["mean_cosine"] > 0.95
+
+    fits = run_cli("profile", int8, "--device", "stm32h7", "--runs", "3")
+    assert fits.returncode == 0, fits.stderr
+    assert "fits" in fits.stdout
+
+    over = run_cli("profile", int8, "--device", "stm32h7", "--max-ram", "1KB", "--runs", "0")
+    assert over.returncode == 1
+    assert "over budget ram" in over.stderr and "--max-ram" in over.stderr
+
+    as_json = run_cli("profile", int8, "--device", "stm32h7", "--json", "--runs", "2")
+    data = json.loads(as_json.stdout)
+    assert JSON_KEYS <= set(data) and data["fits"] is True and data["violations"] == []
+    assert data["device"] == "stm32h7" and data["latency_ms"] > 0 and data["macs"] > 0
+
+
+def test_profile_bad_inputs_exit_2_with_one_line(tmp_path):
+    text = tmp_path / "notes.onnx"
+    text.write_text("this is a text file\n")
+    for args in ([text], [tmp_path / "missing.onnx"], [text, "--device", "toaster"], [text, "--max-ram", "lots"]):
+        result = run_cli("profile", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_export_of_a_folder_that_is_not_a_run(tmp_path):
+    result = run_cli("export", tmp_path)
+    assert result.returncode == 2 and "not a run directory" in result.stderr

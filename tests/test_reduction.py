@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from edgekd.config import ReductionConfig
+from edgekd.errors import RecipeError
+from edgekd.reduction import Reduction, fit_reduction
+
+
+def _low_rank(n=200, d=40, rank=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d)) * 5 + 0.01 * rng.standard_normal((n, d))
+
+
+def test_pca_keeps_the_variance_of_a_low_rank_teacher(tmp_path):
+    x = _low_rank()
+    reduction = fit_reduction(ReductionConfig(method="pca", dim=3), x, seed=0)
+    assert reduction.explained_variance > 0.999
+    z = reduction.transform(x)
+    assert z.shape == (200, 3)
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-6 * np.abs(z).max())
+    # projecting back recovers the data: the components span the teacher's subspace
+    np.testing.assert_allclose(z @ reduction.components + reduction.mean, x, atol=0.1)
+    reduction.save(tmp_path / "r.npz")
+    loaded = Reduction.load(tmp_path / "r.npz")
+    np.testing.assert_array_equal(loaded.transform(x), z)
+
+
+def test_no_reduction_is_identity():
+    x = _low_rank()
+    reduction = fit_reduction(ReductionConfig(method="none"), x, seed=0)
+    assert reduction.dim == 40
+    np.testing.assert_allclose(reduction.transform(x), x.astype(np.float32))
+
+
+def test_dimension_larger_than_data_is_a_recipe_error():
+    with pytest.raises(RecipeError, match="reduction.dim"):
+        fit_reduction(ReductionConfig(method="pca", dim=50), _low_rank(n=10), seed=0)

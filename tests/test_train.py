@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+
+from edgekd.config import TrainConfig
+from edgekd.students.sea_cnn import SeaCnn, SeaCnnConfig
+from edgekd.train import train_student
+
+CONFIG = SeaCnnConfig(sample_rate=8000, n_fft=128, hop_length=160, n_mels=16, widths=[4, 8])
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((24, 8000))).astype(np.float32)
+    targets = rng.standard_normal((24, 4)).astype(np.float32)
+    return audio, targets, np.arange(16), np.arange(16, 24)
+
+
+def _train(tmp_path, name, interrupt_after=None, resume=False):
+    torch.manual_seed(0)
+    student = SeaCnn(CONFIG, 4)
+    audio, targets, train, val = _data()
+
+    def on_epoch(log):
+        if interrupt_after is not None and log.epoch == interrupt_after:
+            raise KeyboardInterrupt
+
+    history = train_student(student, audio, targets, train, val, TrainConfig(epochs=3, batch_size=5, device="cpu"),
+                            torch.nn.functional.mse_loss, seed=0, checkpoint=tmp_path / name, resume=resume,
+                            on_epoch=on_epoch)
+    return student, history
+
+
+def test_same_seed_same_weights_and_resume_is_exact(tmp_path):
+    full, history = _train(tmp_path, "a.pt")
+    again, _ = _train(tmp_path, "b.pt")
+    assert len(history) == 3
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, again.state_dict()[key]), key
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, "c.pt", interrupt_after=1)
+    assert (tmp_path / "c.pt").is_file() and not (tmp_path / "c.pt.tmp").exists()
+    resumed, resumed_history = _train(tmp_path, "c.pt", resume=True)
+    assert [h.epoch for h in resumed_history] == [1, 2, 3]
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_training_reduces_loss(tmp_path):
+    _, history = _train(tmp_path, "d.pt")
+    assert history[-1].train_loss < history[0].train_loss
