@@ -1,5 +1,6 @@
 import os
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -20,6 +21,11 @@ MINI_RECIPE = {
     "loss": {"name": "mse"},
     "train": {"epochs": 2, "batch_size": 8, "lr": 0.003},
 }
+
+
+def pytest_configure(config):
+    """No test run may write to the user's real cache, whatever the fixture scope."""
+    os.environ["EDGEKD_CACHE_DIR"] = tempfile.mkdtemp(prefix="edgekd-test-cache-")
 
 
 @pytest.fixture(autouse=True)
