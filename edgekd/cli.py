@@ -151,6 +151,15 @@ def profile(
     raise typer.Exit(EXIT_OK if report.fits else EXIT_VIOLATION)
 
 
+def _print_listing(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 @app.command()
 @_user_errors
 def recipes():
@@ -159,15 +168,12 @@ def recipes():
 
     from edgekd.paths import list_named_files
 
-    table = Table(title="recipes")
-    for column in ("name", "teacher", "student", "data", "file"):
-        table.add_column(column)
+    rows = []
     for path in list_named_files("recipes"):
         raw = yaml.safe_load(path.read_text()) or {}
-        table.add_row(path.stem, str((raw.get("teacher") or {}).get("name", "")),
-                      str((raw.get("student") or {}).get("name", "")), str((raw.get("data") or {}).get("name", "")),
-                      str(path))
-    console.print(table)
+        rows.append((path.stem, *(str((raw.get(section) or {}).get("name", "")) for section in
+                                  ("teacher", "student", "data")), str(path)))
+    _print_listing("recipes", ("name", "teacher", "student", "data", "file"), rows)
 
 
 @app.command()
@@ -177,13 +183,9 @@ def devices():
     from edgekd.profile.devices import shipped_devices
     from edgekd.units import format_bytes
 
-    table = Table(title="devices")
-    for column in ("name", "cpu", "RAM budget", "flash budget", "runtime"):
-        table.add_column(column)
-    for device in shipped_devices():
-        table.add_row(device.name, f"{device.cpu} {device.cores}×{device.clock_mhz:g} MHz",
-                      format_bytes(device.ram_budget), format_bytes(device.flash_budget), device.runtime)
-    console.print(table)
+    rows = [(d.name, f"{d.cpu} {d.cores}×{d.clock_mhz:g} MHz", format_bytes(d.ram_budget),
+             format_bytes(d.flash_budget), d.runtime) for d in shipped_devices()]
+    _print_listing("devices", ("name", "cpu", "RAM budget", "flash budget", "runtime"), rows)
 
 
 @app.callback(invoke_without_command=True)
