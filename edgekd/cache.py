@@ -1,11 +1,19 @@
-"""Teacher-embedding cache: teacher inference runs once per (teacher, weights, data) and is reused by every
-student trained on it (the offline-teacher idea: compute once, train many)."""
+"""Teacher-embedding cache: teacher inference runs once per (teacher, window) and is reused by every student
+trained on it (the offline-teacher idea: compute once, train many).
+
+Layout: `<cache root>/teacher/<teacher key>/` holds `teacher.json` (identity) and shards, each a float16 `.npy`
+(memory-mapped on read) with a `.json` index of its row keys and checksum. Rows are keyed by a content hash of each
+window, so a changed audio file invalidates only its own rows. A shard's index is written after its array, atomically:
+a killed run keeps every finished shard and the next run computes only what is missing, in the same batches.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,24 +24,68 @@ import torch
 from edgekd.data import Windows, resample
 from edgekd.paths import cache_root
 
+SHARD_ROWS = 256  # rows per shard: the unit of progress a killed run keeps
+_FLOAT16_MAX = 65000.0
+
 
 @dataclass
 class CachedEmbeddings:
     embeddings: np.ndarray  # (windows, teacher_dim) float32
-    directory: Path
-    hit: bool  # True when read from the cache, False when computed now
+    directory: Path | None
+    computed: int  # rows computed now (0: everything came from the cache)
+    reused: int
+
+    @property
+    def hit(self) -> bool:
+        return self.computed == 0
 
 
-def cache_key(teacher_identity: dict, windows: Windows) -> str:
-    payload = json.dumps({"teacher": teacher_identity, "data": windows.manifest_digest()}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+def teacher_directory(identity: dict) -> Path:
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_root() / "teacher" / key
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
+def _atomic_write(path: Path, write: Callable[[object], None], mode: str = "wb") -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, array)
+    with open(tmp, mode) as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def _checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_shards(directory: Path, verify: bool = True) -> tuple[dict[str, tuple[np.ndarray, int]], list[str]]:
+    """Row key → (shard array, row). Shards failing their checksum are reported and skipped."""
+    rows: dict[str, tuple[np.ndarray, int]] = {}
+    damaged = []
+    for index_path in sorted(directory.glob("shard-*.json")):
+        array_path = index_path.with_suffix(".npy")
+        try:
+            index = json.loads(index_path.read_text())
+            if not array_path.is_file() or (verify and _checksum(array_path) != index["sha256"]):
+                raise ValueError("checksum mismatch")
+            array = np.load(array_path, mmap_mode="r")
+            if array.shape[0] != len(index["keys"]):
+                raise ValueError("row count mismatch")
+        except (ValueError, KeyError, OSError):
+            damaged.append(array_path.name)
+            continue
+        for row, key in enumerate(index["keys"]):
+            rows[key] = (array, row)
+    return rows, damaged
+
+
+def _write_shard(directory: Path, keys: list[str], embeddings: np.ndarray) -> None:
+    dtype = np.float16 if np.abs(embeddings).max(initial=0) < _FLOAT16_MAX else np.float32
+    stem = f"shard-{time.time_ns():020d}"
+    array_path = directory / f"{stem}.npy"
+    _atomic_write(array_path, lambda h: np.save(h, embeddings.astype(dtype)))
+    index = {"keys": keys, "sha256": _checksum(array_path), "dtype": str(np.dtype(dtype))}
+    _atomic_write(directory / f"{stem}.json", lambda h: h.write(json.dumps(index)), mode="w")
 
 
 def teacher_embeddings(
@@ -43,27 +95,66 @@ def teacher_embeddings(
     batch_size: int = 16,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> CachedEmbeddings:
-    """Embeddings of every window by the teacher, from the cache when this exact teacher saw this exact data."""
+    """Every window's teacher embedding: cached rows are read, missing rows computed and cached."""
+    if hasattr(teacher, "lookup"):  # precomputed embeddings are their own cache
+        return CachedEmbeddings(teacher.lookup(windows.clip_ids, windows.starts), None, 0, len(windows))
     identity = teacher.identity()
-    directory = cache_root() / "teacher" / cache_key(identity, windows)
-    target = directory / "embeddings.npy"
-    if target.is_file():
-        embeddings = np.load(target, allow_pickle=False)
-        if embeddings.shape[0] == len(windows) and np.isfinite(embeddings).all():
-            return CachedEmbeddings(embeddings, directory, hit=True)
+    directory = teacher_directory(identity)
     directory.mkdir(parents=True, exist_ok=True)
-    teacher.to(device)
-    audio = resample(windows.audio, windows.sample_rate, teacher.sample_rate)
-    chunks = []
-    for start in range(0, len(audio), batch_size):
-        chunk = torch.from_numpy(audio[start : start + batch_size])
-        chunks.append(teacher.embed(chunk.to(device)).float().cpu().numpy())
-        if on_progress:
-            on_progress(min(start + batch_size, len(audio)), len(audio))
-    embeddings = np.concatenate(chunks).astype(np.float32)
-    _atomic_save(target, embeddings)
-    (directory / "index.json").write_text(
-        json.dumps({"teacher": identity, "windows": len(windows), "clip_ids": windows.clip_ids,
-                    "starts": windows.starts.tolist(), "dim": int(embeddings.shape[1])}, indent=1)
-    )
-    return CachedEmbeddings(embeddings, directory, hit=False)
+    meta = directory / "teacher.json"
+    if not meta.is_file():
+        _atomic_write(meta, lambda h: h.write(json.dumps({"identity": identity, "dim": teacher.dim}, indent=1)),
+                      mode="w")
+    keys = windows.row_keys()
+    cached, _ = read_shards(directory)
+    missing = [i for i, key in enumerate(keys) if key not in cached]
+    if missing:
+        teacher.to(device)
+        done = len(keys) - len(missing)
+        for start in range(0, len(missing), SHARD_ROWS):
+            rows = missing[start : start + SHARD_ROWS]
+            audio = resample(windows.audio[rows], windows.sample_rate, teacher.sample_rate)
+            chunks = []
+            for offset in range(0, len(rows), batch_size):
+                batch = torch.from_numpy(audio[offset : offset + batch_size]).to(device)
+                chunks.append(teacher.embed(batch).float().cpu().numpy())
+                if on_progress:
+                    on_progress(done + min(offset + batch_size, len(rows)), len(keys))
+            _write_shard(directory, [keys[i] for i in rows], np.concatenate(chunks))
+            done += len(rows)
+        cached, _ = read_shards(directory, verify=False)
+    embeddings = np.stack([cached[key][0][cached[key][1]] for key in keys]).astype(np.float32)
+    return CachedEmbeddings(embeddings, directory, computed=len(missing), reused=len(keys) - len(missing))
+
+
+@dataclass
+class CacheEntry:
+    key: str
+    directory: Path
+    identity: dict
+    rows: int
+    dim: int
+    size_bytes: int
+    damaged: list[str]
+
+
+def list_caches(verify: bool = False) -> list[CacheEntry]:
+    root = cache_root() / "teacher"
+    entries = []
+    for directory in sorted(root.glob("*")) if root.is_dir() else []:
+        meta_path = directory / "teacher.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"identity": {}, "dim": 0}
+        rows, damaged = read_shards(directory, verify=verify)
+        size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+        entries.append(CacheEntry(directory.name, directory, meta["identity"], len(rows), meta["dim"], size, damaged))
+    return entries
+
+
+def remove_cache(key: str) -> Path:
+    from edgekd.errors import EdgekdError
+
+    directory = cache_root() / "teacher" / key
+    if not key or "/" in key or not directory.is_dir():
+        raise EdgekdError(f"no teacher cache '{key}' under {cache_root() / 'teacher'} (see `edgekd cache ls`)")
+    shutil.rmtree(directory)
+    return directory

@@ -64,6 +64,7 @@ def distill(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory [default: runs/<recipe name>]"),
     resume: bool = typer.Option(False, help="continue an interrupted run from its last checkpoint"),
     force: bool = typer.Option(False, help="start over in a run directory that already holds a run"),
+    strict: bool = typer.Option(False, help="stop at the first unusable audio file instead of skipping it"),
 ):
     """Train a small student to approximate the teacher on the recipe's domain data."""
     from edgekd.config import load_recipe
@@ -91,7 +92,7 @@ def distill(
             progress.update(tasks["train"], status=f"loss {log.train_loss:.4g}  val cosine {log.val_cosine:.3f}")
 
         result = run_distill(
-            loaded, run_dir, resume=resume, force=force,
+            loaded, run_dir, resume=resume, force=force, strict=strict,
             hooks=Hooks(stage=lambda text: progress.console.print(f"[dim]· {text}[/]"),
                         teacher_progress=teacher_progress, step=step, epoch=epoch),
         )
@@ -186,6 +187,56 @@ def devices():
     rows = [(d.name, f"{d.cpu} {d.cores}×{d.clock_mhz:g} MHz", format_bytes(d.ram_budget),
              format_bytes(d.flash_budget), d.runtime) for d in shipped_devices()]
     _print_listing("devices", ("name", "cpu", "RAM budget", "flash budget", "runtime"), rows)
+
+
+@app.command()
+@_user_errors
+def teachers():
+    """List the teachers edgekd can distil from."""
+    from edgekd.teachers import TEACHERS
+
+    _print_listing("teachers", ("name", "description"), [(name, e.description) for name, e in TEACHERS.items()])
+
+
+cache_app = typer.Typer(help="See and clean the teacher-embedding caches.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("ls")
+@_user_errors
+def cache_ls():
+    """List teacher-embedding caches: teacher, rows, size."""
+    from edgekd.cache import list_caches
+    from edgekd.paths import cache_root
+    from edgekd.units import format_bytes
+
+    rows = [(e.key, e.identity.get("teacher", "?"), str(e.rows), str(e.dim), format_bytes(e.size_bytes))
+            for e in list_caches()]
+    _print_listing(f"teacher caches in {cache_root() / 'teacher'}", ("key", "teacher", "rows", "dim", "size"), rows)
+
+
+@cache_app.command("info")
+@_user_errors
+def cache_info(key: str = typer.Argument(..., help="cache key from `edgekd cache ls`")):
+    """Show one cache's teacher identity, and verify every shard's checksum."""
+    from edgekd.cache import list_caches
+
+    entry = next((e for e in list_caches(verify=True) if e.key == key), None)
+    if entry is None:
+        raise EdgekdError(f"no teacher cache '{key}' (see `edgekd cache ls`)")
+    console.print_json(json.dumps({"key": entry.key, "directory": str(entry.directory), "identity": entry.identity,
+                                   "rows": entry.rows, "dim": entry.dim, "size_bytes": entry.size_bytes,
+                                   "damaged_shards": entry.damaged}))
+
+
+@cache_app.command("rm")
+@_user_errors
+def cache_rm(keys: list[str] = typer.Argument(..., help="cache keys from `edgekd cache ls`")):
+    """Delete teacher caches."""
+    from edgekd.cache import remove_cache
+
+    for key in keys:
+        console.print(f"removed {remove_cache(key)}")
 
 
 @app.callback(invoke_without_command=True)

@@ -51,6 +51,7 @@ class Hooks:
 class DomainData:
     windows: Windows
     student_audio: np.ndarray  # windows resampled to the student's own rate
+    skipped: list[dict]  # audio files left out, with the reason
 
 
 @dataclass
@@ -60,13 +61,15 @@ class DistillResult:
     history: list[EpochLog] = field(default_factory=list)
 
 
-def load_domain_data(recipe: Recipe) -> DomainData:
-    clips = load_clips(recipe.data, recipe.seed)
+def load_domain_data(recipe: Recipe, sample_rate: int, strict: bool = False) -> DomainData:
+    """Windows of the recipe's data loaded at `sample_rate` (the teacher's, unless the data sets its own)."""
+    clips = load_clips(recipe.data, recipe.seed, sample_rate, strict)
     windows = make_windows(clips, recipe.window.seconds, recipe.window.hop_seconds)
     for split in ("train", "val", "test"):
         if len(windows.split_index(split)) == 0:
             raise EdgekdError(f"{recipe.source}: the data has no '{split}' windows; add clips or change the split")
-    return DomainData(windows, resample(windows.audio, windows.sample_rate, recipe.student.sample_rate))
+    student_audio = resample(windows.audio, windows.sample_rate, recipe.student.sample_rate)
+    return DomainData(windows, student_audio, clips.skipped)
 
 
 def load_run_recipe(run_dir: Path) -> Recipe:
@@ -96,12 +99,16 @@ def _size_profile(module: torch.nn.Module, example: torch.Tensor, input_name: st
     return facts
 
 
-def _teacher_profile(teacher, cache_dir: Path, window_seconds: float) -> dict:
-    """Teacher sizes, computed once per cache entry (exporting a large teacher takes a while)."""
-    path = cache_dir / "teacher_profile.json"
-    if path.is_file():
+def _teacher_profile(teacher, cache_dir: Path | None, window_seconds: float) -> dict | None:
+    """Teacher sizes, computed once per cache entry (exporting a large teacher takes a while); None for a teacher
+    edgekd cannot run (precomputed) or that is already an ONNX file (profile that file directly)."""
+    path = cache_dir / "teacher_profile.json" if cache_dir else None
+    if path and path.is_file():
         return json.loads(path.read_text())
-    module, example, runs_per_window = teacher.deployable(window_seconds)
+    deployable = teacher.deployable(window_seconds)
+    if deployable is None:
+        return None
+    module, example, runs_per_window = deployable
     facts = _size_profile(module, example, "input")
     facts["runs_per_window"] = runs_per_window
     facts["macs_per_window"] = facts["macs"] * runs_per_window
@@ -148,7 +155,7 @@ def _prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, force: bool) -
     saved.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
 
 
-def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = False,
+def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = False, strict: bool = False,
             hooks: Hooks | None = None) -> DistillResult:
     hooks = hooks or Hooks()
     started = time.perf_counter()
@@ -158,16 +165,21 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
     torch.manual_seed(recipe.seed)
     device = select_device(recipe.train.device)
 
-    hooks.stage("generating and windowing domain data")
-    data = load_domain_data(recipe)
+    teacher = build_teacher(recipe.teacher)
+    hooks.stage("loading and windowing domain data")
+    data = load_domain_data(recipe, teacher.sample_rate or recipe.student.sample_rate, strict)
+    if data.skipped:
+        hooks.stage(f"skipped {len(data.skipped)} unusable audio file(s), listed in metrics.json "
+                    f"(first: {data.skipped[0]['path']}: {data.skipped[0]['reason']})")
     windows = data.windows
     train, val, test = (windows.split_index(s) for s in ("train", "val", "test"))
 
     hooks.stage("teacher inference")
-    teacher = build_teacher(recipe.teacher)
     cached = teacher_embeddings(teacher, windows, device, on_progress=hooks.teacher_progress)
-    hooks.stage(("reused cached teacher embeddings from " if cached.hit else "cached teacher embeddings in ")
-                + str(cached.directory))
+    if cached.directory is not None:
+        hooks.stage(f"reused cached teacher embeddings from {cached.directory}" if cached.hit else
+                    f"cached teacher embeddings in {cached.directory} ({cached.computed} computed, "
+                    f"{cached.reused} reused)")
     teacher_facts = _teacher_profile(teacher, cached.directory, recipe.window.seconds)
 
     reduction = fit_reduction(recipe.reduction, cached.embeddings[train], recipe.seed)
@@ -190,8 +202,9 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
 
     hooks.stage("evaluating")
     metrics = _evaluate(recipe, data, cached.embeddings, reduction, targets, student, teacher_facts)
-    metrics["teacher"]["cache"] = "reused" if cached.hit else "computed"
-    metrics["teacher"]["cache_dir"] = str(cached.directory)
+    metrics["teacher"]["cache"] = {"computed": cached.computed, "reused": cached.reused,
+                                   "directory": str(cached.directory) if cached.directory else None}
+    metrics["skipped_audio"] = data.skipped
     metrics["training"] = {"epochs": len(history), "best_val_cosine": max(h.val_cosine for h in history),
                            "device": str(device), "seconds": round(time.perf_counter() - started, 1)}
     _write_json(run_dir / "metrics.json", metrics)
@@ -199,7 +212,7 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
 
 
 def _evaluate(recipe: Recipe, data: DomainData, teacher_raw: np.ndarray, reduction: Reduction,
-              targets: np.ndarray, student: torch.nn.Module, teacher_facts: dict) -> dict:
+              targets: np.ndarray, student: torch.nn.Module, teacher_facts: dict | None) -> dict:
     windows = data.windows
     train, val, test = (windows.split_index(s) for s in ("train", "val", "test"))
     student_out = predict(student, torch.from_numpy(data.student_audio)).numpy()
@@ -211,17 +224,18 @@ def _evaluate(recipe: Recipe, data: DomainData, teacher_raw: np.ndarray, reducti
         "recipe_digest": recipe.digest(),
         "seed": recipe.seed,
         "windows": {"train": len(train), "val": len(val), "test": len(test)},
-        "teacher": {"name": recipe.teacher.name, "dim": int(teacher_raw.shape[1]), **teacher_facts},
+        "teacher": {"name": recipe.teacher.name, "dim": int(teacher_raw.shape[1]), **(teacher_facts or {})},
         "reduction": {"method": reduction.method, "dim": reduction.dim,
                       "explained_variance": reduction.explained_variance},
         "student": {"name": recipe.student.name, "dim": reduction.dim, **student_facts},
         "fidelity": {"val": fidelity(student_out[val], targets[val]),
                      "test": fidelity(student_out[test], targets[test])},
     }
-    metrics["ratios"] = {
-        "storage": teacher_facts["storage_bytes"] / student_facts["storage_bytes"],
-        "activation": teacher_facts["activation_bytes"] / student_facts["activation_bytes"],
-    }
+    if teacher_facts:
+        metrics["ratios"] = {
+            "storage": teacher_facts["storage_bytes"] / student_facts["storage_bytes"],
+            "activation": teacher_facts["activation_bytes"] / student_facts["activation_bytes"],
+        }
     if windows.labels is not None:
         labels = windows.labels
         logmel = _logmel_statistics(student, data.student_audio)
@@ -230,6 +244,7 @@ def _evaluate(recipe: Recipe, data: DomainData, teacher_raw: np.ndarray, reducti
             return probe_accuracy(features[train], labels[train], features[test], labels[test], recipe.probe,
                                   recipe.seed)
 
+        metrics["probe_metric"] = "micro_auprc" if labels.ndim == 2 else "accuracy"
         metrics["probe"] = {
             "teacher": probe(teacher_raw),
             "teacher_reduced": probe(targets),

@@ -24,15 +24,21 @@ def fidelity(student: np.ndarray, target: np.ndarray) -> dict[str, float]:
 
 def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
                    config: ProbeConfig, seed: int) -> float:
-    """Accuracy of a standardised logistic-regression probe trained on frozen embeddings."""
+    """A standardised logistic-regression probe trained on frozen embeddings: accuracy for class labels,
+    micro-averaged AUPRC (SONYC-UST's metric) for multi-label (clips × tags) 0/1 labels."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import average_precision_score
+    from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=config.C, max_iter=config.max_iter,
-                                                                random_state=seed))
+    classifier = LogisticRegression(C=config.C, max_iter=config.max_iter, random_state=seed)
+    multi_label = train_y.ndim == 2
+    probe = make_pipeline(StandardScaler(), OneVsRestClassifier(classifier) if multi_label else classifier)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         probe.fit(train_x, train_y)
+    if multi_label:
+        return float(average_precision_score(test_y, probe.predict_proba(test_x), average="micro"))
     return float(probe.score(test_x, test_y))

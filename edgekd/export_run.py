@@ -25,7 +25,7 @@ class ExportResult:
 
 def export_run(run_dir: Path, out_dir: Path, calib_count: int = 64) -> ExportResult:
     student, recipe = load_student(run_dir)
-    data = load_domain_data(recipe)
+    data = load_domain_data(recipe, recipe.student.sample_rate)
     train, test = data.windows.split_index("train"), data.windows.split_index("test")
     # Calibration windows are spread over the training split so every class is seen.
     calib = data.student_audio[train[np.linspace(0, len(train) - 1, min(calib_count, len(train))).astype(int)]]

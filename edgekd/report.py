@@ -15,25 +15,27 @@ def distill_table(metrics: dict) -> Table:
     table.add_column(f"student ({student['name']})", justify="right")
     table.add_column("teacher / student", justify="right")
 
-    def ratio(key: str) -> str:
-        return f"{teacher[key] / student[key]:.1f}x" if student[key] else "—"
+    def size_row(label: str, key: str, fmt) -> None:
+        # a precomputed or ONNX teacher has no sizes here: `edgekd profile` its file instead
+        known = key in teacher and student[key]
+        table.add_row(label, fmt(teacher[key]) if key in teacher else "—", fmt(student[key]),
+                      f"{teacher[key] / student[key]:.1f}x" if known else "")
 
-    table.add_row("parameters", format_count(teacher["params"]), format_count(student["params"]), ratio("params"))
-    table.add_row("storage (FP32 ONNX)", format_bytes(teacher["storage_bytes"]),
-                  format_bytes(student["storage_bytes"]), ratio("storage_bytes"))
-    table.add_row("activation memory (peak)", format_bytes(teacher["activation_bytes"]),
-                  format_bytes(student["activation_bytes"]), ratio("activation_bytes"))
-    table.add_row("MACs per window", format_count(teacher["macs_per_window"]),
-                  format_count(student["macs_per_window"]), ratio("macs_per_window"))
+    size_row("parameters", "params", format_count)
+    size_row("storage (FP32 ONNX)", "storage_bytes", format_bytes)
+    size_row("activation memory (peak)", "activation_bytes", format_bytes)
+    size_row("MACs per window", "macs_per_window", format_count)
     table.add_row("embedding dim", f"{teacher['dim']} → PCA {metrics['reduction']['dim']}", str(student["dim"]), "")
     for split in ("val", "test"):
         fid = metrics["fidelity"][split]
         table.add_row(f"{split} fidelity (cosine / R²)", "1 (reference)", f"{fid['cosine']:.3f} / {fid['r2']:.3f}", "")
     if "probe" in metrics:
         probe = metrics["probe"]
-        table.add_row("test probe accuracy", f"{probe['teacher']:.1%} (PCA: {probe['teacher_reduced']:.1%})",
-                      f"{probe['student']:.1%}", "")
-        table.add_row("  log-mel statistics baseline", f"{probe['logmel_baseline']:.1%}", "", "")
+        auprc = metrics.get("probe_metric") == "micro_auprc"
+        fmt = "{:.3f}".format if auprc else "{:.1%}".format
+        table.add_row(f"test probe {'micro-AUPRC' if auprc else 'accuracy'}",
+                      f"{fmt(probe['teacher'])} (PCA: {fmt(probe['teacher_reduced'])})", fmt(probe["student"]), "")
+        table.add_row("  log-mel statistics baseline", fmt(probe["logmel_baseline"]), "", "")
     return table
 
 

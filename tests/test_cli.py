@@ -30,7 +30,7 @@ def test_distill_writes_the_run_and_reports_teacher_vs_student(distilled):
                  "training_curves.png", "checkpoint.pt"):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["teacher"]["cache"] == "computed"
+    assert metrics["teacher"]["cache"]["computed"] == 40 and metrics["teacher"]["cache"]["reused"] == 0
     assert metrics["windows"] == {"train": 20, "val": 10, "test": 10}
     assert metrics["student"]["storage_bytes"] < metrics["teacher"]["storage_bytes"]
     assert 0 <= metrics["probe"]["student"] <= 1 and 0 <= metrics["probe"]["teacher"] <= 1
@@ -47,7 +47,8 @@ def test_second_run_reuses_the_teacher_cache_and_refuses_to_overwrite(distilled)
     again = run_cli("distill", recipe, "--out", run_dir.parent / "run2", EDGEKD_CACHE_DIR=cache)
     assert again.returncode == 0, again.stderr
     assert "reused cached teacher embeddings" in again.stderr
-    assert json.loads((run_dir.parent / "run2" / "metrics.json").read_text())["teacher"]["cache"] == "reused"
+    cache_use = json.loads((run_dir.parent / "run2" / "metrics.json").read_text())["teacher"]["cache"]
+    assert cache_use["computed"] == 0 and cache_use["reused"] == 40
     # same recipe, same seed → same result on CPU
     first = json.loads((run_dir / "metrics.json").read_text())["fidelity"]
     second = json.loads((run_dir.parent / "run2" / "metrics.json").read_text())["fidelity"]

@@ -34,32 +34,40 @@ class FrontendSpec:
         return asdict(self)
 
 
+def dft_kernels(n_fft: int) -> torch.Tensor:
+    """(2·bins, 1, n_fft) Conv1d kernels: periodic-Hann-windowed cos rows, then −sin rows, for bins 0..n_fft/2."""
+    n_bins = n_fft // 2 + 1
+    window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+    time = torch.arange(n_fft, dtype=torch.float64)
+    freq = torch.arange(n_bins, dtype=torch.float64)
+    phase = 2 * math.pi * freq[:, None] * time[None, :] / n_fft
+    return torch.cat([torch.cos(phase) * window, -torch.sin(phase) * window])[:, None, :].float()
+
+
+def power_spectrum(framed: torch.Tensor, kernels: torch.Tensor, hop: int) -> torch.Tensor:
+    """(batch, 1, padded samples) → (batch, bins, frames) |STFT|²."""
+    spectrum = nn.functional.conv1d(framed, kernels, stride=hop)
+    bins = kernels.shape[0] // 2
+    real, imag = spectrum[:, :bins], spectrum[:, bins:]
+    return real * real + imag * imag
+
+
 class LogMel(nn.Module):
     """(batch, samples) audio → (batch, n_mels, frames) log-mel power in dB."""
 
     def __init__(self, spec: FrontendSpec):
         super().__init__()
         self.spec = spec
-        n_bins = spec.n_fft // 2 + 1
-        window = torch.hann_window(spec.n_fft, periodic=True, dtype=torch.float64)
-        time = torch.arange(spec.n_fft, dtype=torch.float64)
-        freq = torch.arange(n_bins, dtype=torch.float64)
-        phase = 2 * math.pi * freq[:, None] * time[None, :] / spec.n_fft
         # Real and imaginary DFT rows stacked as output channels of one Conv1d.
-        kernels = torch.cat([torch.cos(phase) * window, -torch.sin(phase) * window])
-        self.register_buffer("dft", kernels[:, None, :].float(), persistent=False)
+        self.register_buffer("dft", dft_kernels(spec.n_fft), persistent=False)
         mel = librosa.filters.mel(
             sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin, fmax=spec.fmax
         )
         self.register_buffer("mel", torch.from_numpy(np.asarray(mel, dtype=np.float32)), persistent=False)
-        self.n_bins = n_bins
 
     def power(self, audio: torch.Tensor) -> torch.Tensor:
         pad = self.spec.n_fft // 2
-        framed = nn.functional.pad(audio[:, None, :], (pad, pad))
-        spectrum = nn.functional.conv1d(framed, self.dft, stride=self.spec.hop_length)
-        real, imag = spectrum[:, : self.n_bins], spectrum[:, self.n_bins :]
-        return real * real + imag * imag
+        return power_spectrum(nn.functional.pad(audio[:, None, :], (pad, pad)), self.dft, self.spec.hop_length)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         mel = torch.matmul(self.mel, self.power(audio))

@@ -219,7 +219,8 @@ def _split_assignment(count: int, fractions, rng) -> np.ndarray:
     return labels[rng.permutation(count)]
 
 
-def synthetic_urban_clips(config: SyntheticUrbanConfig, seed: int) -> Clips:
+def synthetic_urban_clips(config: SyntheticUrbanConfig, sample_rate: int, report, seed: int) -> Clips:
+    """Generated at the config's own rate (`sample_rate` is not used); nothing to skip (`report`)."""
     sr = config.sample_rate
     n = int(round(config.clip_seconds * sr))
     ids, audio, labels, splits = [], [], [], []

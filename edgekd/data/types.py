@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,9 +15,11 @@ class Clips:
     ids: list[str]
     audio: list[np.ndarray]  # mono float32 at sample_rate, one array per clip
     sample_rate: int
-    labels: np.ndarray | None  # int class index per clip, or None for unlabelled domain audio
+    labels: np.ndarray | None  # class index per clip, (clips, tags) 0/1 for multi-label, None when unlabelled
     class_names: list[str]
     splits: np.ndarray  # one of SPLITS per clip
+    groups: list[str] | None = None  # sensor, source or fold of each clip
+    skipped: list[dict] = field(default_factory=list)  # files left out, with the reason
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Windows:
     labels: np.ndarray | None
     class_names: list[str]
     splits: np.ndarray
+    groups: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -36,19 +39,19 @@ class Windows:
     def split_index(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.splits == split)
 
-    def manifest_digest(self) -> str:
-        """Identity of the exact audio windows, for the teacher-embedding cache key."""
-        digest = hashlib.sha256()
-        digest.update(f"{self.sample_rate}:{self.audio.shape}".encode())
-        digest.update(np.ascontiguousarray(self.audio).tobytes())
-        return digest.hexdigest()[:16]
+    def row_keys(self) -> list[str]:
+        """One content hash per window (audio and rate): the teacher-embedding cache's row key, so a changed file
+        invalidates only its own windows' rows."""
+        rate = str(self.sample_rate).encode()
+        return [hashlib.blake2b(rate + np.ascontiguousarray(row).tobytes(), digest_size=16).hexdigest()
+                for row in self.audio]
 
 
 def make_windows(clips: Clips, seconds: float, hop_seconds: float | None) -> Windows:
     """Cut every clip into windows of `seconds` (the last one zero-padded); clips shorter than one window give one."""
     length = int(round(seconds * clips.sample_rate))
     hop = int(round((hop_seconds or seconds) * clips.sample_rate))
-    ids, starts, chunks, labels, splits = [], [], [], [], []
+    ids, starts, chunks, labels, splits, groups = [], [], [], [], [], []
     for index, (clip_id, audio) in enumerate(zip(clips.ids, clips.audio)):
         count = 1 + max(0, int(np.ceil((len(audio) - length) / hop)))
         for w in range(count):
@@ -59,6 +62,7 @@ def make_windows(clips: Clips, seconds: float, hop_seconds: float | None) -> Win
             starts.append(w * hop / clips.sample_rate)
             chunks.append(chunk.astype(np.float32, copy=False))
             splits.append(clips.splits[index])
+            groups.append(clips.groups[index] if clips.groups else "")
             if clips.labels is not None:
                 labels.append(clips.labels[index])
     return Windows(
@@ -69,6 +73,7 @@ def make_windows(clips: Clips, seconds: float, hop_seconds: float | None) -> Win
         labels=np.asarray(labels, dtype=np.int64) if clips.labels is not None else None,
         class_names=clips.class_names,
         splits=np.asarray(splits),
+        groups=groups if clips.groups else None,
     )
 
 

