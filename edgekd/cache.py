@@ -108,10 +108,13 @@ def teacher_embeddings(
     keys = windows.row_keys()
     cached, _ = read_shards(directory)
     missing = [i for i, key in enumerate(keys) if key not in cached]
+    rank, world = _rank_and_world()
+    _barrier(world)  # every rank plans from the same listing before any rank writes
     if missing:
         teacher.to(device)
         done = len(keys) - len(missing)
-        for start in range(0, len(missing), SHARD_ROWS):
+        # under torchrun each rank computes every world-th shard; shards are files, so no gather is needed
+        for start in range(rank * SHARD_ROWS, len(missing), world * SHARD_ROWS):
             rows = missing[start : start + SHARD_ROWS]
             audio = resample(windows.audio[rows], windows.sample_rate, teacher.sample_rate)
             chunks = []
@@ -122,9 +125,25 @@ def teacher_embeddings(
                     on_progress(done + min(offset + batch_size, len(rows)), len(keys))
             _write_shard(directory, [keys[i] for i in rows], np.concatenate(chunks))
             done += len(rows)
+        _barrier(world)
         cached, _ = read_shards(directory, verify=False)
     embeddings = np.stack([cached[key][0][cached[key][1]] for key in keys]).astype(np.float32)
     return CachedEmbeddings(embeddings, directory, computed=len(missing), reused=len(keys) - len(missing))
+
+
+def _rank_and_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 @dataclass

@@ -202,6 +202,27 @@ cache_app = typer.Typer(help="See and clean the teacher-embedding caches.", no_a
 app.add_typer(cache_app, name="cache")
 
 
+@cache_app.command("build")
+@_user_errors
+def cache_build(
+    recipe: str = typer.Argument(..., help="recipe file or shipped recipe name"),
+    strict: bool = typer.Option(False, help="stop at the first unusable audio file instead of skipping it"),
+):
+    """Run the recipe's teacher over its data and fill the cache, without training. Under `torchrun` each process
+    computes its share of the rows."""
+    from edgekd.config import load_recipe
+    from edgekd.distill import build_cache
+    from edgekd.distributed import init_from_environment
+
+    rank = init_from_environment()
+    loaded = load_recipe(recipe)
+    with _progress() as progress:
+        task = progress.add_task("teacher inference (windows)", total=None, status="", visible=rank == 0)
+        cached = build_cache(loaded, strict, lambda done, total: progress.update(task, completed=done, total=total))
+    if rank == 0:
+        console.print(f"teacher cache {cached.directory}: {cached.computed} rows computed, {cached.reused} reused")
+
+
 @cache_app.command("ls")
 @_user_errors
 def cache_ls():

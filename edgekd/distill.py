@@ -22,6 +22,7 @@ from edgekd import __version__
 from edgekd.cache import teacher_embeddings
 from edgekd.config import Recipe, recipe_from_dict
 from edgekd.data import Windows, load_clips, make_windows, resample
+from edgekd.distributed import local_device
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import fidelity, probe_accuracy
 from edgekd.export import export_onnx
@@ -153,6 +154,13 @@ def _prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, force: bool) -
             (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+
+
+def build_cache(recipe: Recipe, strict: bool = False, on_progress=None):
+    """Teacher inference alone: fill the teacher-embedding cache for the recipe's data."""
+    teacher = build_teacher(recipe.teacher)
+    data = load_domain_data(recipe, teacher.sample_rate or recipe.student.sample_rate, strict)
+    return teacher_embeddings(teacher, data.windows, local_device(recipe.train.device), on_progress=on_progress)
 
 
 def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = False, strict: bool = False,

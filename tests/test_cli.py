@@ -1,6 +1,7 @@
 """Each command end to end through the real CLI, on a miniature recipe (40 one-second clips, CREPE tiny)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -91,3 +92,32 @@ def test_profile_bad_inputs_exit_2_with_one_line(tmp_path):
 def test_export_of_a_folder_that_is_not_a_run(tmp_path):
     result = run_cli("export", tmp_path)
     assert result.returncode == 2 and "not a run directory" in result.stderr
+
+
+def test_distill_unlabelled_domain_audio_with_a_python_teacher(tmp_path):
+    """SEA's case: a sensor network's recordings with no labels, and a teacher the user brings."""
+    import numpy as np
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    for sensor in ("s1", "s2"):
+        for i in range(12):
+            t = np.arange(16000 * 2) / 16000
+            audio = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 2000) * t) + 0.05 * rng.standard_normal(len(t))
+            (tmp_path / "audio" / sensor).mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(tmp_path / "audio" / sensor / f"{i}.wav"), audio, 16000)
+    (tmp_path / "audio" / "s1" / "broken.wav").write_bytes(b"not audio")
+    recipe = dict(MINI_RECIPE, data={"name": "folder", "root": str(tmp_path / "audio")},
+                  teacher={"name": "python", "factory": "tiny_models:tiny_embedder", "sample_rate": 8000},
+                  window={"seconds": 1.0, "hop_seconds": 0.5})
+    path = tmp_path / "sensors.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    tests = str(Path(__file__).parent)
+    result = run_cli("distill", path, "--out", tmp_path / "run", PYTHONPATH=tests)
+    assert result.returncode == 0, result.stderr
+    assert "skipped 1 unusable audio file" in result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "probe" not in metrics and metrics["skipped_audio"][0]["reason"].startswith("unreadable")
+    assert sum(metrics["windows"].values()) == 24 * 3  # 2 s files, 1 s windows every 0.5 s
+    strict = run_cli("distill", path, "--out", tmp_path / "strict", "--strict", PYTHONPATH=tests)
+    assert strict.returncode == 2 and "broken.wav" in strict.stderr

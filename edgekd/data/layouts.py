@@ -86,6 +86,13 @@ def _load_all(entries: list[tuple[Path, str, object, str, str]], config: _Layout
                  splits=np.asarray(splits), groups=groups, skipped=report.skipped)
 
 
+def _classes(rows: list[dict], id_column: str, name_column: str) -> tuple[list[str], dict[int, int]]:
+    """Class names in the dataset's id order, and each id's label index (ids present may have gaps)."""
+    names = {int(r[id_column]): r[name_column] for r in rows}
+    order = sorted(names)
+    return [names[i] for i in order], {i: position for position, i in enumerate(order)}
+
+
 def _fold_split(fold: int, config) -> str:
     return "test" if fold in config.test_folds else "val" if fold in config.val_folds else "train"
 
@@ -95,9 +102,8 @@ def urbansound8k_clips(config: UrbanSound8KConfig, sample_rate: int, report: Aud
     meta = root / "metadata" / "UrbanSound8K.csv"
     rows = _read_csv(meta)
     _require_columns(rows, {"slice_file_name", "fold", "classID", "class"}, meta)
-    names = {int(r["classID"]): r["class"] for r in rows}
-    class_names = [names[i] for i in sorted(names)]
-    entries = [(root / "audio" / f"fold{r['fold']}" / r["slice_file_name"], r["slice_file_name"], int(r["classID"]),
+    class_names, label_of = _classes(rows, "classID", "class")
+    entries = [(root / "audio" / f"fold{r['fold']}" / r["slice_file_name"], r["slice_file_name"], label_of[int(r["classID"])],
                 _fold_split(int(r["fold"]), config), f"fold{r['fold']}") for r in rows]
     return _load_all(entries, config, sample_rate, report, class_names)
 
@@ -107,9 +113,8 @@ def esc50_clips(config: Esc50Config, sample_rate: int, report: AudioReport, seed
     meta = root / "meta" / "esc50.csv"
     rows = _read_csv(meta)
     _require_columns(rows, {"filename", "fold", "target", "category"}, meta)
-    names = {int(r["target"]): r["category"] for r in rows}
-    class_names = [names[i] for i in sorted(names)]
-    entries = [(root / "audio" / r["filename"], r["filename"], int(r["target"]), _fold_split(int(r["fold"]), config),
+    class_names, label_of = _classes(rows, "target", "category")
+    entries = [(root / "audio" / r["filename"], r["filename"], label_of[int(r["target"])], _fold_split(int(r["fold"]), config),
                 f"fold{r['fold']}") for r in rows]
     return _load_all(entries, config, sample_rate, report, class_names)
 

@@ -10,6 +10,7 @@ mel kernels stored in the file equal cos × periodic-Hann and librosa's filterba
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,8 +61,10 @@ class KapreFrontend(nn.Module):
             self.pad = (0, 0)
         self.register_buffer("dft", dft_kernels(n_dft), persistent=False)
         if n_mels:
-            fb = librosa.filters.mel(sr=sample_rate, n_fft=n_dft, n_mels=n_mels, fmin=fmin,
-                                     fmax=fmax or sample_rate / 2, htk=htk, norm="slaney" if norm == 1 else None)
+            with warnings.catch_warnings():  # OpenL3's 256 mels at n_dft 2048 leave some filters empty, as in kapre
+                warnings.simplefilter("ignore", UserWarning)
+                fb = librosa.filters.mel(sr=sample_rate, n_fft=n_dft, n_mels=n_mels, fmin=fmin,
+                                         fmax=fmax or sample_rate / 2, htk=htk, norm="slaney" if norm == 1 else None)
             self.register_buffer("mel", torch.from_numpy(fb.astype(np.float32)), persistent=False)
         else:
             self.mel = None

@@ -1,0 +1,126 @@
+"""Real dataset layouts on tiny fixtures written in each dataset's own folder and CSV layout."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from edgekd.data import load_clips
+from edgekd.data.layouts import Esc50Config, FolderConfig, SonycUstConfig, UrbanSound8KConfig
+from edgekd.errors import EdgekdError
+
+
+def _tone(path: Path, rate: int = 22050, seconds: float = 1.0, channels: int = 1, freq: float = 440.0,
+          subtype: str = "PCM_16"):
+    t = np.arange(int(rate * seconds)) / rate
+    audio = 0.3 * np.sin(2 * np.pi * freq * t)
+    audio = np.repeat(audio[:, None], channels, axis=1) if channels > 1 else audio
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), audio, rate, subtype=subtype)
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def test_urbansound8k_official_folds_and_resampling(tmp_path):
+    rows = []
+    for fold in range(1, 11):
+        for class_id, name in ((0, "air_conditioner"), (3, "dog_bark")):
+            file = f"{fold}{class_id}-0-0-0.wav"
+            _tone(tmp_path / "audio" / f"fold{fold}" / file, rate=44100, freq=200 + 100 * class_id)
+            rows.append([file, "0", "0", "1", "1", fold, class_id, name])
+    _write_csv(tmp_path / "metadata" / "UrbanSound8K.csv",
+               ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"], rows)
+    clips = load_clips(UrbanSound8KConfig(root=str(tmp_path)), 0, 16000)
+    assert len(clips.ids) == 20 and clips.sample_rate == 16000 and len(clips.audio[0]) == 16000
+    assert clips.class_names == ["air_conditioner", "dog_bark"]
+    assert sorted(set(clips.labels.tolist())) == [0, 1]
+    assert (clips.splits == "test").sum() == 2 and (clips.splits == "val").sum() == 2
+    assert clips.groups[0] == "fold1"
+
+
+def test_esc50_layout(tmp_path):
+    rows = []
+    for fold in range(1, 6):
+        file = f"{fold}-100-A-0.wav"
+        _tone(tmp_path / "audio" / file, rate=44100, seconds=5.0)
+        rows.append([file, fold, 0, "dog", "True", 100, "A"])
+    _write_csv(tmp_path / "meta" / "esc50.csv", ["filename", "fold", "target", "category", "esc10", "src_file",
+                                                  "take"], rows)
+    clips = load_clips(Esc50Config(root=str(tmp_path)), 0, 8000)
+    assert len(clips.ids) == 5 and len(clips.audio[0]) == 40000
+    assert clips.splits.tolist() == ["train", "train", "train", "val", "test"]
+
+
+def test_sonyc_ust_multi_label_majority_vote(tmp_path):
+    header = ["split", "sensor_id", "audio_filename", "annotator_id", "1-1_small-sounding-engine_presence",
+              "1_engine_presence", "2_machinery-impact_presence"]
+    rows = [
+        ["train", "s1", "a.wav", "1", 1, 1, 0], ["train", "s1", "a.wav", "2", 1, 1, 1],
+        ["train", "s1", "a.wav", "3", 0, 1, 0],
+        ["validate", "s2", "b.wav", "1", 0, 0, 1], ["test", "s3", "c.wav", "0", 0, 1, 1],
+    ]
+    _write_csv(tmp_path / "annotations.csv", header, rows)
+    for name in ("a.wav", "b.wav", "c.wav"):
+        _tone(tmp_path / "audio" / name, rate=48000, seconds=10.0)
+    coarse = load_clips(SonycUstConfig(root=str(tmp_path)), 0, 8000)
+    assert coarse.class_names == ["1_engine", "2_machinery-impact"]
+    assert coarse.labels.tolist() == [[1, 0], [0, 1], [1, 1]]  # a: engine 3/3, impact 1/3 → absent
+    assert coarse.splits.tolist() == ["train", "val", "test"] and coarse.groups == ["s1", "s2", "s3"]
+    fine = load_clips(SonycUstConfig(root=str(tmp_path), level="fine"), 0, 8000)
+    assert fine.class_names == ["1-1_small-sounding-engine"] and fine.labels[:, 0].tolist() == [1, 0, 0]
+
+
+def _bad_files(folder: Path) -> dict[str, str]:
+    """One of each kind of unusable file, with the reason edgekd must give."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "corrupt.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    soundfile.write(str(folder / "empty.wav"), np.zeros((0,)), 16000)
+    soundfile.write(str(folder / "silent.wav"), np.zeros(16000), 16000)
+    nan = np.full(16000, 0.1, np.float32)
+    nan[100] = np.nan
+    soundfile.write(str(folder / "nan.wav"), nan, 16000, subtype="FLOAT")
+    _tone(folder / "surround.wav", channels=6)
+    return {"corrupt.wav": "unreadable", "empty.wav": "zero-length", "silent.wav": "all silent",
+            "nan.wav": "NaN or inf", "surround.wav": "6 channels"}
+
+
+def test_unlabelled_folder_skips_and_lists_bad_audio(tmp_path):
+    for i in range(6):
+        _tone(tmp_path / "sensor-a" / f"{i}.flac", rate=48000, freq=300 + 50 * i)
+    _tone(tmp_path / "sensor-b" / "x.ogg", rate=32000, subtype="VORBIS", channels=2)
+    expected = _bad_files(tmp_path / "bad")
+    clips = load_clips(FolderConfig(root=str(tmp_path)), 0, 16000)
+    assert clips.labels is None and len(clips.ids) == 7
+    assert all(len(a) == 16000 and a.dtype == np.float32 for a in clips.audio)
+    reasons = {Path(s["path"]).name: s["reason"] for s in clips.skipped}
+    assert set(reasons) == set(expected)
+    for name, reason in expected.items():
+        assert reason in reasons[name], (name, reasons[name])
+    with pytest.raises(EdgekdError, match=r"\(--strict\)"):
+        load_clips(FolderConfig(root=str(tmp_path)), 0, 16000, strict=True)
+
+
+def test_folder_with_labels_csv(tmp_path):
+    for i in range(4):
+        _tone(tmp_path / f"{i}.wav", freq=200 + 100 * i)
+    _write_csv(tmp_path / "labels.csv", ["path", "label", "group", "split"],
+               [["0.wav", "bird", "g1", "train"], ["1.wav", "car", "g1", "train"], ["2.wav", "bird", "g2", "val"],
+                ["3.wav", "car", "g2", "test"]])
+    clips = load_clips(FolderConfig(root=str(tmp_path), labels_csv=str(tmp_path / "labels.csv")), 0, 16000)
+    assert clips.class_names == ["bird", "car"] and clips.labels.tolist() == [0, 1, 0, 1]
+    assert clips.splits.tolist() == ["train", "train", "val", "test"] and clips.groups == ["g1", "g1", "g2", "g2"]
+
+
+def test_missing_metadata_is_a_one_line_error(tmp_path):
+    with pytest.raises(EdgekdError, match="metadata file not found"):
+        load_clips(UrbanSound8KConfig(root=str(tmp_path)), 0, 16000)
+    with pytest.raises(EdgekdError, match="folder not found"):
+        load_clips(FolderConfig(root=str(tmp_path / "nope")), 0, 16000)

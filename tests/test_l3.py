@@ -1,0 +1,123 @@
+"""The L3-Net Keras-HDF5 importer: the published SEA student (when ../shared is present) and an OpenL3-layout file."""
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from edgekd.errors import EdgekdError
+from edgekd.export import export_onnx, run_onnx
+from edgekd.teachers.l3 import L3Config, L3Teacher, load_l3, trainable_parameters
+
+SEA = Path(__file__).resolve().parents[2] / "shared" / "models" / "edgel3_sea_ust_audio_emb_64.h5"
+needs_sea = pytest.mark.skipif(not SEA.is_file(), reason="../shared/models/edgel3_sea_ust_audio_emb_64.h5 absent")
+
+
+def _noisy(n, samples, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / 8000
+    tones = np.sin(2 * np.pi * rng.uniform(100, 3000, (n, 1)) * t) * rng.uniform(0.05, 0.5, (n, 1))
+    return torch.from_numpy((tones + 0.05 * rng.standard_normal((n, samples))).astype(np.float32))
+
+
+@needs_sea
+def test_sea_student_loads_with_published_size_and_embeds_deterministically():
+    net = load_l3(SEA)
+    assert trainable_parameters(net) == 398_306
+    audio = _noisy(4, 8000)
+    with torch.no_grad():
+        first, second = net(audio), net(audio)
+    assert first.shape == (4, 64) and torch.isfinite(first).all() and torch.equal(first, second)
+    assert float(first.abs().sum()) > 0
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 9 and all(abs(bn.eps - 1e-3) < 1e-9 for bn in bns)
+
+
+@needs_sea
+def test_sea_front_end_rebuilt_equals_the_stored_kernels():
+    net = load_l3(SEA)
+    front = net.layers[0]
+    assert front.pad == (432, 432)  # TF "same" at n_dft 1024, hop 160 → 50 frames for 1 s at 8 kHz
+    with h5py.File(SEA, "r") as f:
+        group = f["model_weights/melspectrogram_1/melspectrogram_1"]
+        real = group["real_kernels:0"][:, 0, 0, :]
+        imag = group["imag_kernels:0"][:, 0, 0, :]
+        mel = group["Variable:0"][:]
+    ours = front.dft[:, 0, :].numpy()
+    np.testing.assert_allclose(ours[:513].T, real, atol=1e-6)
+    np.testing.assert_allclose(ours[513:].T, imag, atol=1e-6)
+    np.testing.assert_allclose(front.mel.numpy().T, mel, atol=1e-6)
+    with torch.no_grad():
+        spec = front(_noisy(1, 8000))
+    assert spec.shape == (1, 1, 64, 50) and float(spec.max()) == 0.0 and float(spec.min()) >= -80.0
+
+
+@needs_sea
+def test_sea_exported_onnx_matches_pytorch(tmp_path):
+    net = load_l3(SEA)
+    audio = _noisy(8, 8000, seed=1)
+    path = export_onnx(net, audio[:1], tmp_path / "sea.onnx")
+    with torch.no_grad():
+        ref = net(audio).numpy()
+    out = run_onnx(path, audio.numpy())
+    cos = (out * ref).sum(1) / (np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1))
+    assert cos.min() > 0.9999
+
+
+def write_openl3_weights_only(path: Path, input_repr: str = "mel256", seed: int = 0) -> None:
+    """A weights-only .h5 in OpenL3's layout (random weights): layer groups at the root, no model_config."""
+    rng = np.random.default_rng(seed)
+    filters = [64, 64, 128, 128, 256, 256, 512, 512]
+    names = ["batch_normalization_1"]
+    layers = {"batch_normalization_1": _bn_weights(1, rng)}
+    c_in = 1
+    for i, c_out in enumerate(filters):
+        conv = "audio_embedding_layer" if i == 7 else f"conv2d_{i + 1}"
+        norm = f"batch_normalization_{i + 2}"
+        layers[conv] = {"kernel": (rng.standard_normal((3, 3, c_in, c_out)) * np.sqrt(2 / (9 * c_in))).astype(
+            np.float32), "bias": np.zeros(c_out, np.float32)}
+        layers[norm] = _bn_weights(c_out, rng)
+        names += [conv, norm]
+        c_in = c_out
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [n.encode() for n in names]
+        for name in names:
+            group = f.create_group(name)
+            group.attrs["weight_names"] = [f"{name}/{w}:0".encode() for w in layers[name]]
+            for w, value in layers[name].items():
+                group.create_dataset(f"{name}/{w}:0", data=value)
+
+
+def _bn_weights(channels, rng):
+    return {"gamma": np.ones(channels, np.float32), "beta": np.zeros(channels, np.float32),
+            "moving_mean": rng.normal(0, 0.1, channels).astype(np.float32),
+            "moving_variance": rng.uniform(0.5, 2, channels).astype(np.float32)}
+
+
+def test_openl3_layout_from_weights_only_file(tmp_path):
+    path = tmp_path / "openl3_audio_mel256_env.h5"
+    write_openl3_weights_only(path)
+    teacher = L3Teacher(L3Config(path=str(path), input_repr="mel256"))
+    params = trainable_parameters(teacher.net)
+    assert abs(params - 4.69e6) / 4.69e6 < 0.01, params  # OpenL3 / L3-Net audio: about 4.69 M
+    assert teacher.sample_rate == 48000 and teacher.dim == 512
+    with torch.no_grad():
+        spec = teacher.net.layers[0](torch.randn(1, 48000) * 0.1)
+    assert spec.shape == (1, 1, 256, 199)  # 256 mels; TF "same" at hop 242 → ceil(48000 / 242) frames
+    emb = teacher.embed(torch.randn(2, 96000) * 0.1)  # a 2 s window: two 1 s segments averaged
+    assert emb.shape == (2, 512) and torch.isfinite(emb).all()
+    wide = L3Teacher(L3Config(path=str(path), input_repr="mel256", embedding_size=6144))
+    assert wide.dim == 6144
+
+
+def test_l3_without_a_file_says_which_file_is_needed(tmp_path):
+    with pytest.raises(EdgekdError, match="openl3_audio_mel256_music.h5"):
+        L3Teacher(L3Config())
+    with pytest.raises(EdgekdError, match="file not found"):
+        L3Teacher(L3Config(path=str(tmp_path / "none.h5")))
+    broken = tmp_path / "broken.h5"
+    broken.write_text("not hdf5")
+    with pytest.raises(EdgekdError, match="not a readable HDF5 file"):
+        L3Teacher(L3Config(path=str(broken)))

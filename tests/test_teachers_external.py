@@ -1,0 +1,82 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.cache import teacher_embeddings
+from edgekd.data import load_clips, make_windows
+from edgekd.data.synthetic import SyntheticUrbanConfig
+from edgekd.errors import EdgekdError
+from edgekd.export import cosine_rows, export_onnx
+from edgekd.teachers import build_teacher
+from edgekd.teachers.external import (
+    OnnxTeacherConfig,
+    PrecomputedTeacherConfig,
+    PythonTeacherConfig,
+    TorchScriptTeacherConfig,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_models import tiny_embedder  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def windows():
+    clips = load_clips(SyntheticUrbanConfig(clips_per_class=3, sample_rate=8000), 0, 8000)
+    return make_windows(clips, 1.0, None)
+
+
+def test_onnx_and_pytorch_forms_of_one_network_cache_the_same_embeddings(tmp_path, windows):
+    onnx_path = export_onnx(tiny_embedder(), torch.zeros(1, 8000), tmp_path / "tiny.onnx", {"sample_rate": 8000})
+    from_python = build_teacher(PythonTeacherConfig(factory="tiny_models:tiny_embedder", sample_rate=8000))
+    from_onnx = build_teacher(OnnxTeacherConfig(path=str(onnx_path)))  # rate read from the model's metadata
+    assert from_onnx.sample_rate == 8000 and from_onnx.input_samples == 8000 and from_onnx.dim == 16
+    a = teacher_embeddings(from_python, windows, torch.device("cpu")).embeddings
+    b = teacher_embeddings(from_onnx, windows, torch.device("cpu")).embeddings
+    assert a.shape == b.shape == (30, 16)
+    assert cosine_rows(a, b).min() > 0.999
+
+
+def test_torchscript_and_torch_export_programs(tmp_path, windows):
+    net = tiny_embedder()
+    torch.jit.save(torch.jit.trace(net, torch.zeros(2, 8000)), str(tmp_path / "tiny.pt"))
+    torch.export.save(torch.export.export(net, (torch.zeros(2, 8000),),
+                                          dynamic_shapes=({0: torch.export.Dim("b", min=1, max=64)},)),
+                      str(tmp_path / "tiny.pt2"))
+    audio = torch.from_numpy(windows.audio[:4])
+    with torch.no_grad():
+        ref = net(audio)
+    for name in ("tiny.pt", "tiny.pt2"):
+        teacher = build_teacher(TorchScriptTeacherConfig(path=str(tmp_path / name), sample_rate=8000))
+        assert torch.allclose(teacher.embed(audio), ref, atol=1e-5), name
+
+
+def test_precomputed_embeddings_by_clip_and_start(tmp_path, windows):
+    vectors = np.random.default_rng(0).standard_normal((len(windows), 5)).astype(np.float32)
+    np.savez(tmp_path / "emb.npz", clip_ids=np.array(windows.clip_ids), starts=windows.starts, embeddings=vectors)
+    rows = ["clip_id,start," + ",".join(f"v{i}" for i in range(5))]
+    rows += [f"{c},{s},{','.join(map(str, v))}" for c, s, v in zip(windows.clip_ids, windows.starts, vectors)]
+    (tmp_path / "emb.csv").write_text("\n".join(rows))
+    for name in ("emb.npz", "emb.csv"):
+        teacher = build_teacher(PrecomputedTeacherConfig(path=str(tmp_path / name)))
+        got = teacher_embeddings(teacher, windows, torch.device("cpu"))
+        np.testing.assert_allclose(got.embeddings, vectors, rtol=1e-6)
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, clip_ids=np.array(windows.clip_ids[:3]), starts=windows.starts[:3], embeddings=vectors[:3])
+    with pytest.raises(EdgekdError, match="no embedding for 27 of 30 windows"):
+        teacher_embeddings(build_teacher(PrecomputedTeacherConfig(path=str(partial))), windows, torch.device("cpu"))
+
+
+def test_missing_inputs_are_one_line_errors(tmp_path):
+    with pytest.raises(EdgekdError, match="needs key 'teacher.path'"):
+        build_teacher(OnnxTeacherConfig())
+    with pytest.raises(EdgekdError, match="cannot import 'no_such_module:f'"):
+        build_teacher(PythonTeacherConfig(factory="no_such_module:f", sample_rate=8000))
+    with pytest.raises(EdgekdError, match="needs key 'teacher.sample_rate'"):
+        build_teacher(PythonTeacherConfig(factory="tiny_models:tiny_embedder"))
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("text")
+    with pytest.raises(EdgekdError, match="onnxruntime cannot load"):
+        build_teacher(OnnxTeacherConfig(path=str(bad), sample_rate=8000))
