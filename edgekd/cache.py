@@ -116,19 +116,37 @@ def teacher_embeddings(
         # under torchrun each rank computes every world-th shard; shards are files, so no gather is needed
         for start in range(rank * SHARD_ROWS, len(missing), world * SHARD_ROWS):
             rows = missing[start : start + SHARD_ROWS]
-            audio = resample(windows.audio[rows], windows.sample_rate, teacher.sample_rate)
             chunks = []
-            for offset in range(0, len(rows), batch_size):
-                batch = torch.from_numpy(audio[offset : offset + batch_size]).to(device)
-                chunks.append(teacher.embed(batch).float().cpu().numpy())
+            for batch in _loader(windows, rows, teacher.sample_rate, batch_size, device):
+                chunks.append(teacher.embed(batch.to(device, non_blocking=True)).float().cpu().numpy())
                 if on_progress:
-                    on_progress(done + min(offset + batch_size, len(rows)), len(keys))
+                    on_progress(done + sum(len(c) for c in chunks), len(keys))
             _write_shard(directory, [keys[i] for i in rows], np.concatenate(chunks))
             done += len(rows)
         _barrier(world)
         cached, _ = read_shards(directory, verify=False)
     embeddings = np.stack([cached[key][0][cached[key][1]] for key in keys]).astype(np.float32)
     return CachedEmbeddings(embeddings, directory, computed=len(missing), reused=len(keys) - len(missing))
+
+
+class _ResampledWindows(torch.utils.data.Dataset):
+    def __init__(self, windows: Windows, rows: list[int], sample_rate: int):
+        self.windows, self.rows, self.sample_rate = windows, rows, sample_rate
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        row = self.windows.audio[self.rows[index]][None]
+        return torch.from_numpy(resample(row, self.windows.sample_rate, self.sample_rate)[0])
+
+
+def _loader(windows: Windows, rows: list[int], sample_rate: int, batch_size: int, device: torch.device):
+    """Batches in row order (so a resumed run batches exactly as an uninterrupted one). On CUDA, worker processes
+    resample while the GPU runs the teacher, into pinned memory; on the CPU the teacher needs every core."""
+    workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
+    return torch.utils.data.DataLoader(_ResampledWindows(windows, rows, sample_rate), batch_size=batch_size,
+                                       shuffle=False, num_workers=workers, pin_memory=device.type == "cuda")
 
 
 def _rank_and_world() -> tuple[int, int]:

@@ -40,6 +40,9 @@ def test_devices_and_recipes_commands_list_what_ships():
     assert devices.returncode == 0 and "stm32h7" in devices.stdout and "raspberry-pi-4" in devices.stdout
     recipes = run_cli("recipes")
     assert recipes.returncode == 0 and "demo" in recipes.stdout
+    teachers = run_cli("teachers")
+    for name in ("crepe", "l3", "onnx", "torchscript", "python", "precomputed"):
+        assert name in teachers.stdout
     helped = run_cli("--help")
-    for command in ("distill", "export", "profile", "recipes", "devices"):
+    for command in ("distill", "export", "profile", "recipes", "devices", "teachers", "cache"):
         assert command in helped.stdout
