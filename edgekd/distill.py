@@ -95,8 +95,7 @@ def _size_profile(module: torch.nn.Module, example: torch.Tensor, input_name: st
     """The same graph analysis `edgekd profile` runs, on an FP32 ONNX export made for the purpose."""
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(module, example, Path(tmp) / "model.onnx", input_name=input_name)
-        facts = analyse_graph(path)
-    facts.pop("top_nodes")
+        facts, _ = analyse_graph(path)
     return facts
 
 

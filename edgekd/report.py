@@ -50,29 +50,61 @@ def export_table(rows) -> Table:
 
 
 def profile_table(report) -> Table:
-    table = Table(title=f"profile: {report.model}")
+    table = Table(title=f"profile: {report.model} ({report.graph} graph)")
     table.add_column("")
     table.add_column("value", justify="right")
     table.add_column("budget", justify="right")
     table.add_column("", justify="left")
-    budgets = {}
+    budgets: dict[str, list] = {}
     for check in report.checks:
         budgets.setdefault(check.name, []).append(check)
 
-    def budget_cells(name: str) -> tuple[str, str]:
+    def budget_cells(name: str, fmt=format_bytes) -> tuple[str, str]:
         checks = budgets.get(name, [])
         if not checks:
             return "", ""
-        limit = min(c.limit for c in checks)
         ok = all(c.passed for c in checks)
-        return format_bytes(limit), "[green]fits[/]" if ok else "[red]OVER[/]"
+        return fmt(min(c.limit for c in checks)), "[green]fits[/]" if ok else "[red]OVER[/]"
 
+    dtypes = ", ".join(f"{k} {format_bytes(v)}" for k, v in report.bytes_by_dtype.items())
     table.add_row("parameters", format_count(report.params), "", "")
-    table.add_row("storage (flash)", format_bytes(report.storage_bytes), *budget_cells("flash"))
-    table.add_row("activation memory (RAM, peak live)", format_bytes(report.activation_bytes), *budget_cells("ram"))
-    table.add_row("largest activation tensor", format_bytes(report.largest_tensor_bytes), "", "")
-    table.add_row("MACs", format_count(report.macs), "", "")
+    if report.frontend_params:
+        table.add_row("  network (without front-end constants)", format_count(report.params - report.frontend_params),
+                      "", "")
+        table.add_row("  front-end constants (DFT, mel)", f"{format_count(report.frontend_params)}, "
+                      f"{format_bytes(report.frontend_bytes)}", "", "")
+    table.add_row("storage (flash): file", format_bytes(report.storage_bytes), *budget_cells("flash"))
+    table.add_row("  weights by dtype", dtypes, "", "")
+    table.add_row("  zipped (compressed image)", format_bytes(report.zipped_bytes), "", "")
+    table.add_row("MACs", format_count(report.macs), *budget_cells("macs", format_count))
+    table.add_row("activation memory (RAM): peak live", format_bytes(report.activation_bytes), *budget_cells("ram"))
+    table.add_row("  1. largest single tensor", format_bytes(report.largest_tensor_bytes), "",
+                  "[dim]what papers report[/]")
+    table.add_row("  2. largest node working set", format_bytes(report.working_set_bytes), "",
+                  "[dim]inputs+outputs of one node[/]")
+    table.add_row("  3. peak live over execution order", format_bytes(report.activation_bytes), "",
+                  "[dim]freed after last use[/]")
+    table.add_row("  4. arena, greedy-by-size offsets", format_bytes(report.arena_bytes), "",
+                  f"[dim]TFLM-style plan, fragmentation {report.fragmentation:.1%}[/]")
+    if report.measured_peak_bytes is not None:
+        table.add_row("  onnxruntime arena in use (measured)", format_bytes(report.measured_peak_bytes), "",
+                      "[dim]x86 kernels, scratch included[/]")
     if report.latency_ms is not None:
         table.add_row("latency on this host (median / p90)", f"{report.latency_ms:.3f} / {report.latency_p90_ms:.3f} ms",
-                      "", "")
+                      *budget_cells("latency", lambda v: f"{v:g} ms"))
+    if "ops" in budgets:
+        table.add_row("operators unsupported by the runtime", str(len(report.unsupported)), "0", budget_cells("ops")[1])
+    return table
+
+
+def top_nodes_table(report) -> Table:
+    table = Table(title="top nodes")
+    for column in ("by memory (live bytes)", "", "by MACs", ""):
+        table.add_column(column)
+    memory, macs = report.top_memory, report.top_macs
+    for i in range(max(len(memory), len(macs))):
+        m = memory[i] if i < len(memory) else None
+        c = macs[i] if i < len(macs) else None
+        table.add_row(f"{m['op']} {m['node']}" if m else "", format_bytes(m["live_bytes"]) if m else "",
+                      f"{c['op']} {c['node']}" if c else "", format_count(c["macs"]) if c else "")
     return table

@@ -8,7 +8,8 @@ from edgekd.units import parse_size
 
 def test_shipped_devices_have_budgets_and_sources():
     devices = {d.name: d for d in shipped_devices()}
-    assert {"stm32h7", "esp32-s3", "raspberry-pi-zero-2w", "raspberry-pi-4"} <= set(devices)
+    assert {"stm32h7", "stm32l4r5", "esp32-s3", "nrf52840", "raspberry-pi-zero-2w", "raspberry-pi-4",
+            "jetson-orin-nano"} <= set(devices)
     stm = devices["stm32h7"]
     assert stm.ram == 1024 * 1024 and stm.flash == 2 * 1024 * 1024
     assert 0 < stm.ram_budget < stm.ram and 0 < stm.flash_budget < stm.flash

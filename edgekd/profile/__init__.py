@@ -6,39 +6,62 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edgekd.profile.devices import DeviceProfile, load_device
-from edgekd.profile.graph import load_model, parameter_count, storage_bytes
-from edgekd.profile.memory import optimised_graph_run, plan_memory
-from edgekd.profile.runtime import measure_latency
+from edgekd.profile.graph import (
+    bytes_by_dtype,
+    frontend_constants,
+    load_model,
+    parameter_count,
+    storage_bytes,
+    zipped_bytes,
+)
+from edgekd.profile.memory import MemoryPlan, optimised_graph_run, plan_memory
+from edgekd.profile.runtime import measure_latency, measure_session_memory
+from edgekd.profile.runtimes import RUNTIME_OPS
 
 
 @dataclass
 class Check:
-    name: str  # "flash" or "ram"
-    limit: int
-    actual: int
+    name: str  # flash, ram, macs, latency or ops
+    limit: float
+    actual: float
     source: str  # where the limit comes from: a device budget or a command-line flag
+    detail: str = ""
 
     @property
     def passed(self) -> bool:
         return self.actual <= self.limit
 
     def describe(self) -> str:
-        return f"{self.name}: {self.actual} B > {self.limit} B ({self.source})"
+        unit = {"flash": " B", "ram": " B", "latency": " ms", "ops": " unsupported node(s)"}.get(self.name, "")
+        text = f"{self.name}: {self.actual:g}{unit} > {self.limit:g}{unit} ({self.source})"
+        return f"{text}: {self.detail}" if self.detail else text
 
 
 @dataclass
 class ProfileReport:
     model: str
     params: int
+    frontend_params: int  # of which: constants of the log-mel front-end (DFT, mel matrix)
+    frontend_bytes: int
     storage_bytes: int
+    zipped_bytes: int
+    bytes_by_dtype: dict[str, int]
     activation_bytes: int  # peak live bytes over onnxruntime's optimised graph
     largest_tensor_bytes: int
+    working_set_bytes: int
+    arena_bytes: int
+    fragmentation: float
     macs: int
+    graph: str  # "optimised" or "raw"
     latency_ms: float | None
     latency_p90_ms: float | None
+    measured_peak_bytes: int | None
     device: str | None
     checks: list[Check] = field(default_factory=list)
-    top_nodes: list[dict] = field(default_factory=list)
+    top_memory: list[dict] = field(default_factory=list)
+    top_macs: list[dict] = field(default_factory=list)
+    unsupported: list[dict] = field(default_factory=list)
+    plan: MemoryPlan | None = None
 
     @property
     def violations(self) -> list[Check]:
@@ -53,33 +76,53 @@ class ProfileReport:
         return {
             "model": self.model,
             "params": self.params,
+            "frontend_params": self.frontend_params,
+            "frontend_bytes": self.frontend_bytes,
             "storage_bytes": self.storage_bytes,
+            "zipped_bytes": self.zipped_bytes,
+            "bytes_by_dtype": self.bytes_by_dtype,
             "activation_bytes": self.activation_bytes,
             "largest_tensor_bytes": self.largest_tensor_bytes,
+            "working_set_bytes": self.working_set_bytes,
+            "arena_bytes": self.arena_bytes,
+            "fragmentation": self.fragmentation,
             "macs": self.macs,
+            "graph": self.graph,
             "latency_ms": self.latency_ms,
             "latency_p90_ms": self.latency_p90_ms,
+            "measured_peak_bytes": self.measured_peak_bytes,
             "device": self.device,
             "fits": self.fits,
             "checks": [asdict(c) | {"passed": c.passed} for c in self.checks],
             "violations": [c.describe() for c in self.violations],
+            "top_memory": self.top_memory,
+            "top_macs": self.top_macs,
+            "unsupported": self.unsupported,
         }
 
 
-def analyse_graph(model_path: Path) -> dict:
-    """Params, storage, MACs and activation memory: the graph-only part, shared with `distill`'s size table."""
+def analyse_graph(model_path: Path, raw: bool = False) -> tuple[dict, MemoryPlan]:
+    """Static facts and the memory plan: the graph-only part, shared with `distill`'s size table."""
     model = load_model(model_path)
-    run = optimised_graph_run(Path(model_path))
-    plan = plan_memory(run)
-    heaviest = sorted(plan.steps, key=lambda s: s.live_bytes, reverse=True)[:5]
-    return {
+    plan = plan_memory(optimised_graph_run(Path(model_path), optimise=not raw))
+    facts = {
         "params": parameter_count(model),
         "storage_bytes": storage_bytes(model_path, model),
         "activation_bytes": plan.peak_bytes,
         "largest_tensor_bytes": plan.largest_tensor_bytes,
+        "working_set_bytes": plan.working_set_bytes,
+        "arena_bytes": plan.arena_bytes,
         "macs": sum(s.macs for s in plan.steps),
-        "top_nodes": [{"node": s.name, "op": s.op_type, "live_bytes": s.live_bytes} for s in heaviest],
     }
+    return facts, plan
+
+
+def unsupported_nodes(model_path: Path, runtime: str) -> list[dict]:
+    ops = RUNTIME_OPS.get(runtime)
+    if ops is None:
+        return []
+    model = load_model(model_path)
+    return [{"node": n.name, "op": n.op_type} for n in model.graph.node if n.op_type not in ops]
 
 
 def profile_model(
@@ -87,30 +130,61 @@ def profile_model(
     device: str | DeviceProfile | None = None,
     max_flash: int | None = None,
     max_ram: int | None = None,
+    max_macs: float | None = None,
+    max_latency_ms: float | None = None,
     latency_runs: int = 20,
+    raw: bool = False,
 ) -> ProfileReport:
-    facts = analyse_graph(model_path)
+    facts, plan = analyse_graph(model_path, raw)
+    model = load_model(model_path)
     profile = load_device(device) if isinstance(device, str) else device
     checks = []
+    unsupported = []
     if profile is not None:
         checks.append(Check("flash", profile.flash_budget, facts["storage_bytes"], f"{profile.name} flash budget"))
         checks.append(Check("ram", profile.ram_budget, facts["activation_bytes"], f"{profile.name} RAM budget"))
-    if max_flash is not None:
-        checks.append(Check("flash", max_flash, facts["storage_bytes"], "--max-flash"))
-    if max_ram is not None:
-        checks.append(Check("ram", max_ram, facts["activation_bytes"], "--max-ram"))
-    latency = measure_latency(Path(model_path), profile.threads if profile else 1, runs=latency_runs) \
-        if latency_runs > 0 else None
+        unsupported = unsupported_nodes(model_path, profile.runtime)
+        ops = sorted({u["op"] for u in unsupported})
+        checks.append(Check("ops", 0, len(unsupported), f"{profile.runtime} operator set",
+                            f"{', '.join(ops)} (e.g. node {unsupported[0]['node']})" if unsupported else ""))
+    for name, limit, actual, flag in (("flash", max_flash, facts["storage_bytes"], "--max-flash"),
+                                      ("ram", max_ram, facts["activation_bytes"], "--max-ram"),
+                                      ("macs", max_macs, facts["macs"], "--max-macs")):
+        if limit is not None:
+            checks.append(Check(name, limit, actual, flag))
+    latency = measured = None
+    if latency_runs > 0:
+        threads = profile.threads if profile else 1
+        latency = measure_latency(Path(model_path), threads, runs=latency_runs)
+        measured = measure_session_memory(Path(model_path), threads)
+        if max_latency_ms is not None:
+            checks.append(Check("latency", max_latency_ms, latency["median_ms"], "--max-latency-ms",
+                                "median on this host"))
+    heaviest = sorted(plan.steps, key=lambda s: s.live_bytes, reverse=True)[:5]
+    costliest = sorted(plan.steps, key=lambda s: s.macs, reverse=True)[:5]
+    frontend_params, frontend_bytes = frontend_constants(model)
     return ProfileReport(
         model=str(model_path),
         params=facts["params"],
+        frontend_params=frontend_params,
+        frontend_bytes=frontend_bytes,
         storage_bytes=facts["storage_bytes"],
+        zipped_bytes=zipped_bytes(model_path),
+        bytes_by_dtype=bytes_by_dtype(model),
         activation_bytes=facts["activation_bytes"],
         largest_tensor_bytes=facts["largest_tensor_bytes"],
+        working_set_bytes=facts["working_set_bytes"],
+        arena_bytes=facts["arena_bytes"],
+        fragmentation=plan.fragmentation,
         macs=facts["macs"],
+        graph="raw" if raw else "optimised",
         latency_ms=latency["median_ms"] if latency else None,
         latency_p90_ms=latency["p90_ms"] if latency else None,
+        measured_peak_bytes=measured,
         device=profile.name if profile else None,
         checks=checks,
-        top_nodes=facts["top_nodes"],
+        top_memory=[{"node": s.name, "op": s.op_type, "live_bytes": s.live_bytes} for s in heaviest],
+        top_macs=[{"node": s.name, "op": s.op_type, "macs": s.macs} for s in costliest if s.macs],
+        unsupported=unsupported,
+        plan=plan,
     )

@@ -50,11 +50,31 @@ class GraphRun:
 
 
 @dataclass
+class Buffer:
+    name: str
+    size: int
+    first: int  # index of the node that produces it (0 for graph inputs)
+    last: int  # index of the last node that reads it
+    offset: int = 0  # placement in the arena
+
+
+@dataclass
 class MemoryPlan:
-    peak_bytes: int
-    largest_tensor_bytes: int
+    """Four activation-memory figures, smallest to largest claim on RAM:
+    largest_tensor_bytes ≤ working_set_bytes ≤ peak_bytes ≤ arena_bytes."""
+
+    largest_tensor_bytes: int  # the single largest activation (what SEA's paper reports as activation memory)
     largest_tensor: str
+    working_set_bytes: int  # the largest inputs + outputs of one node: a floor for any planner without in-place reuse
+    peak_bytes: int  # the most bytes live at once over the execution order
+    arena_bytes: int  # a real offset plan (greedy by size, as TFLite Micro plans its arena)
     steps: list[NodeStep]
+    buffers: list[Buffer]
+
+    @property
+    def fragmentation(self) -> float:
+        """How much the arena exceeds the peak live bytes (0 = a perfect plan)."""
+        return self.arena_bytes / self.peak_bytes - 1 if self.peak_bytes else 0.0
 
 
 def example_inputs(session: ort.InferenceSession, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -151,20 +171,63 @@ def plan_memory(run: GraphRun) -> MemoryPlan:
     for out in graph_outputs:
         if out in buffer_of:
             last[buffer_of[out]] = len(nodes) - 1
-    steps = []
+    buffers = [Buffer(b, size[b], first.get(b, 0), last.get(b, first.get(b, 0))) for b in size]
+    steps, working_set = [], 0
     for index, node in enumerate(nodes):
-        live = sum(size[b] for b in size if first.get(b, 0) <= index <= last.get(b, -1))
+        live = sum(b.size for b in buffers if b.first <= index <= b.last)
+        touched = {buffer_of[t] for t in (*node.input, *node.output) if t in buffer_of}
+        working_set = max(working_set, sum(size[b] for b in touched))
         steps.append(
             NodeStep(index, node.name or f"{node.op_type}_{index}", node.op_type, live,
                      sum(run.nbytes.get(o, 0) for o in node.output if o), node_macs(node, run.shapes))
         )
-    largest = max(size, key=size.get) if size else ""
+    largest = max(buffers, key=lambda b: b.size) if buffers else Buffer("", 0, 0, 0)
     return MemoryPlan(
+        largest_tensor_bytes=largest.size,
+        largest_tensor=largest.name,
+        working_set_bytes=working_set,
         peak_bytes=max((s.live_bytes for s in steps), default=0),
-        largest_tensor_bytes=size.get(largest, 0),
-        largest_tensor=largest,
+        arena_bytes=greedy_arena(buffers),
         steps=steps,
+        buffers=buffers,
     )
+
+
+_PLACEMENT_ORDERS = {
+    "size": lambda b: (-b.size, b.first),  # TensorFlow Lite Micro's GreedyMemoryPlanner
+    "size x lifetime": lambda b: (-b.size * (b.last - b.first + 1), b.first),
+    "first use": lambda b: (b.first, -b.size),
+    "lifetime": lambda b: (-(b.last - b.first), -b.size),
+}
+
+
+def _place(buffers: list[Buffer], order, alignment: int) -> int:
+    """Place buffers in `order`, each at the lowest aligned offset that overlaps no placed buffer whose lifetime
+    overlaps its own. Returns the arena size and sets each offset."""
+    placed: list[Buffer] = []
+    for buf in sorted(buffers, key=order):
+        conflicts = sorted((p for p in placed if p.first <= buf.last and buf.first <= p.last), key=lambda p: p.offset)
+        offset = 0
+        for other in conflicts:
+            if offset + buf.size <= other.offset:
+                break  # fits in the gap below this buffer
+            offset = max(offset, -(-(other.offset + other.size) // alignment) * alignment)
+        buf.offset = offset
+        placed.append(buf)
+    return max((b.offset + b.size for b in buffers), default=0)
+
+
+def greedy_arena(buffers: list[Buffer], alignment: int = 16) -> int:
+    """The smallest arena of first-fit greedy plans over a few placement orders, starting with TFLite Micro's
+    (largest first). Lifetimes that overlap never share bytes, so the result is never below the peak live bytes."""
+    best_size, best_offsets = None, None
+    for order in _PLACEMENT_ORDERS.values():
+        size = _place(buffers, order, alignment)
+        if best_size is None or size < best_size:
+            best_size, best_offsets = size, [b.offset for b in buffers]
+    for buf, offset in zip(buffers, best_offsets or []):
+        buf.offset = offset
+    return best_size or 0
 
 
 def _first_line(err: Exception) -> str:

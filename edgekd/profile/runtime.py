@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,3 +29,18 @@ def measure_latency(model_path: Path, threads: int, runs: int = 20, warmup: int 
         times.append((time.perf_counter() - start) * 1000)
     return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)), "runs": runs,
             "threads": threads}
+
+
+def measure_session_memory(model_path: Path, threads: int) -> int | None:
+    """Peak bytes onnxruntime's CPU arena had in use during one run, from its profiler's allocator counters."""
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "ort")
+        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        session.run(None, example_inputs(session))
+        events = json.loads(Path(session.end_profiling()).read_text())
+    peaks = [int(e["args"]["mem_in_use_peak"]) for e in events if "mem_in_use_peak" in e.get("args", {})]
+    return max(peaks) if peaks else None

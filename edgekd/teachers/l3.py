@@ -183,14 +183,14 @@ class _GlobalMaxPool(nn.Module):
         return x.amax(dim=(2, 3), keepdim=True)
 
 
-def _canonical_l3(weights: dict, names: list[str], fallback: L3Config) -> L3Net:
+def _canonical_l3(weights: dict, names: list[str], fallback: L3Config, front: dict | None = None) -> L3Net:
     """OpenL3's layout for weights-only files: BN, 4 blocks of 2×(conv, BN, ReLU), max-pools, embedding pool."""
     convs = [n for n in names if "kernel" in weights.get(n, {})]
     norms = [n for n in names if "moving_mean" in weights.get(n, {})]
     if len(convs) != 8 or len(norms) != 9:
         raise ModelError(f"weights-only file does not have the L3 layout (8 convs, 9 batch norms); "
                          f"found {len(convs)} and {len(norms)}")
-    front = _OPENL3_FRONTENDS[fallback.input_repr]
+    front = front or _OPENL3_FRONTENDS[fallback.input_repr]
     samples = fallback.sample_rate
     layers: list[nn.Module] = [KapreFrontend(fallback.sample_rate, samples, front["n_dft"], front["n_hop"],
                                              front["n_mels"], front["padding"]), _bn(weights[norms[0]], 1e-3)]
@@ -205,6 +205,27 @@ def _canonical_l3(weights: dict, names: list[str], fallback: L3Config) -> L3Net:
         layers.append(_GlobalMaxPool())
     layers.append(ChannelsLastFlatten())
     return L3Net(layers, fallback.sample_rate, samples)
+
+
+def random_l3(filters: tuple[int, ...] = (64, 64, 128, 128, 256, 256, 512, 512), sample_rate: int = 48000,
+              n_dft: int = 2048, n_hop: int = 242, n_mels: int | None = 256, seed: int = 0) -> L3Net:
+    """An L3-layout network with random (He-initialised) weights: the OpenL3 teacher by default; SEA's students with
+    their own filters and front-end (student 3: 8 kHz, n_dft 1024, hop 160, 64 mels, 32/32/64/64/128/128/64/64)."""
+    rng = np.random.default_rng(seed)
+
+    def bn(channels: int) -> dict:
+        return {"gamma": np.ones(channels, np.float32), "beta": np.zeros(channels, np.float32),
+                "moving_mean": np.zeros(channels, np.float32), "moving_variance": np.ones(channels, np.float32)}
+
+    weights, names, c_in = {"bn0": bn(1)}, ["bn0"], 1
+    for index, c_out in enumerate(filters):
+        kernel = rng.standard_normal((3, 3, c_in, c_out)).astype(np.float32) * np.sqrt(2 / (9 * c_in))
+        weights[f"conv{index}"] = {"kernel": kernel, "bias": np.zeros(c_out, np.float32)}
+        weights[f"bn{index + 1}"] = bn(c_out)
+        names += [f"conv{index}", f"bn{index + 1}"]
+        c_in = c_out
+    front = {"n_dft": n_dft, "n_hop": n_hop, "n_mels": n_mels, "padding": "same"}
+    return _canonical_l3(weights, names, L3Config(sample_rate=sample_rate), front).eval()
 
 
 def load_l3(path: Path, fallback: L3Config | None = None) -> L3Net:

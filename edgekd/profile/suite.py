@@ -1,0 +1,115 @@
+"""`edgekd check`: several models × devices with budgets from `edgekd.yaml` or `[tool.edgekd]` in pyproject.toml,
+and a regression gate against a baseline of earlier measurements."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from edgekd.config import StrictModel
+from edgekd.errors import EdgekdError
+from edgekd.profile import Check, ProfileReport, profile_model
+from edgekd.units import parse_size
+
+GATED_METRICS = ("storage_bytes", "activation_bytes", "macs")
+
+
+class ModelCheck(StrictModel):
+    model: str
+    devices: list[str] = Field(default_factory=list, description="device names or YAML paths")
+    max_flash: int | None = None
+    max_ram: int | None = None
+    max_macs: float | None = None
+    max_latency_ms: float | None = None
+
+    @field_validator("max_flash", "max_ram", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> int | None:
+        if value is None:
+            return None
+        try:
+            return parse_size(value)
+        except EdgekdError as err:
+            raise ValueError(str(err)) from None
+
+
+class SuiteConfig(StrictModel):
+    checks: list[ModelCheck] = Field(min_length=1)
+    max_growth_percent: float = Field(5.0, ge=0, description="largest growth over the baseline that still passes")
+
+
+def find_config(explicit: Path | None) -> tuple[Path, dict]:
+    """The file given, else edgekd.yaml, else pyproject.toml's [tool.edgekd], in the working directory."""
+    candidates = [explicit] if explicit else [Path("edgekd.yaml"), Path("pyproject.toml")]
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            if path.suffix == ".toml":
+                raw = tomllib.loads(path.read_text()).get("tool", {}).get("edgekd")
+                if raw is None:
+                    if explicit:
+                        raise EdgekdError(f"{path}: no [tool.edgekd] table")
+                    continue
+            else:
+                raw = yaml.safe_load(path.read_text())
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+            raise EdgekdError(f"{path}: cannot parse ({str(err).splitlines()[0]})") from None
+        return path, raw
+    if explicit:
+        raise EdgekdError(f"{explicit}: no such file")
+    raise EdgekdError("no edgekd.yaml or [tool.edgekd] in pyproject.toml here; give a config file")
+
+
+def load_suite(explicit: Path | None) -> tuple[Path, SuiteConfig]:
+    path, raw = find_config(explicit)
+    try:
+        return path, SuiteConfig.model_validate(raw or {})
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise EdgekdError(f"{path}: unknown key '{key}'") from None
+        raise EdgekdError(f"{path}: key '{key}': {first['msg']}") from None
+
+
+def run_suite(config: SuiteConfig, base: Path, runs: int, baseline: Path | None) -> list[ProfileReport]:
+    """Profile every model on every device; paths are relative to the config file's folder."""
+    previous = _read_baseline(baseline) if baseline else {}
+    reports = []
+    for entry in config.checks:
+        model = (base / entry.model) if not Path(entry.model).is_absolute() else Path(entry.model)
+        for device in entry.devices or [None]:
+            report = profile_model(model, device, entry.max_flash, entry.max_ram, entry.max_macs,
+                                   entry.max_latency_ms, latency_runs=runs)
+            report.model = entry.model
+            if baseline:
+                report.checks += _growth_checks(report, previous.get(entry.model), config.max_growth_percent,
+                                                baseline)
+            reports.append(report)
+    return reports
+
+
+def _read_baseline(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise EdgekdError(f"{path}: cannot read baseline ({err})") from None
+
+
+def _growth_checks(report: ProfileReport, before: dict | None, percent: float, baseline: Path) -> list[Check]:
+    if before is None:
+        return []  # a new model has no baseline yet
+    factor = 1 + percent / 100
+    return [Check(f"growth:{metric}", before[metric] * factor, getattr(report, metric),
+                  f"{baseline} {before[metric]:g} +{percent:g}%") for metric in GATED_METRICS if metric in before]
+
+
+def write_baseline(reports: list[ProfileReport], path: Path) -> None:
+    data = {r.model: {metric: getattr(r, metric) for metric in GATED_METRICS} for r in reports}
+    path.write_text(json.dumps(data, indent=2) + "\n")
