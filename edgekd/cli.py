@@ -106,17 +106,42 @@ def distill(
 def export(
     run_dir: Path = typer.Argument(..., help="run directory written by `edgekd distill`"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder [default: RUN_DIR/export]"),
+    int8: str = typer.Option("static", help="static | dynamic | none"),
+    fp16: bool = typer.Option(True, help="also write an FP16 model (for GPU-class devices)"),
     calib: int = typer.Option(64, min=1, help="domain windows used to calibrate INT8"),
+    calib_method: str = typer.Option("minmax", help="minmax | entropy | percentile"),
+    activations: str = typer.Option("uint8", help="INT8 activation type: uint8 | int8"),
+    frontend: str = typer.Option("include", help="include: the model takes raw audio; exclude: it takes log-mel"),
+    opset: int = typer.Option(18, min=17, help="ONNX opset"),
+    min_cosine: float = typer.Option(0.99, help="gate: least mean embedding cosine to FP32 PyTorch"),
+    max_accuracy_drop: float = typer.Option(1.0, help="gate: most probe-accuracy points lost vs FP32"),
+    fallback: bool = typer.Option(True, help="keep the most sensitive layers FP32 when INT8 misses the gate"),
 ):
-    """Export the student (front-end included) to ONNX FP32 and INT8, verified against PyTorch."""
-    from edgekd.export_run import export_run
+    """Export the student to ONNX (FP32, INT8, FP16), verify each against PyTorch; exit 1 if a gate fails."""
+    from edgekd.export_run import ExportOptions, export_run
     from edgekd.report import export_table
 
+    choices = {"int8": (int8, ("static", "dynamic", "none")), "calib-method": (calib_method, ("minmax", "entropy",
+               "percentile")), "activations": (activations, ("uint8", "int8")), "frontend": (frontend, ("include",
+               "exclude"))}
+    for flag, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise EdgekdError(f"--{flag} '{value}': allowed values are {', '.join(allowed)}")
+    options = ExportOptions(calib=calib, calib_method=calib_method, activations=activations, int8=int8, fp16=fp16,
+                            frontend=frontend, opset=opset, min_cosine=min_cosine,
+                            max_accuracy_drop=max_accuracy_drop, fallback=fallback)
     with err_console.status("exporting, quantising and verifying"):
-        result = export_run(run_dir, out or run_dir / "export", calib)
-    console.print(export_table(result.verifications))
+        result = export_run(run_dir, out or run_dir / "export", options)
+    console.print(export_table(result))
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     for path in result.files:
         console.print(f"wrote {path}")
+    if not result.passed:
+        err_console.print("[red]accuracy gate failed[/]: " + "; ".join(
+            f"{v.file}: {', '.join(v.missed)}" for v in result.variants if not v.passed), highlight=False,
+            soft_wrap=True)
+    raise typer.Exit(EXIT_OK if result.passed else EXIT_VIOLATION)
 
 
 @app.command()

@@ -22,23 +22,30 @@ def fidelity(student: np.ndarray, target: np.ndarray) -> dict[str, float]:
     }
 
 
-def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                   config: ProbeConfig, seed: int) -> float:
-    """A standardised logistic-regression probe trained on frozen embeddings: accuracy for class labels,
-    micro-averaged AUPRC (SONYC-UST's metric) for multi-label (clips × tags) 0/1 labels."""
+def fit_probe(train_x: np.ndarray, train_y: np.ndarray, config: ProbeConfig, seed: int):
+    """A standardised logistic-regression probe on frozen embeddings (one-vs-rest for multi-label (clips × tags))."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import average_precision_score
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     classifier = LogisticRegression(C=config.C, max_iter=config.max_iter, random_state=seed)
-    multi_label = train_y.ndim == 2
-    probe = make_pipeline(StandardScaler(), OneVsRestClassifier(classifier) if multi_label else classifier)
+    probe = make_pipeline(StandardScaler(), OneVsRestClassifier(classifier) if train_y.ndim == 2 else classifier)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        probe.fit(train_x, train_y)
-    if multi_label:
-        return float(average_precision_score(test_y, probe.predict_proba(test_x), average="micro"))
-    return float(probe.score(test_x, test_y))
+        return probe.fit(train_x, train_y)
+
+
+def score_probe(probe, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy for class labels; micro-averaged AUPRC (SONYC-UST's metric) for multi-label 0/1 labels."""
+    from sklearn.metrics import average_precision_score
+
+    if y.ndim == 2:
+        return float(average_precision_score(y, probe.predict_proba(x), average="micro"))
+    return float(probe.score(x, y))
+
+
+def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                   config: ProbeConfig, seed: int) -> float:
+    return score_probe(fit_probe(train_x, train_y, config, seed), test_x, test_y)

@@ -39,13 +39,22 @@ def distill_table(metrics: dict) -> Table:
     return table
 
 
-def export_table(rows) -> Table:
-    table = Table(title="export verified against PyTorch on held-out windows")
-    for column in ("file", "precision", "size", "max |Δ|", "mean cosine", "min cosine"):
-        table.add_column(column, justify="left" if column == "file" else "right")
-    for row in rows:
-        table.add_row(row.file, row.precision, format_bytes(row.size_bytes), f"{row.max_abs_diff:.2e}",
-                      f"{row.mean_cosine:.5f}", f"{row.min_cosine:.5f}")
+def export_table(result) -> Table:
+    table = Table(title="export verified against FP32 PyTorch on held-out windows")
+    columns = ["file", "precision", "size", "vs FP32", "max |Δ|", "mean cos", "p1 cos"]
+    if result.reference_accuracy is not None:
+        columns += ["probe acc", "drop (pts)"]
+    columns.append("gate")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("file", "gate") else "right")
+    fp32_size = result.variants[0].size_bytes
+    for v in result.variants:
+        row = [v.file, v.precision, format_bytes(v.size_bytes), f"{fp32_size / v.size_bytes:.2f}x",
+               f"{v.max_abs_diff:.2e}", f"{v.mean_cosine:.5f}", f"{v.p1_cosine:.5f}"]
+        if result.reference_accuracy is not None:
+            row += [f"{v.accuracy:.1%}", f"{v.accuracy_drop:+.2f}"]
+        row.append("[green]pass[/]" if v.passed else "[red]" + "; ".join(v.missed) + "[/]")
+        table.add_row(*row)
     return table
 
 

@@ -53,6 +53,9 @@ class SeaCnn(nn.Module):
         self.embedding = nn.Conv2d(c_in, embedding_dim, 1)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        x = self.input_norm(self.frontend(audio)[:, None])
-        x = self.embedding(self.body(x))
+        return self.embed_features(self.frontend(audio))
+
+    def embed_features(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(batch, n_mels, frames) log-mel → embedding: the network without its front-end."""
+        x = self.embedding(self.body(self.input_norm(logmel[:, None])))
         return x.amax(dim=(2, 3)) if self.config.pool == "max" else x.mean(dim=(2, 3))
