@@ -7,7 +7,6 @@ import io
 import logging
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,21 +76,3 @@ def run_onnx(path: Path, audio: np.ndarray, batch: int = 32) -> np.ndarray:
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = a.astype(np.float64), b.astype(np.float64)
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
-
-
-@dataclass
-class Verification:
-    file: str
-    precision: str
-    size_bytes: int
-    max_abs_diff: float
-    mean_cosine: float
-    min_cosine: float
-
-
-def verify(path: Path, precision: str, reference: np.ndarray, audio: np.ndarray) -> Verification:
-    """Compare an ONNX file's embeddings with PyTorch's on held-out windows."""
-    out = run_onnx(path, audio)
-    cos = cosine_rows(out, reference)
-    return Verification(path.name, precision, path.stat().st_size, float(np.abs(out - reference).max()),
-                        float(cos.mean()), float(cos.min()))
