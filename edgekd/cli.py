@@ -112,6 +112,8 @@ def export(
     calib_method: str = typer.Option("minmax", help="minmax | entropy | percentile"),
     activations: str = typer.Option("uint8", help="INT8 activation type: uint8 | int8"),
     frontend: str = typer.Option("include", help="include: the model takes raw audio; exclude: it takes log-mel"),
+    frontend_constants: str = typer.Option("int8", help="INT8 file: store the DFT/mel int8 (less flash, more RAM "
+                                           "at run time) or fp32"),
     opset: int = typer.Option(18, min=17, help="ONNX opset"),
     min_cosine: float = typer.Option(0.99, help="gate: least mean embedding cosine to FP32 PyTorch"),
     max_accuracy_drop: float = typer.Option(1.0, help="gate: most probe-accuracy points lost vs FP32"),
@@ -123,12 +125,12 @@ def export(
 
     choices = {"int8": (int8, ("static", "dynamic", "none")), "calib-method": (calib_method, ("minmax", "entropy",
                "percentile")), "activations": (activations, ("uint8", "int8")), "frontend": (frontend, ("include",
-               "exclude"))}
+               "exclude")), "frontend-constants": (frontend_constants, ("int8", "fp32"))}
     for flag, (value, allowed) in choices.items():
         if value not in allowed:
             raise EdgekdError(f"--{flag} '{value}': allowed values are {', '.join(allowed)}")
     options = ExportOptions(calib=calib, calib_method=calib_method, activations=activations, int8=int8, fp16=fp16,
-                            frontend=frontend, opset=opset, min_cosine=min_cosine,
+                            frontend=frontend, frontend_constants=frontend_constants, opset=opset, min_cosine=min_cosine,
                             max_accuracy_drop=max_accuracy_drop, fallback=fallback)
     with err_console.status("exporting, quantising and verifying"):
         result = export_run(run_dir, out or run_dir / "export", options)

@@ -39,6 +39,7 @@ class ExportOptions:
     int8: Literal["static", "dynamic", "none"] = "static"
     fp16: bool = True
     frontend: Literal["include", "exclude"] = "include"
+    frontend_constants: Literal["int8", "fp32"] = "int8"  # INT8 file: DFT/mel stored int8 (flash) or FP32 (RAM)
     opset: int = OPSET
     min_cosine: float = 0.99
     max_accuracy_drop: float = 1.0  # percentage points
@@ -177,13 +178,14 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
 
 def _static_int8(fp32: Path, out: Path, calib: np.ndarray, gate: _Gate, options: ExportOptions,
                  result: ExportResult) -> None:
-    path = quantize_static(fp32, out, calib, options.calib_method, options.activations)
+    path = quantize_static(fp32, out, calib, options.calib_method, options.activations,
+                           frontend_constants=options.frontend_constants)
     variant = gate.evaluate(path, "int8")
     if not variant.passed and options.fallback:
         with tempfile.TemporaryDirectory() as tmp:
             found = mixed_precision_fallback(fp32, Path(tmp) / out.name, calib,
                                              lambda p: gate.evaluate(p, "int8").passed, options.calib_method,
-                                             options.activations)
+                                             options.activations, options.frontend_constants)
             if found:
                 result.notes.append(f"INT8 missed the gate ({'; '.join(variant.missed)}); the mixed-precision "
                                     f"fallback keeps {len(found[1])} layer(s) in FP32: {', '.join(found[1])}")

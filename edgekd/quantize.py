@@ -77,10 +77,12 @@ def quantisable_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize_static(fp32: Path, out: Path, calibration: np.ndarray, method: CalibrationMethod = "minmax",
-                    activations: ActivationType = "uint8", keep_fp32: list[str] | None = None) -> Path:
+                    activations: ActivationType = "uint8", keep_fp32: list[str] | None = None,
+                    frontend_constants: Literal["int8", "fp32"] = "int8") -> Path:
     """Static INT8: QDQ, per-channel int8 weights, activations calibrated on domain windows; the front-end up to
-    its Log stays FP32 (found by graph walk; quantising it costs embedding cosine, 0.99998 → 0.994 measured) with
-    its constants stored int8; `keep_fp32` names further nodes to leave unquantised."""
+    its Log computes in FP32 (found by graph walk; quantising it costs embedding cosine, 0.99998 → 0.994 measured),
+    its constants stored int8 (a quarter of the flash, but expanded to FP32 in RAM at run time) or FP32;
+    `keep_fp32` names further nodes to leave unquantised."""
     from onnxruntime.quantization import CalibrationMethod as Method
     from onnxruntime.quantization import QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
@@ -97,10 +99,13 @@ def quantize_static(fp32: Path, out: Path, calibration: np.ndarray, method: Cali
             activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
             calibrate_method=methods[method], nodes_to_exclude=frontend_nodes(model) + list(keep_fp32 or []),
         )
-    quantised = compress_frontend_constants(onnx.load(str(tmp)))
+    quantised = onnx.load(str(tmp))
+    if frontend_constants == "int8":
+        quantised = compress_frontend_constants(quantised)
     tmp.unlink()
     return _save_checked(quantised, out, _metadata(model, precision="int8", activations=activations,
-                                                   calibration=method, fp32_nodes=",".join(keep_fp32 or [])))
+                                                   calibration=method, fp32_nodes=",".join(keep_fp32 or []),
+                                                   frontend_constants=frontend_constants))
 
 
 def quantize_dynamic(fp32: Path, out: Path) -> Path:
@@ -144,14 +149,15 @@ def layer_sensitivity(fp32: Path, calibration: np.ndarray, workdir: Path, method
 
 
 def mixed_precision_fallback(fp32: Path, out: Path, calibration: np.ndarray, passes: Callable[[Path], bool],
-                             method: CalibrationMethod, activations: ActivationType) -> tuple[Path, list[str]] | None:
+                             method: CalibrationMethod, activations: ActivationType,
+                             frontend_constants: Literal["int8", "fp32"] = "int8") -> tuple[Path, list[str]] | None:
     """Keep the fewest most-sensitive layers in FP32 until `passes` (the accuracy gate) accepts the model.
     Returns the model and the layers kept in FP32, or None if even all-FP32 layers fail."""
     ranking = layer_sensitivity(fp32, calibration, out.parent, method, activations)
     (out.parent / "sensitivity.onnx").unlink(missing_ok=True)
     for count in range(1, len(ranking) + 1):
         keep = [name for name, _ in ranking[:count]]
-        candidate = quantize_static(fp32, out, calibration, method, activations, keep)
+        candidate = quantize_static(fp32, out, calibration, method, activations, keep, frontend_constants)
         if passes(candidate):
             return candidate, keep
     return None

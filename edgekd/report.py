@@ -87,6 +87,9 @@ def profile_table(report) -> Table:
     table.add_row("  zipped (compressed image)", format_bytes(report.zipped_bytes), "", "")
     table.add_row("MACs", format_count(report.macs), *budget_cells("macs", format_count))
     table.add_row("activation memory (RAM): peak live", format_bytes(report.activation_bytes), *budget_cells("ram"))
+    if report.constant_ram_bytes:
+        table.add_row("  of which constants expanded in RAM", format_bytes(report.constant_ram_bytes), "",
+                      "[dim]e.g. int8-stored weights dequantised[/]")
     table.add_row("  1. largest single tensor", format_bytes(report.largest_tensor_bytes), "",
                   "[dim]what papers report[/]")
     table.add_row("  2. largest node working set", format_bytes(report.working_set_bytes), "",

@@ -50,6 +50,7 @@ class ProfileReport:
     largest_tensor_bytes: int
     working_set_bytes: int
     arena_bytes: int
+    constant_ram_bytes: int  # of the activation memory: constants expanded at run time (dequantised weights)
     fragmentation: float
     macs: int
     graph: str  # "optimised" or "raw"
@@ -85,6 +86,7 @@ class ProfileReport:
             "largest_tensor_bytes": self.largest_tensor_bytes,
             "working_set_bytes": self.working_set_bytes,
             "arena_bytes": self.arena_bytes,
+            "constant_ram_bytes": self.constant_ram_bytes,
             "fragmentation": self.fragmentation,
             "macs": self.macs,
             "graph": self.graph,
@@ -175,6 +177,7 @@ def profile_model(
         largest_tensor_bytes=facts["largest_tensor_bytes"],
         working_set_bytes=facts["working_set_bytes"],
         arena_bytes=facts["arena_bytes"],
+        constant_ram_bytes=plan.constant_bytes,
         fragmentation=plan.fragmentation,
         macs=facts["macs"],
         graph="raw" if raw else "optimised",

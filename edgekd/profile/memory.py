@@ -68,6 +68,7 @@ class MemoryPlan:
     working_set_bytes: int  # the largest inputs + outputs of one node: a floor for any planner without in-place reuse
     peak_bytes: int  # the most bytes live at once over the execution order
     arena_bytes: int  # a real offset plan (greedy by size, as TFLite Micro plans its arena)
+    constant_bytes: int  # of the peak: tensors computed from weights alone (e.g. int8 constants dequantised)
     steps: list[NodeStep]
     buffers: list[Buffer]
 
@@ -172,6 +173,12 @@ def plan_memory(run: GraphRun) -> MemoryPlan:
         if out in buffer_of:
             last[buffer_of[out]] = len(nodes) - 1
     buffers = [Buffer(b, size[b], first.get(b, 0), last.get(b, first.get(b, 0))) for b in size]
+    # Tensors computed from weights alone (a DequantizeLinear of an int8 constant, say) hold RAM like activations
+    # unless a runtime folds them at load, where they hold it for good: counted, and reported apart.
+    constant = set(run.initializers)
+    for node in nodes:
+        if all(i in constant for i in node.input if i):
+            constant.update(o for o in node.output if o)
     steps, working_set = [], 0
     for index, node in enumerate(nodes):
         live = sum(b.size for b in buffers if b.first <= index <= b.last)
@@ -188,6 +195,7 @@ def plan_memory(run: GraphRun) -> MemoryPlan:
         working_set_bytes=working_set,
         peak_bytes=max((s.live_bytes for s in steps), default=0),
         arena_bytes=greedy_arena(buffers),
+        constant_bytes=sum(b.size for b in buffers if b.name in constant),
         steps=steps,
         buffers=buffers,
     )
