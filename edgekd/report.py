@@ -106,6 +106,8 @@ def profile_table(report) -> Table:
                       *budget_cells("latency", lambda v: f"{v:g} ms"))
     if "ops" in budgets:
         table.add_row("operators unsupported by the runtime", str(len(report.unsupported)), "0", budget_cells("ops")[1])
+    for check in budgets.get("dtypes", []):
+        table.add_row("dtypes the device cannot compute", check.detail or "none", "", budget_cells("dtypes")[1])
     return table
 
 

@@ -136,12 +136,12 @@ def test_device_checks_ops_json_junit_markdown_and_plot(sea_student_3, tmp_path)
     assert result.returncode == 1
     data = json.loads(result.stdout)
     failed = {c["name"] for c in data["checks"] if not c["passed"]}
-    assert failed == {"ram", "flash", "macs"}  # 1.3 MB of activations in 192 KB; 5.8 MB file in 768 KB
+    assert failed == {"ram", "flash", "macs"}  # 1.3 MB of activations in 192 KB; 6 MB file in 768 KB
     assert data["arena_bytes"] >= data["activation_bytes"] >= data["working_set_bytes"]
     assert data["measured_peak_bytes"] > 0 and data["zipped_bytes"] < data["storage_bytes"]
     xmlschema.XMLSchema(str(SCHEMA)).validate(str(junit))
     cases = xmlschema.XMLSchema(str(SCHEMA)).to_dict(str(junit))["testsuite"][0]["testcase"]
-    assert len(cases) == len(data["checks"]) and sum("failure" in c for c in cases) == 3
+    assert len(cases) == len(data["checks"]) == 5 and sum("failure" in c for c in cases) == 3
     assert "❌" in markdown.read_text() and plot.stat().st_size > 10_000
 
 
@@ -151,6 +151,16 @@ def test_unsupported_operator_is_named(tmp_path):
     result = run_cli("profile", path, "--device", "stm32h7", "--runs", "0")
     assert result.returncode == 1 and "Erf" in result.stderr and "gelu_erf" in result.stderr
     assert run_cli("profile", path, "--device", "raspberry-pi-4", "--runs", "0").returncode == 0
+
+
+def test_dtype_a_device_cannot_compute_is_named(sea_student_3, tmp_path):
+    from edgekd.quantize import convert_fp16
+
+    half = convert_fp16(sea_student_3, tmp_path / "half.onnx")
+    on_mcu = profile_model(half, "esp32-s3", latency_runs=0)
+    dtypes = next(c for c in on_mcu.checks if c.name == "dtypes")
+    assert not dtypes.passed and dtypes.detail == "float16"
+    assert next(c for c in profile_model(half, "jetson-orin-nano", latency_runs=0).checks if c.name == "dtypes").passed
 
 
 def test_junit_of_passing_and_failing_reports_validates(sea_student_3):

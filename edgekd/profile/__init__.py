@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import onnx
+
 from edgekd.profile.devices import DeviceProfile, load_device
 from edgekd.profile.graph import (
     bytes_by_dtype,
@@ -12,6 +14,7 @@ from edgekd.profile.graph import (
     load_model,
     parameter_count,
     storage_bytes,
+    weight_initializers,
     zipped_bytes,
 )
 from edgekd.profile.memory import MemoryPlan, optimised_graph_run, plan_memory
@@ -32,7 +35,8 @@ class Check:
         return self.actual <= self.limit
 
     def describe(self) -> str:
-        unit = {"flash": " B", "ram": " B", "latency": " ms", "ops": " unsupported node(s)"}.get(self.name, "")
+        unit = {"flash": " B", "ram": " B", "latency": " ms", "ops": " unsupported node(s)",
+                "dtypes": " unsupported dtype(s)"}.get(self.name, "")
         text = f"{self.name}: {self.actual:g}{unit} > {self.limit:g}{unit} ({self.source})"
         return f"{text}: {self.detail}" if self.detail else text
 
@@ -119,6 +123,13 @@ def analyse_graph(model_path: Path, raw: bool = False) -> tuple[dict, MemoryPlan
     return facts, plan
 
 
+def compute_dtypes(model) -> set[str]:
+    """Element types of the model's weight tensors (quantisation scales and zero points, shapes, int32 biases and
+    scalar constants aside: a scalar follows the activation type, and converters map uint8 and int8 activations
+    onto each other, so activation types are not checked)."""
+    return {onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in weight_initializers(model) if t.dims}
+
+
 def unsupported_nodes(model_path: Path, runtime: str) -> list[dict]:
     ops = RUNTIME_OPS.get(runtime)
     if ops is None:
@@ -149,6 +160,9 @@ def profile_model(
         ops = sorted({u["op"] for u in unsupported})
         checks.append(Check("ops", 0, len(unsupported), f"{profile.runtime} operator set",
                             f"{', '.join(ops)} (e.g. node {unsupported[0]['node']})" if unsupported else ""))
+        missing = sorted(compute_dtypes(model) - set(profile.dtypes))
+        checks.append(Check("dtypes", 0, len(missing), f"{profile.name} dtypes {', '.join(profile.dtypes)}",
+                            ", ".join(missing)))
     for name, limit, actual, flag in (("flash", max_flash, facts["storage_bytes"], "--max-flash"),
                                       ("ram", max_ram, facts["activation_bytes"], "--max-ram"),
                                       ("macs", max_macs, facts["macs"], "--max-macs")):

@@ -48,16 +48,17 @@ def storage_bytes(path: Path | str, model: onnx.ModelProto) -> int:
     return total
 
 
-def parameter_count(model: onnx.ModelProto) -> int:
-    """Elements of float and quantised weight initializers (not shapes, axes, scales or zero points)."""
+def weight_initializers(model: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """Float and quantised weight initializers: not shapes, axes, or quantisation scales and zero points."""
     scale_like = {
         name for node in model.graph.node if node.op_type in _QUANT_OPS for name in node.input[1:]
     }
-    return sum(
-        int(np.prod(t.dims)) if t.dims else 1
-        for t in model.graph.initializer
-        if t.name not in scale_like and t.data_type in (_FLOAT_TYPES | _QUANT_TYPES)
-    )
+    return [t for t in model.graph.initializer
+            if t.name not in scale_like and t.data_type in (_FLOAT_TYPES | _QUANT_TYPES)]
+
+
+def parameter_count(model: onnx.ModelProto) -> int:
+    return sum(int(np.prod(t.dims)) if t.dims else 1 for t in weight_initializers(model))
 
 
 def node_macs(node: onnx.NodeProto, shapes: dict[str, tuple[int, ...]]) -> int:
