@@ -282,6 +282,35 @@ def teachers():
     _print_listing("teachers", ("name", "description"), [(name, e.description) for name, e in TEACHERS.items()])
 
 
+@app.command()
+@_user_errors
+def students(
+    sample_rate: int = typer.Option(8000, help="input rate for the size figures"),
+    seconds: float = typer.Option(1.0, help="window length for the size figures"),
+):
+    """List the student families and SEA's Table 1 students, with parameters, storage and activation memory."""
+    import torch
+
+    from edgekd.distill import size_profile
+    from edgekd.students import STUDENTS, build_student
+    from edgekd.students.families import PRESETS, trainable_parameters
+    from edgekd.units import format_bytes, format_count
+
+    _print_listing("student families", ("name", "description"),
+                   [(name, entry.description) for name, entry in STUDENTS.items()])
+    rows = []
+    with err_console.status("exporting each preset to measure it"):
+        for name, (config, dim) in PRESETS.items():
+            config = config.model_copy(update={"sample_rate": sample_rate})
+            model = build_student(config, dim).eval()
+            facts = size_profile(model, torch.zeros(1, int(sample_rate * seconds)))
+            rows.append((name, config.name, str(dim), format_count(trainable_parameters(model)),
+                         format_bytes(facts["storage_bytes"] - facts["frontend_bytes"]),
+                         format_bytes(facts["activation_bytes"]), format_count(facts["macs"])))
+    _print_listing(f"presets ({sample_rate} Hz, {seconds:g} s windows; FP32; storage without the front-end's constants)",
+                   ("preset", "family", "dim", "trainable params", "storage", "activation (peak)", "MACs"), rows)
+
+
 cache_app = typer.Typer(help="See and clean the teacher-embedding caches.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 

@@ -91,7 +91,7 @@ def load_student(run_dir: Path) -> tuple[torch.nn.Module, Recipe]:
     return student.eval(), recipe
 
 
-def _size_profile(module: torch.nn.Module, example: torch.Tensor, input_name: str) -> dict:
+def size_profile(module: torch.nn.Module, example: torch.Tensor, input_name: str = "audio") -> dict:
     """The same graph analysis `edgekd profile` runs, on an FP32 ONNX export made for the purpose."""
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(module, example, Path(tmp) / "model.onnx", input_name=input_name)
@@ -109,7 +109,7 @@ def _teacher_profile(teacher, cache_dir: Path | None, window_seconds: float) -> 
     if deployable is None:
         return None
     module, example, runs_per_window = deployable
-    facts = _size_profile(module, example, "input")
+    facts = size_profile(module, example, "input")
     facts["runs_per_window"] = runs_per_window
     facts["macs_per_window"] = facts["macs"] * runs_per_window
     _write_json(path, facts)
@@ -189,13 +189,19 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
                     f"{cached.reused} reused)")
     teacher_facts = _teacher_profile(teacher, cached.directory, recipe.window.seconds)
 
-    reduction = fit_reduction(recipe.reduction, cached.embeddings[train], recipe.seed)
+    loudness = 20 * np.log10(np.sqrt((windows.audio[train] ** 2).mean(1)) + 1e-10)  # dB RMS, for `loudness`
+    groups = [windows.groups[i] for i in train] if windows.groups else None
+    reduction = fit_reduction(recipe.reduction, cached.embeddings[train], recipe.seed, groups, loudness)
     reduction.save(run_dir / "reduction.npz")
     targets = reduction.transform(cached.embeddings)
 
-    hooks.stage("training the student")
     torch.manual_seed(recipe.seed)
     student = build_student(recipe.student, reduction.dim)
+    student_facts = size_profile(student, torch.from_numpy(data.student_audio[:1]))
+    hooks.stage(f"student {recipe.student.name}: {student_facts['params']:,} parameters, "
+                f"{student_facts['storage_bytes']:,} B FP32 storage, {student_facts['activation_bytes']:,} B "
+                "activation memory (as `edgekd profile` will measure the export)")
+    hooks.stage("training the student")
     history = train_student(
         student, data.student_audio, targets, train, val, recipe.train, build_loss(recipe.loss), recipe.seed,
         run_dir / "checkpoint.pt", resume=resume, on_step=hooks.step, on_epoch=hooks.epoch,
@@ -208,7 +214,7 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
     _plot_history(history, run_dir / "training_curves.png")
 
     hooks.stage("evaluating")
-    metrics = _evaluate(recipe, data, cached.embeddings, reduction, targets, student, teacher_facts)
+    metrics = _evaluate(recipe, data, cached.embeddings, reduction, targets, student, teacher_facts, student_facts)
     metrics["teacher"]["cache"] = {"computed": cached.computed, "reused": cached.reused,
                                    "directory": str(cached.directory) if cached.directory else None}
     metrics["skipped_audio"] = data.skipped
@@ -219,12 +225,11 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
 
 
 def _evaluate(recipe: Recipe, data: DomainData, teacher_raw: np.ndarray, reduction: Reduction,
-              targets: np.ndarray, student: torch.nn.Module, teacher_facts: dict | None) -> dict:
+              targets: np.ndarray, student: torch.nn.Module, teacher_facts: dict | None, student_facts: dict) -> dict:
     windows = data.windows
     train, val, test = (windows.split_index(s) for s in ("train", "val", "test"))
     student_out = predict(student, torch.from_numpy(data.student_audio)).numpy()
-    student_facts = _size_profile(student, torch.from_numpy(data.student_audio[:1]), "audio")
-    student_facts["macs_per_window"] = student_facts["macs"]
+    student_facts = student_facts | {"macs_per_window": student_facts["macs"]}
     metrics = {
         "edgekd_version": __version__,
         "recipe": recipe.name,
@@ -232,7 +237,7 @@ def _evaluate(recipe: Recipe, data: DomainData, teacher_raw: np.ndarray, reducti
         "seed": recipe.seed,
         "windows": {"train": len(train), "val": len(val), "test": len(test)},
         "teacher": {"name": recipe.teacher.name, "dim": int(teacher_raw.shape[1]), **(teacher_facts or {})},
-        "reduction": {"method": reduction.method, "dim": reduction.dim,
+        "reduction": {"method": reduction.method, "dim": reduction.dim, "sample": recipe.reduction.sample,
                       "explained_variance": reduction.explained_variance},
         "student": {"name": recipe.student.name, "dim": reduction.dim, **student_facts},
         "fidelity": {"val": fidelity(student_out[val], targets[val]),

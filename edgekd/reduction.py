@@ -41,8 +41,50 @@ class Reduction:
                        float(data["explained_variance"]))
 
 
-def fit_reduction(config: ReductionConfig, train_embeddings: np.ndarray, seed: int) -> Reduction:
-    embeddings = train_embeddings.astype(np.float64)
+def select_sample(config: ReductionConfig, embeddings: np.ndarray, seed: int, groups: list[str] | None = None,
+                  loudness: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the windows the reduction is fitted on:
+    random (uniform); stratified (an equal share per sensor/source/group); loudness (probability rising with each
+    window's loudness rank within its group); diverse (k-means++ seeding on the teacher embeddings)."""
+    count = len(embeddings)
+    size = min(config.sample_size or count, count)
+    rng = np.random.default_rng(seed)
+    if size == count:
+        return np.arange(count)
+    if config.sample == "random" or (config.sample == "stratified" and not groups):
+        return np.sort(rng.choice(count, size, replace=False))
+    if config.sample == "stratified":
+        by_group: dict[str, list[int]] = {}
+        for index, group in enumerate(groups):
+            by_group.setdefault(group, []).append(index)
+        pools = [list(rng.permutation(members)) for members in by_group.values()]
+        chosen: list[int] = []
+        while len(chosen) < size:  # round-robin over groups: equal shares until small groups run out
+            for pool in pools:
+                if pool and len(chosen) < size:
+                    chosen.append(pool.pop())
+        return np.sort(np.asarray(chosen))
+    if config.sample == "loudness":
+        ranks = np.zeros(count)
+        for group in set(groups or [""]):
+            members = np.array([i for i in range(count) if (groups[i] if groups else "") == group])
+            ranks[members] = np.argsort(np.argsort(loudness[members])) + 1  # 1 = quietest of its group
+        return np.sort(rng.choice(count, size, replace=False, p=ranks / ranks.sum()))
+    chosen = [int(rng.integers(count))]  # diverse: k-means++ seeding (D² sampling)
+    distance = ((embeddings - embeddings[chosen[0]]) ** 2).sum(1)
+    while len(chosen) < size:
+        probabilities = distance / distance.sum() if distance.sum() > 0 else None
+        nxt = int(rng.choice(count, p=probabilities))
+        chosen.append(nxt)
+        distance = np.minimum(distance, ((embeddings - embeddings[nxt]) ** 2).sum(1))
+        distance[chosen] = 0
+    return np.sort(np.asarray(chosen))
+
+
+def fit_reduction(config: ReductionConfig, train_embeddings: np.ndarray, seed: int, groups: list[str] | None = None,
+                  loudness: np.ndarray | None = None) -> Reduction:
+    sample = select_sample(config, train_embeddings, seed, groups, loudness)
+    embeddings = train_embeddings[sample].astype(np.float64)
     if config.method == "none":
         return Reduction("none", np.zeros(embeddings.shape[1]), None, 1.0)
     from sklearn.decomposition import PCA

@@ -35,3 +35,24 @@ def test_no_reduction_is_identity():
 def test_dimension_larger_than_data_is_a_recipe_error():
     with pytest.raises(RecipeError, match="reduction.dim"):
         fit_reduction(ReductionConfig(method="pca", dim=50), _low_rank(n=10), seed=0)
+
+
+def test_sampling_strategies():
+    from edgekd.reduction import select_sample
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.01, (90, 4)), rng.normal(5, 0.01, (10, 4))])  # a big and a small cluster
+    groups = ["a"] * 90 + ["b"] * 10
+    loudness = np.linspace(-60, 0, 100)
+    def pick(sample, **kw):
+        return select_sample(ReductionConfig(sample=sample, sample_size=10), x, 0, **kw)
+    assert len(set(pick("random"))) == 10
+    stratified = pick("stratified", groups=groups)
+    assert sum(i >= 90 for i in stratified) == 5  # equal shares per group
+    assert sum(i >= 90 for i in pick("diverse")) >= 1  # k-means++ reaches the small cluster
+    loud = np.mean([select_sample(ReductionConfig(sample="loudness", sample_size=10), x, s, loudness=loudness).mean()
+                    for s in range(20)])
+    assert loud > 55  # louder (later) windows are preferred; uniform would average 49.5
+    np.testing.assert_array_equal(pick("diverse"), pick("diverse"))  # deterministic for a seed
+    reduction = fit_reduction(ReductionConfig(dim=2, sample="diverse", sample_size=20), x, seed=0)
+    assert reduction.dim == 2 and 0 < reduction.explained_variance <= 1

@@ -111,8 +111,11 @@ def analyse_graph(model_path: Path, raw: bool = False) -> tuple[dict, MemoryPlan
     """Static facts and the memory plan: the graph-only part, shared with `distill`'s size table."""
     model = load_model(model_path)
     plan = plan_memory(optimised_graph_run(Path(model_path), optimise=not raw))
+    frontend_params, frontend_bytes = frontend_constants(model)
     facts = {
         "params": parameter_count(model),
+        "frontend_params": frontend_params,
+        "frontend_bytes": frontend_bytes,
         "storage_bytes": storage_bytes(model_path, model),
         "activation_bytes": plan.peak_bytes,
         "largest_tensor_bytes": plan.largest_tensor_bytes,
@@ -178,12 +181,11 @@ def profile_model(
                                 "median on this host"))
     heaviest = sorted(plan.steps, key=lambda s: s.live_bytes, reverse=True)[:5]
     costliest = sorted(plan.steps, key=lambda s: s.macs, reverse=True)[:5]
-    frontend_params, frontend_bytes = frontend_constants(model)
     return ProfileReport(
         model=str(model_path),
         params=facts["params"],
-        frontend_params=frontend_params,
-        frontend_bytes=frontend_bytes,
+        frontend_params=facts["frontend_params"],
+        frontend_bytes=facts["frontend_bytes"],
         storage_bytes=facts["storage_bytes"],
         zipped_bytes=zipped_bytes(model_path),
         bytes_by_dtype=bytes_by_dtype(model),

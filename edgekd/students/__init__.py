@@ -6,6 +6,14 @@ from typing import Callable
 from pydantic import BaseModel
 from torch import nn
 
+from edgekd.students.families import (
+    DsCnnConfig,
+    L3StudentConfig,
+    MobileNetConfig,
+    build_dscnn,
+    build_l3_student,
+    build_mobilenet,
+)
 from edgekd.students.sea_cnn import SeaCnn, SeaCnnConfig
 
 
@@ -18,6 +26,10 @@ class StudentEntry:
 
 STUDENTS: dict[str, StudentEntry] = {
     "sea_cnn": StudentEntry(SeaCnnConfig, SeaCnn, "small SEA-style CNN on its own log-mel front-end"),
+    "l3": StudentEntry(L3StudentConfig, build_l3_student,
+                       "L3-Net audio layout with per-block width divisors (SEA students 0-3)"),
+    "dscnn": StudentEntry(DsCnnConfig, build_dscnn, "depthwise-separable CNN for microcontrollers (MLPerf Tiny DS-CNN)"),
+    "mobilenet": StudentEntry(MobileNetConfig, build_mobilenet, "MobileNetV2-style inverted residuals (Cortex-A)"),
 }
 
 
