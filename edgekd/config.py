@@ -37,9 +37,17 @@ class ReductionConfig(StrictModel):
 class TrainConfig(StrictModel):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)
+    accumulate: int = Field(1, ge=1, description="micro-batches per optimiser step (gradient accumulation)")
+    optimizer: Literal["adamw", "adam"] = "adamw"
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["cosine", "plateau"] = Field(
+        "cosine", description="cosine: warm-up then cosine decay; plateau: SEA's ×factor when validation stalls")
     warmup_epochs: int = Field(1, ge=0)
+    plateau_patience: int = Field(5, ge=1, description="epochs without improvement before the rate drops")
+    plateau_factor: float = Field(0.1, gt=0, lt=1)
+    early_stopping: int | None = Field(None, ge=1, description="stop after this many epochs without improvement")
+    ema: float | None = Field(None, gt=0, lt=1, description="decay of an exponential moving average of the weights")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: torch's choice")
 

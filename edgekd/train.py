@@ -40,13 +40,24 @@ def select_device(preference: str) -> torch.device:
     return torch.device(preference)
 
 
-def _learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+def _learning_rate(config: TrainConfig, step: int, steps_per_epoch: int, plateau_lr: float) -> float:
     warmup = config.warmup_epochs * steps_per_epoch
-    total = config.epochs * steps_per_epoch
     if step < warmup:
         return config.lr * (step + 1) / warmup
+    if config.schedule == "plateau":
+        return plateau_lr
+    total = config.epochs * steps_per_epoch
     progress = (step - warmup) / max(1, total - warmup)
     return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _ema_update(ema: dict[str, torch.Tensor], model: nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if value.dtype.is_floating_point:
+                ema[key].mul_(decay).add_(value.detach(), alpha=1 - decay)
+            else:
+                ema[key].copy_(value)
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -79,41 +90,57 @@ def train_student(
     on_step: Callable[[int, int, int], None] | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> list[EpochLog]:
-    """Train in place; on return the student holds the weights with the best validation cosine."""
+    """Train in place; on return the student holds the weights (their EMA, when enabled) with the best validation
+    cosine. With `schedule: plateau` and `optimizer: adam` this is SEA's recipe: the rate drops ×plateau_factor when
+    the validation loss has not improved for plateau_patience epochs, and `early_stopping` ends the run."""
     device = select_device(config.device)
     student.to(device)
     x = torch.from_numpy(audio).to(device)
     y = torch.from_numpy(targets).to(device)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = optimizer_class(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: list[EpochLog] = []
     best = {"val_cosine": -math.inf, "state": None}
+    # Validation-driven state (plateau schedule, early stopping) lives in the checkpoint so resume is exact.
+    plateau = {"lr": config.lr, "best_loss": math.inf, "stalled": 0, "since_best": 0}
+    ema = {k: v.detach().clone() for k, v in student.state_dict().items()} if config.ema else None
     start_epoch = 0
     if resume and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         student.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history = [EpochLog(**row) for row in state["history"]]
-        best = state["best"]
-        start_epoch = state["epoch"]
-    steps_per_epoch = math.ceil(len(train_index) / config.batch_size)
+        best, plateau, start_epoch = state["best"], state["plateau"], state["epoch"]
+        ema = state["ema"]
+    micro_batches = math.ceil(len(train_index) / config.batch_size)
+    steps_per_epoch = math.ceil(micro_batches / config.accumulate)
     for epoch in range(start_epoch, config.epochs):
+        if config.early_stopping and plateau["since_best"] >= config.early_stopping:
+            break
         began = time.perf_counter()
         student.train()
         order = np.random.default_rng([seed, epoch]).permutation(train_index)
         total, count = 0.0, 0
-        for step in range(steps_per_epoch):
-            batch = torch.from_numpy(order[step * config.batch_size : (step + 1) * config.batch_size]).to(device)
-            lr = _learning_rate(config, epoch * steps_per_epoch + step, steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+        for micro in range(micro_batches):
+            batch = torch.from_numpy(order[micro * config.batch_size : (micro + 1) * config.batch_size]).to(device)
             loss = loss_fn(student(x[batch]), y[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            (loss / config.accumulate).backward()
             total += loss.item() * len(batch)
             count += len(batch)
-            if on_step:
-                on_step(epoch, step + 1, steps_per_epoch)
+            if (micro + 1) % config.accumulate == 0 or micro + 1 == micro_batches:
+                step = micro // config.accumulate
+                lr = _learning_rate(config, epoch * steps_per_epoch + step, steps_per_epoch, plateau["lr"])
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if ema is not None:
+                    _ema_update(ema, student, config.ema)
+                if on_step:
+                    on_step(epoch, step + 1, steps_per_epoch)
+        if ema is not None:  # validate the averaged weights, the ones that will be kept
+            live = {k: v.detach().clone() for k, v in student.state_dict().items()}
+            student.load_state_dict(ema)
         val_pred = predict(student, x[val_index])
         log = EpochLog(epoch + 1, total / count, float(loss_fn(val_pred, y[val_index])),
                        _cosine(val_pred, y[val_index]), lr, time.perf_counter() - began)
@@ -121,9 +148,12 @@ def train_student(
         if log.val_cosine > best["val_cosine"]:
             best = {"val_cosine": log.val_cosine,
                     "state": {k: v.detach().clone() for k, v in student.state_dict().items()}}
+        if ema is not None:
+            student.load_state_dict(live)
+        _update_plateau(plateau, log.val_loss, config)
         _atomic_torch_save(
             {"epoch": epoch + 1, "model": student.state_dict(), "optimizer": optimizer.state_dict(),
-             "history": [asdict(h) for h in history], "best": best},
+             "history": [asdict(h) for h in history], "best": best, "plateau": plateau, "ema": ema},
             checkpoint,
         )
         if on_epoch:
@@ -131,3 +161,14 @@ def train_student(
     if best["state"] is not None:
         student.load_state_dict(best["state"])
     return history
+
+
+def _update_plateau(plateau: dict, val_loss: float, config: TrainConfig) -> None:
+    if val_loss < plateau["best_loss"] - 1e-12:
+        plateau.update(best_loss=val_loss, stalled=0, since_best=0)
+        return
+    plateau["stalled"] += 1
+    plateau["since_best"] += 1
+    if plateau["stalled"] >= config.plateau_patience:
+        plateau["lr"] *= config.plateau_factor
+        plateau["stalled"] = 0

@@ -49,3 +49,40 @@ def test_same_seed_same_weights_and_resume_is_exact(tmp_path):
 def test_training_reduces_loss(tmp_path):
     _, history = _train(tmp_path, "d.pt")
     assert history[-1].train_loss < history[0].train_loss
+
+
+def _run(tmp_path, name, config, interrupt_after=None, resume=False):
+    torch.manual_seed(0)
+    student = SeaCnn(CONFIG, 4)
+    audio, targets, train, val = _data()
+
+    def on_epoch(log):
+        if interrupt_after is not None and log.epoch == interrupt_after:
+            raise KeyboardInterrupt
+
+    history = train_student(student, audio, targets, train, val, config, torch.nn.functional.mse_loss, seed=0,
+                            checkpoint=tmp_path / name, resume=resume, on_epoch=on_epoch)
+    return student, history
+
+
+def test_sea_schedule_drops_the_rate_and_stops_early(tmp_path):
+    config = TrainConfig(epochs=40, batch_size=8, optimizer="adam", lr=0.05, weight_decay=0, schedule="plateau",
+                         warmup_epochs=0, plateau_patience=1, plateau_factor=0.1, early_stopping=3, device="cpu")
+    _, history = _run(tmp_path, "sea.pt", config)
+    rates = [h.lr for h in history]
+    assert len(history) < 40  # early stopping ended the run
+    assert rates[0] == 0.05 and min(rates) <= 0.005 + 1e-12  # dropped ×0.1 at least once
+
+
+def test_accumulation_and_ema_resume_exactly(tmp_path):
+    config = TrainConfig(epochs=3, batch_size=4, accumulate=2, ema=0.9, schedule="plateau", plateau_patience=1,
+                         device="cpu")
+    full, history = _run(tmp_path, "a.pt", config)
+    assert len(history) == 3
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, "b.pt", config, interrupt_after=2)
+    resumed, _ = _run(tmp_path, "b.pt", config, resume=True)
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    plain, _ = _run(tmp_path, "c.pt", config.model_copy(update={"ema": None}))
+    assert any(not torch.equal(v, plain.state_dict()[k]) for k, v in full.state_dict().items())
