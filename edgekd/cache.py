@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from edgekd.data import Windows, resample
+from edgekd.distributed import barrier, rank_and_world
 from edgekd.paths import cache_root
 
 SHARD_ROWS = 256  # rows per shard: the unit of progress a killed run keeps
@@ -108,8 +109,8 @@ def teacher_embeddings(
     keys = windows.row_keys()
     cached, _ = read_shards(directory)
     missing = [i for i, key in enumerate(keys) if key not in cached]
-    rank, world = _rank_and_world()
-    _barrier(world)  # every rank plans from the same listing before any rank writes
+    rank, world = rank_and_world()
+    barrier()  # every rank plans from the same listing before any rank writes
     if missing:
         teacher.to(device)
         done = len(keys) - len(missing)
@@ -123,7 +124,7 @@ def teacher_embeddings(
                     on_progress(done + sum(len(c) for c in chunks), len(keys))
             _write_shard(directory, [keys[i] for i in rows], np.concatenate(chunks))
             done += len(rows)
-        _barrier(world)
+        barrier()
         cached, _ = read_shards(directory, verify=False)
     embeddings = np.stack([cached[key][0][cached[key][1]] for key in keys]).astype(np.float32)
     return CachedEmbeddings(embeddings, directory, computed=len(missing), reused=len(keys) - len(missing))
@@ -147,21 +148,6 @@ def _loader(windows: Windows, rows: list[int], sample_rate: int, batch_size: int
     workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
     return torch.utils.data.DataLoader(_ResampledWindows(windows, rows, sample_rate), batch_size=batch_size,
                                        shuffle=False, num_workers=workers, pin_memory=device.type == "cuda")
-
-
-def _rank_and_world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 @dataclass

@@ -96,6 +96,8 @@ def distill(
             hooks=Hooks(stage=lambda text: progress.console.print(f"[dim]· {text}[/]"),
                         teacher_progress=teacher_progress, step=step, epoch=epoch),
         )
+    if not result.metrics:
+        return  # a torchrun worker other than rank 0: rank 0 reports
     console.print(distill_table(result.metrics))
     console.print(f"run written to [bold]{run_dir}[/]: student.pt, reduction.npz, metrics.json, training_curves.png")
     console.print(f"next: edgekd export {run_dir}")

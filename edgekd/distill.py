@@ -22,7 +22,7 @@ from edgekd import __version__
 from edgekd.cache import teacher_embeddings
 from edgekd.config import Recipe, recipe_from_dict
 from edgekd.data import Windows, load_clips, make_windows, resample
-from edgekd.distributed import local_device
+from edgekd.distributed import barrier, init_from_environment, local_device
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import fidelity, probe_accuracy
 from edgekd.export import export_onnx
@@ -31,7 +31,7 @@ from edgekd.profile import analyse_graph
 from edgekd.reduction import Reduction, fit_reduction
 from edgekd.students import build_student
 from edgekd.teachers import build_teacher
-from edgekd.train import EpochLog, predict, select_device, train_student
+from edgekd.train import EpochLog, predict, train_student
 
 
 def _ignore(*_args) -> None:
@@ -164,13 +164,17 @@ def build_cache(recipe: Recipe, strict: bool = False, on_progress=None):
 
 def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = False, strict: bool = False,
             hooks: Hooks | None = None) -> DistillResult:
-    hooks = hooks or Hooks()
+    rank = init_from_environment()  # under torchrun: join the process group; rank 0 writes the run
+    leader = rank == 0
+    hooks = hooks if hooks and leader else Hooks()
     started = time.perf_counter()
-    _prepare_run_dir(run_dir, recipe, resume, force)
+    if leader:
+        _prepare_run_dir(run_dir, recipe, resume, force)
+    barrier()
     if recipe.train.num_threads:
         torch.set_num_threads(recipe.train.num_threads)
     torch.manual_seed(recipe.seed)
-    device = select_device(recipe.train.device)
+    device = local_device(recipe.train.device)
 
     teacher = build_teacher(recipe.teacher)
     hooks.stage("loading and windowing domain data")
@@ -187,25 +191,30 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
         hooks.stage(f"reused cached teacher embeddings from {cached.directory}" if cached.hit else
                     f"cached teacher embeddings in {cached.directory} ({cached.computed} computed, "
                     f"{cached.reused} reused)")
-    teacher_facts = _teacher_profile(teacher, cached.directory, recipe.window.seconds)
+    teacher_facts = _teacher_profile(teacher, cached.directory, recipe.window.seconds) if leader else None
 
     loudness = 20 * np.log10(np.sqrt((windows.audio[train] ** 2).mean(1)) + 1e-10)  # dB RMS, for `loudness`
     groups = [windows.groups[i] for i in train] if windows.groups else None
     reduction = fit_reduction(recipe.reduction, cached.embeddings[train], recipe.seed, groups, loudness)
-    reduction.save(run_dir / "reduction.npz")
+    if leader:
+        reduction.save(run_dir / "reduction.npz")
     targets = reduction.transform(cached.embeddings)
 
     torch.manual_seed(recipe.seed)
     student = build_student(recipe.student, reduction.dim)
-    student_facts = size_profile(student, torch.from_numpy(data.student_audio[:1]))
-    hooks.stage(f"student {recipe.student.name}: {student_facts['params']:,} parameters, "
-                f"{student_facts['storage_bytes']:,} B FP32 storage, {student_facts['activation_bytes']:,} B "
-                "activation memory (as `edgekd profile` will measure the export)")
+    student_facts = {}
+    if leader:  # exporting to measure is the leader's job; workers go straight to training
+        student_facts = size_profile(student, torch.from_numpy(data.student_audio[:1]))
+        hooks.stage(f"student {recipe.student.name}: {student_facts['params']:,} parameters, "
+                    f"{student_facts['storage_bytes']:,} B FP32 storage, {student_facts['activation_bytes']:,} B "
+                    "activation memory (as `edgekd profile` will measure the export)")
     hooks.stage("training the student")
     history = train_student(
         student, data.student_audio, targets, train, val, recipe.train, build_loss(recipe.loss), recipe.seed,
         run_dir / "checkpoint.pt", resume=resume, on_step=hooks.step, on_epoch=hooks.epoch,
     )
+    if not leader:
+        return DistillResult(run_dir, {}, history)
     student.cpu().eval()
     torch.save({"state_dict": student.state_dict(), "embedding_dim": reduction.dim,
                 "student": recipe.student.model_dump(mode="json")}, run_dir / "student.pt")

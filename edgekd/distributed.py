@@ -6,7 +6,6 @@ import os
 
 import torch
 
-from edgekd.train import select_device
 
 
 def init_from_environment() -> int:
@@ -24,7 +23,24 @@ def init_from_environment() -> int:
 
 def local_device(preference: str) -> torch.device:
     """The recipe's device; under torchrun on CUDA, this process's own GPU."""
+    from edgekd.train import select_device
+
     device = select_device(preference)
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return device
+
+
+def rank_and_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()

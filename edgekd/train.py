@@ -33,6 +33,7 @@ class EpochLog:
 
 
 def select_device(preference: str) -> torch.device:
+    """The recipe's device choice, checked against what this machine has."""
     if preference == "cuda" and not torch.cuda.is_available():
         raise EdgekdError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
     if preference == "auto":
@@ -93,8 +94,15 @@ def train_student(
     """Train in place; on return the student holds the weights (their EMA, when enabled) with the best validation
     cosine. With `schedule: plateau` and `optimizer: adam` this is SEA's recipe: the rate drops ×plateau_factor when
     the validation loss has not improved for plateau_patience epochs, and `early_stopping` ends the run."""
-    device = select_device(config.device)
+    from edgekd.distributed import barrier, local_device, rank_and_world
+
+    rank, world = rank_and_world()
+    device = local_device(config.device)
     student.to(device)
+    # Under torchrun each process takes its share of every batch; DistributedDataParallel averages the gradients,
+    # so the global batch (and the learning-rate schedule) is the same as in one process.
+    synced = _sync_batch_norms(student) if world > 1 else []
+    model = torch.nn.parallel.DistributedDataParallel(student) if world > 1 else student
     x = torch.from_numpy(audio).to(device)
     y = torch.from_numpy(targets).to(device)
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
@@ -122,8 +130,9 @@ def train_student(
         order = np.random.default_rng([seed, epoch]).permutation(train_index)
         total, count = 0.0, 0
         for micro in range(micro_batches):
-            batch = torch.from_numpy(order[micro * config.batch_size : (micro + 1) * config.batch_size]).to(device)
-            loss = loss_fn(student(x[batch]), y[batch])
+            batch = order[micro * config.batch_size : (micro + 1) * config.batch_size]
+            batch = torch.from_numpy(batch[rank::world] if len(batch) >= world else batch).to(device)
+            loss = loss_fn(model(x[batch]), y[batch])
             (loss / config.accumulate).backward()
             total += loss.item() * len(batch)
             count += len(batch)
@@ -151,16 +160,51 @@ def train_student(
         if ema is not None:
             student.load_state_dict(live)
         _update_plateau(plateau, log.val_loss, config)
-        _atomic_torch_save(
-            {"epoch": epoch + 1, "model": student.state_dict(), "optimizer": optimizer.state_dict(),
-             "history": [asdict(h) for h in history], "best": best, "plateau": plateau, "ema": ema},
-            checkpoint,
-        )
+        if rank == 0:
+            _atomic_torch_save(
+                {"epoch": epoch + 1, "model": student.state_dict(), "optimizer": optimizer.state_dict(),
+                 "history": [asdict(h) for h in history], "best": best, "plateau": plateau, "ema": ema},
+                checkpoint,
+            )
+        barrier()
         if on_epoch:
             on_epoch(log)
+    for norm in synced:
+        norm.__class__ = nn.BatchNorm2d
     if best["state"] is not None:
         student.load_state_dict(best["state"])
     return history
+
+
+class _GlobalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose training statistics cover the global batch across torchrun processes, on any device
+    (torch's SyncBatchNorm is GPU-only): sums are all-reduced with autograd, so gradients match one process."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = (0, 2, 3)
+        count = all_reduce(torch.tensor([float(x.numel() // x.shape[1])], device=x.device))
+        mean = all_reduce(x.sum(dims)) / count
+        var = all_reduce(((x - mean[None, :, None, None]) ** 2).sum(dims)) / count
+        with torch.no_grad():
+            momentum = self.momentum if self.momentum is not None else 0.1
+            self.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+            self.running_var.mul_(1 - momentum).add_(var * count / (count - 1).clamp(min=1), alpha=momentum)
+            self.num_batches_tracked.add_(1)
+        normalised = (x - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + self.eps)
+        return normalised * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+
+
+def _sync_batch_norms(model: nn.Module) -> list[nn.Module]:
+    """Switch every BatchNorm2d to global statistics for the run (same parameters and buffers, so checkpoints and
+    exports are unchanged); returns them so the switch can be undone."""
+    norms = [m for m in model.modules() if type(m) is nn.BatchNorm2d]
+    for norm in norms:
+        norm.__class__ = _GlobalBatchNorm2d
+    return norms
 
 
 def _update_plateau(plateau: dict, val_loss: float, config: TrainConfig) -> None:

@@ -148,3 +148,27 @@ def test_export_options_and_the_accuracy_gate(distilled, tmp_path):
     assert (tmp_path / "strict" / "student.int8.onnx").is_file()  # written, and reported as failing
     bad = run_cli("export", run_dir, "--int8", "int4")
     assert bad.returncode == 2 and "allowed values are static, dynamic, none" in bad.stderr
+
+
+def test_torchrun_ddp_two_processes_match_one_process(tmp_path):
+    """DistributedDataParallel over 2 CPU processes (gloo) reaches the same validation fidelity as one process."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "mini.yaml"
+    recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, train=dict(MINI_RECIPE["train"], epochs=3))))
+    cache = str(tmp_path / "cache")
+    single = run_cli("distill", recipe, "--out", tmp_path / "one", EDGEKD_CACHE_DIR=cache)
+    assert single.returncode == 0, single.stderr
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    env = dict(os.environ, EDGEKD_CACHE_DIR=cache, OMP_NUM_THREADS="1", COLUMNS="200")
+    double = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "edgekd", "distill",
+                             str(recipe), "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert double.stdout.count("teacher vs student") == 1  # rank 0 reports, once
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())["fidelity"]["val"]["cosine"]
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())["fidelity"]["val"]["cosine"]
+    assert abs(one - two) <= 1e-3, (one, two)
