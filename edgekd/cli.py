@@ -105,6 +105,23 @@ def distill(
 
 @app.command()
 @_user_errors
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="run directory written by `edgekd distill`"),
+    data: Optional[list[str]] = typer.Option(None, "--data", help="another recipe whose data is out of domain "
+                                             "(repeatable)"),
+):
+    """Fidelity and downstream probes of a student beside its teacher, in and out of domain."""
+    from edgekd.evaluation_run import evaluate_run
+    from edgekd.report import evaluation_table
+
+    with err_console.status("embedding, probing"):
+        report = evaluate_run(run_dir, data or [])
+    console.print(evaluation_table(report))
+    console.print(f"written to {run_dir / 'evaluation.json'}")
+
+
+@app.command()
+@_user_errors
 def export(
     run_dir: Path = typer.Argument(..., help="run directory written by `edgekd distill`"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder [default: RUN_DIR/export]"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.table import Table
 
 from edgekd.units import format_bytes, format_count
@@ -36,6 +38,24 @@ def distill_table(metrics: dict) -> Table:
         table.add_row(f"test probe {'micro-AUPRC' if auprc else 'accuracy'}",
                       f"{fmt(probe['teacher'])} (PCA: {fmt(probe['teacher_reduced'])})", fmt(probe["student"]), "")
         table.add_row("  log-mel statistics baseline", fmt(probe["logmel_baseline"]), "", "")
+    return table
+
+
+def evaluation_table(report: dict) -> Table:
+    columns = {"in domain": report["in_domain"]} | {f"out of domain: {Path(k).stem}": v
+                                                     for k, v in report["out_of_domain"].items()}
+    table = Table(title="evaluation: student beside teacher on held-out data")
+    table.add_column("")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for key, label in (("cosine", "fidelity cosine"), ("r2", "fidelity R²"), ("cka", "linear CKA"), ("mse", "MSE")):
+        table.add_row(label, *(f"{c['fidelity'][key]:.3f}" for c in columns.values()))
+    metrics = sorted({k for c in columns.values() for k in c.get("student", {}) if k != "mlp_hidden_layers"})
+    for metric in metrics:
+        for who in ("teacher", "student"):
+            table.add_row(f"{who} {metric.replace('_', ' ')}",
+                          *(f"{c[who][metric]:.3f}" if metric in c.get(who, {}) else "—" for c in columns.values()))
+    table.add_row("protocol", *(c.get("protocol", "no labels") for c in columns.values()))
     return table
 
 

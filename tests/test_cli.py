@@ -172,3 +172,18 @@ def test_torchrun_ddp_two_processes_match_one_process(tmp_path):
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())["fidelity"]["val"]["cosine"]
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())["fidelity"]["val"]["cosine"]
     assert abs(one - two) <= 1e-3, (one, two)
+
+
+def test_evaluate_in_and_out_of_domain(distilled, tmp_path):
+    recipe, run_dir, _, cache = distilled
+    other = tmp_path / "noisy.yaml"
+    other.write_text(yaml.safe_dump(dict(MINI_RECIPE, data=dict(MINI_RECIPE["data"], snr_db=[-10, -5]))))
+    result = run_cli("evaluate", run_dir, "--data", other, EDGEKD_CACHE_DIR=cache)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run_dir / "evaluation.json").read_text())
+    assert set(report["out_of_domain"]) == {str(other)}
+    for column in (report["in_domain"], report["out_of_domain"][str(other)]):
+        assert {"cosine", "r2", "cka", "mse"} <= set(column["fidelity"])
+        assert {"logreg_accuracy", "mlp_accuracy", "logreg_macro_f1"} <= set(column["student"])
+        assert set(column["teacher"]) == set(column["student"])
+    assert "out of domain: noisy" in result.stdout
