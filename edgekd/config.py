@@ -49,6 +49,7 @@ class TrainConfig(StrictModel):
     early_stopping: int | None = Field(None, ge=1, description="stop after this many epochs without improvement")
     ema: float | None = Field(None, gt=0, lt=1, description="decay of an exponential moving average of the weights")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(True, description="bf16 autocast of the student's body on CUDA (the front-end stays FP32)")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: torch's choice")
 
 

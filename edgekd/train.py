@@ -101,6 +101,8 @@ def train_student(
     student.to(device)
     # Under torchrun each process takes its share of every batch; DistributedDataParallel averages the gradients,
     # so the global batch (and the learning-rate schedule) is the same as in one process.
+    if hasattr(student, "autocast"):
+        student.autocast = torch.bfloat16 if device.type == "cuda" and config.amp else None
     synced = _sync_batch_norms(student) if world > 1 else []
     model = torch.nn.parallel.DistributedDataParallel(student) if world > 1 else student
     x = torch.from_numpy(audio).to(device)
@@ -171,6 +173,8 @@ def train_student(
             on_epoch(log)
     for norm in synced:
         norm.__class__ = nn.BatchNorm2d
+    if hasattr(student, "autocast"):
+        student.autocast = None
     if best["state"] is not None:
         student.load_state_dict(best["state"])
     return history

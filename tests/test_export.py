@@ -5,12 +5,12 @@ import torch
 from edgekd.export import cosine_rows, export_onnx, run_onnx
 from edgekd.profile.graph import frontend_nodes
 from edgekd.quantize import quantize_static
-from edgekd.students.sea_cnn import SeaCnn, SeaCnnConfig
+from edgekd.students.sea_cnn import SeaCnnConfig, build_sea_cnn
 
 
 def _student():
     torch.manual_seed(0)
-    model = SeaCnn(SeaCnnConfig(sample_rate=8000, n_fft=128, hop_length=160, n_mels=32, widths=[4, 8, 8]), 8)
+    model = build_sea_cnn(SeaCnnConfig(sample_rate=8000, n_fft=128, hop_length=160, n_mels=32, widths=[4, 8, 8]), 8)
     # non-trivial BN statistics, as after training
     with torch.no_grad():
         for module in model.modules():

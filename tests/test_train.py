@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from edgekd.config import TrainConfig
-from edgekd.students.sea_cnn import SeaCnn, SeaCnnConfig
+from edgekd.students.sea_cnn import SeaCnnConfig, build_sea_cnn
 from edgekd.train import train_student
 
 CONFIG = SeaCnnConfig(sample_rate=8000, n_fft=128, hop_length=160, n_mels=16, widths=[4, 8])
@@ -18,7 +18,7 @@ def _data():
 
 def _train(tmp_path, name, interrupt_after=None, resume=False):
     torch.manual_seed(0)
-    student = SeaCnn(CONFIG, 4)
+    student = build_sea_cnn(CONFIG, 4)
     audio, targets, train, val = _data()
 
     def on_epoch(log):
@@ -53,7 +53,7 @@ def test_training_reduces_loss(tmp_path):
 
 def _run(tmp_path, name, config, interrupt_after=None, resume=False):
     torch.manual_seed(0)
-    student = SeaCnn(CONFIG, 4)
+    student = build_sea_cnn(CONFIG, 4)
     audio, targets, train, val = _data()
 
     def on_epoch(log):
@@ -86,3 +86,27 @@ def test_accumulation_and_ema_resume_exactly(tmp_path):
         assert torch.equal(value, resumed.state_dict()[key]), key
     plain, _ = _run(tmp_path, "c.pt", config.model_copy(update={"ema": None}))
     assert any(not torch.equal(v, plain.state_dict()[k]) for k, v in full.state_dict().items())
+
+
+def test_reduced_precision_body_keeps_the_front_end_fp32():
+    """The bf16 path used on CUDA, exercised with CPU autocast: the front-end is FP32, the output FP32."""
+    torch.manual_seed(0)
+    student = build_sea_cnn(CONFIG, 4)
+    audio = torch.randn(4, 8000) * 0.1
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen.setdefault(name, output.dtype)  # returns None: the output is left as it is
+        return hook
+
+    student.frontend.register_forward_hook(record("frontend"))
+    student.body[0].register_forward_hook(record("body"))
+    student.train()
+    student.autocast = torch.bfloat16
+    out = student(audio)
+    assert seen == {"frontend": torch.float32, "body": torch.bfloat16} and out.dtype == torch.float32
+    out.pow(2).mean().backward()
+    student.eval()
+    student.autocast = None
+    assert student(audio).dtype == torch.float32

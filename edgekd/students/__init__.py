@@ -14,7 +14,7 @@ from edgekd.students.families import (
     build_l3_student,
     build_mobilenet,
 )
-from edgekd.students.sea_cnn import SeaCnn, SeaCnnConfig
+from edgekd.students.sea_cnn import SeaCnnConfig, build_sea_cnn
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class StudentEntry:
 
 
 STUDENTS: dict[str, StudentEntry] = {
-    "sea_cnn": StudentEntry(SeaCnnConfig, SeaCnn, "small SEA-style CNN on its own log-mel front-end"),
+    "sea_cnn": StudentEntry(SeaCnnConfig, build_sea_cnn, "small SEA-style CNN on its own log-mel front-end"),
     "l3": StudentEntry(L3StudentConfig, build_l3_student,
                        "L3-Net audio layout with per-block width divisors (SEA students 0-3)"),
     "dscnn": StudentEntry(DsCnnConfig, build_dscnn, "depthwise-separable CNN for microcontrollers (MLPerf Tiny DS-CNN)"),
