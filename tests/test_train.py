@@ -16,19 +16,8 @@ def _data():
     return audio, targets, np.arange(16), np.arange(16, 24)
 
 
-def _train(tmp_path, name, interrupt_after=None, resume=False):
-    torch.manual_seed(0)
-    student = build_sea_cnn(CONFIG, 4)
-    audio, targets, train, val = _data()
-
-    def on_epoch(log):
-        if interrupt_after is not None and log.epoch == interrupt_after:
-            raise KeyboardInterrupt
-
-    history = train_student(student, audio, targets, train, val, TrainConfig(epochs=3, batch_size=5, device="cpu"),
-                            torch.nn.functional.mse_loss, seed=0, checkpoint=tmp_path / name, resume=resume,
-                            on_epoch=on_epoch)
-    return student, history
+def _train(tmp_path, name, **kwargs):
+    return _run(tmp_path, name, TrainConfig(epochs=3, batch_size=5, device="cpu"), **kwargs)
 
 
 def test_same_seed_same_weights_and_resume_is_exact(tmp_path):

@@ -97,26 +97,29 @@ def _fold_split(fold: int, config) -> str:
     return "test" if fold in config.test_folds else "val" if fold in config.val_folds else "train"
 
 
+def _folded_clips(config, sample_rate: int, report: AudioReport, meta: Path, columns: tuple[str, str, str],
+                  audio_path) -> Clips:
+    """A dataset with one metadata CSV of (file, fold, class id, class name) rows and official folds."""
+    file_column, id_column, name_column = columns
+    rows = _read_csv(meta)
+    _require_columns(rows, {file_column, "fold", id_column, name_column}, meta)
+    class_names, label_of = _classes(rows, id_column, name_column)
+    entries = [(audio_path(r), r[file_column], label_of[int(r[id_column])], _fold_split(int(r["fold"]), config),
+                f"fold{r['fold']}") for r in rows]
+    return _load_all(entries, config, sample_rate, report, class_names)
+
+
 def urbansound8k_clips(config: UrbanSound8KConfig, sample_rate: int, report: AudioReport, seed: int) -> Clips:
     root = Path(config.root)
-    meta = root / "metadata" / "UrbanSound8K.csv"
-    rows = _read_csv(meta)
-    _require_columns(rows, {"slice_file_name", "fold", "classID", "class"}, meta)
-    class_names, label_of = _classes(rows, "classID", "class")
-    entries = [(root / "audio" / f"fold{r['fold']}" / r["slice_file_name"], r["slice_file_name"], label_of[int(r["classID"])],
-                _fold_split(int(r["fold"]), config), f"fold{r['fold']}") for r in rows]
-    return _load_all(entries, config, sample_rate, report, class_names)
+    return _folded_clips(config, sample_rate, report, root / "metadata" / "UrbanSound8K.csv",
+                         ("slice_file_name", "classID", "class"),
+                         lambda r: root / "audio" / f"fold{r['fold']}" / r["slice_file_name"])
 
 
 def esc50_clips(config: Esc50Config, sample_rate: int, report: AudioReport, seed: int) -> Clips:
     root = Path(config.root)
-    meta = root / "meta" / "esc50.csv"
-    rows = _read_csv(meta)
-    _require_columns(rows, {"filename", "fold", "target", "category"}, meta)
-    class_names, label_of = _classes(rows, "target", "category")
-    entries = [(root / "audio" / r["filename"], r["filename"], label_of[int(r["target"])], _fold_split(int(r["fold"]), config),
-                f"fold{r['fold']}") for r in rows]
-    return _load_all(entries, config, sample_rate, report, class_names)
+    return _folded_clips(config, sample_rate, report, root / "meta" / "esc50.csv", ("filename", "target", "category"),
+                         lambda r: root / "audio" / r["filename"])
 
 
 def sonyc_ust_clips(config: SonycUstConfig, sample_rate: int, report: AudioReport, seed: int) -> Clips:
