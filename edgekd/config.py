@@ -27,7 +27,7 @@ class WindowConfig(StrictModel):
 
 
 class ReductionConfig(StrictModel):
-    method: Literal["pca", "none"] = "pca"
+    method: Literal["pca", "umap", "none"] = "pca"
     dim: int = Field(64, ge=1, description="output dimension of the reduction φ (SEA: 64/128/256)")
     sample: Literal["random", "stratified", "loudness", "diverse"] = Field(
         "random", description="which training windows the reduction is fitted on (SEA: within 0.01 AUPRC)")

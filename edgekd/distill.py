@@ -247,7 +247,8 @@ def _evaluate(recipe: Recipe, data: DomainData, teacher_raw: np.ndarray, reducti
         "windows": {"train": len(train), "val": len(val), "test": len(test)},
         "teacher": {"name": recipe.teacher.name, "dim": int(teacher_raw.shape[1]), **(teacher_facts or {})},
         "reduction": {"method": reduction.method, "dim": reduction.dim, "sample": recipe.reduction.sample,
-                      "explained_variance": reduction.explained_variance},
+                      "explained_variance": None if np.isnan(reduction.explained_variance)
+                      else reduction.explained_variance},
         "student": {"name": recipe.student.name, "dim": reduction.dim, **student_facts},
         "fidelity": {"val": fidelity(student_out[val], targets[val]),
                      "test": fidelity(student_out[test], targets[test])},

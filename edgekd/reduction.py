@@ -1,44 +1,72 @@
-"""The reduction φ of teacher embeddings (SEA): PCA fitted on the training split, or none."""
+"""The reduction φ of teacher embeddings (SEA): PCA (default), UMAP (the `umap` extra) or none, fitted on a sample
+of the training windows."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgekd.config import ReductionConfig
-from edgekd.errors import RecipeError
+from edgekd.errors import EdgekdError, RecipeError
+
+
+_UMAP_NEIGHBOURS = 15
 
 
 @dataclass
 class Reduction:
     method: str
     mean: np.ndarray  # (D,)
-    components: np.ndarray | None  # (k, D) rows of the projection, None for identity
-    explained_variance: float  # fraction of the teacher's variance the k dims keep
+    components: np.ndarray | None  # PCA: (k, D) rows of the projection; None otherwise
+    explained_variance: float  # PCA: fraction of the teacher's variance the k dims keep; NaN for UMAP
+    anchors: np.ndarray | None = None  # UMAP: the teacher embeddings it was fitted on (n, D)...
+    anchor_coords: np.ndarray | None = None  # ...and their UMAP coordinates (n, k)
 
     @property
     def dim(self) -> int:
+        if self.anchor_coords is not None:
+            return self.anchor_coords.shape[1]
         return len(self.mean) if self.components is None else len(self.components)
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        if self.anchors is not None:
+            return self._interpolate(embeddings)
         if self.components is None:
             return embeddings.astype(np.float32)
         return ((embeddings - self.mean) @ self.components.T).astype(np.float32)
 
+    def _interpolate(self, embeddings: np.ndarray) -> np.ndarray:
+        """UMAP coordinates of new points: the inverse-distance average of their nearest fitted points (how UMAP
+        itself starts its transform), so the reduction is stored as plain arrays, not a pickled model; fitted points
+        map to their own coordinates."""
+        from sklearn.neighbors import NearestNeighbors
+
+        k = min(_UMAP_NEIGHBOURS, len(self.anchors))
+        distance, index = NearestNeighbors(n_neighbors=k).fit(self.anchors).kneighbors(embeddings)
+        weights = 1.0 / np.maximum(distance, 1e-12)
+        weights /= weights.sum(axis=1, keepdims=True)
+        return (weights[:, :, None] * self.anchor_coords[index]).sum(axis=1).astype(np.float32)
+
     def save(self, path: Path) -> None:
-        components = np.zeros((0,)) if self.components is None else self.components
+        empty = np.zeros((0,))
         with open(path, "wb") as handle:
-            np.savez(handle, method=self.method, mean=self.mean, components=components,
-                     explained_variance=self.explained_variance)
+            np.savez(handle, method=self.method, mean=self.mean,
+                     components=empty if self.components is None else self.components,
+                     explained_variance=self.explained_variance,
+                     anchors=empty if self.anchors is None else self.anchors,
+                     anchor_coords=empty if self.anchor_coords is None else self.anchor_coords)
 
     @classmethod
     def load(cls, path: Path) -> "Reduction":
         with np.load(path, allow_pickle=False) as data:
-            components = data["components"]
-            return cls(str(data["method"]), data["mean"], None if components.size == 0 else components,
-                       float(data["explained_variance"]))
+            def optional(key: str) -> np.ndarray | None:
+                return data[key] if key in data and data[key].size else None
+
+            return cls(str(data["method"]), data["mean"], optional("components"), float(data["explained_variance"]),
+                       optional("anchors"), optional("anchor_coords"))
 
 
 def select_sample(config: ReductionConfig, embeddings: np.ndarray, seed: int, groups: list[str] | None = None,
@@ -87,6 +115,8 @@ def fit_reduction(config: ReductionConfig, train_embeddings: np.ndarray, seed: i
     embeddings = train_embeddings[sample].astype(np.float64)
     if config.method == "none":
         return Reduction("none", np.zeros(embeddings.shape[1]), None, 1.0)
+    if config.method == "umap":
+        return _fit_umap(config, embeddings, seed)
     from sklearn.decomposition import PCA
 
     limit = min(embeddings.shape)
@@ -97,3 +127,19 @@ def fit_reduction(config: ReductionConfig, train_embeddings: np.ndarray, seed: i
         )
     pca = PCA(n_components=config.dim, svd_solver="full", random_state=seed).fit(embeddings)
     return Reduction("pca", pca.mean_, pca.components_, float(pca.explained_variance_ratio_.sum()))
+
+
+def _fit_umap(config: ReductionConfig, embeddings: np.ndarray, seed: int) -> Reduction:
+    try:
+        import umap
+    except ImportError:
+        raise EdgekdError("key 'reduction.method': 'umap' needs umap-learn: pip install 'edgekd[umap]'") from None
+    if config.dim >= len(embeddings) - 1:
+        raise RecipeError(f"key 'reduction.dim': {config.dim} is too large for UMAP on {len(embeddings)} windows")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # umap-learn warns that a random_state disables its parallelism
+        model = umap.UMAP(n_components=config.dim, n_neighbors=min(_UMAP_NEIGHBOURS, len(embeddings) - 1),
+                          random_state=seed)
+        coords = model.fit_transform(embeddings)
+    return Reduction("umap", embeddings.mean(0), None, float("nan"), embeddings.astype(np.float32),
+                     coords.astype(np.float32))

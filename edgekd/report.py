@@ -27,7 +27,7 @@ def distill_table(metrics: dict) -> Table:
     size_row("storage (FP32 ONNX)", "storage_bytes", format_bytes)
     size_row("activation memory (peak)", "activation_bytes", format_bytes)
     size_row("MACs per window", "macs_per_window", format_count)
-    table.add_row("embedding dim", f"{teacher['dim']} → PCA {metrics['reduction']['dim']}", str(student["dim"]), "")
+    table.add_row("embedding dim", f"{teacher['dim']} → {metrics['reduction']['method'].upper()} {metrics['reduction']['dim']}", str(student["dim"]), "")
     for split in ("val", "test"):
         fid = metrics["fidelity"][split]
         table.add_row(f"{split} fidelity (cosine / R²)", "1 (reference)", f"{fid['cosine']:.3f} / {fid['r2']:.3f}", "")

@@ -99,14 +99,16 @@ def train_student(
     rank, world = rank_and_world()
     device = local_device(config.device)
     student.to(device)
+    if device.type == "cuda":  # cuDNN's fastest convolutions take NHWC weights
+        student.to(memory_format=torch.channels_last)
     # Under torchrun each process takes its share of every batch; DistributedDataParallel averages the gradients,
     # so the global batch (and the learning-rate schedule) is the same as in one process.
     if hasattr(student, "autocast"):
         student.autocast = torch.bfloat16 if device.type == "cuda" and config.amp else None
     synced = _sync_batch_norms(student) if world > 1 else []
     model = torch.nn.parallel.DistributedDataParallel(student) if world > 1 else student
-    x = torch.from_numpy(audio).to(device)
-    y = torch.from_numpy(targets).to(device)
+    x, y = torch.from_numpy(audio), torch.from_numpy(targets)  # stay in host memory; batches go to the device
+    workers = 2 if device.type == "cuda" else 0
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = optimizer_class(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: list[EpochLog] = []
@@ -131,13 +133,15 @@ def train_student(
         student.train()
         order = np.random.default_rng([seed, epoch]).permutation(train_index)
         total, count = 0.0, 0
+        shares = []
         for micro in range(micro_batches):
             batch = order[micro * config.batch_size : (micro + 1) * config.batch_size]
-            batch = torch.from_numpy(batch[rank::world] if len(batch) >= world else batch).to(device)
-            loss = loss_fn(model(x[batch]), y[batch])
+            shares.append(batch[rank::world] if len(batch) >= world else batch)
+        for micro, (inputs, wanted) in enumerate(batches(x, y, shares, device, workers)):
+            loss = loss_fn(model(inputs), wanted)
             (loss / config.accumulate).backward()
-            total += loss.item() * len(batch)
-            count += len(batch)
+            total += loss.item() * len(inputs)
+            count += len(inputs)
             if (micro + 1) % config.accumulate == 0 or micro + 1 == micro_batches:
                 step = micro // config.accumulate
                 lr = _learning_rate(config, epoch * steps_per_epoch + step, steps_per_epoch, plateau["lr"])
@@ -152,9 +156,10 @@ def train_student(
         if ema is not None:  # validate the averaged weights, the ones that will be kept
             live = {k: v.detach().clone() for k, v in student.state_dict().items()}
             student.load_state_dict(ema)
-        val_pred = predict(student, x[val_index])
-        log = EpochLog(epoch + 1, total / count, float(loss_fn(val_pred, y[val_index])),
-                       _cosine(val_pred, y[val_index]), lr, time.perf_counter() - began)
+        val_x, val_y = x[torch.from_numpy(val_index)].to(device), y[torch.from_numpy(val_index)].to(device)
+        val_pred = predict(student, val_x)
+        log = EpochLog(epoch + 1, total / count, float(loss_fn(val_pred, val_y)), _cosine(val_pred, val_y), lr,
+                       time.perf_counter() - began)
         history.append(log)
         if log.val_cosine > best["val_cosine"]:
             best = {"val_cosine": log.val_cosine,
@@ -209,6 +214,31 @@ def _sync_batch_norms(model: nn.Module) -> list[nn.Module]:
     for norm in norms:
         norm.__class__ = _GlobalBatchNorm2d
     return norms
+
+
+class _Rows(torch.utils.data.Dataset):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[index], self.y[index]
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, index_batches: list[np.ndarray], device: torch.device, workers: int):
+    """(inputs, targets) on `device` for each list of row indices, in the given order. With workers (on CUDA), a
+    DataLoader gathers the next batches into pinned memory while the GPU trains, and copies run without blocking."""
+    if workers == 0:
+        for index in index_batches:
+            rows = torch.from_numpy(np.asarray(index))
+            yield x[rows].to(device), y[rows].to(device)
+        return
+    loader = torch.utils.data.DataLoader(_Rows(x, y), batch_sampler=[list(map(int, b)) for b in index_batches],
+                                         num_workers=workers, pin_memory=device.type == "cuda")
+    for inputs, targets in loader:
+        yield inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
 
 
 def _update_plateau(plateau: dict, val_loss: float, config: TrainConfig) -> None:

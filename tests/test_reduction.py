@@ -56,3 +56,19 @@ def test_sampling_strategies():
     np.testing.assert_array_equal(pick("diverse"), pick("diverse"))  # deterministic for a seed
     reduction = fit_reduction(ReductionConfig(dim=2, sample="diverse", sample_size=20), x, seed=0)
     assert reduction.dim == 2 and 0 < reduction.explained_variance <= 1
+
+
+def test_umap_reduction_stored_as_arrays(tmp_path):
+    pytest.importorskip("umap")
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (60, 12)), rng.normal(8, 1, (60, 12))])
+    reduction = fit_reduction(ReductionConfig(method="umap", dim=2), x, seed=0)
+    assert reduction.method == "umap" and reduction.dim == 2
+    z = reduction.transform(x)
+    np.testing.assert_allclose(z, reduction.anchor_coords, atol=1e-4)  # fitted points keep their coordinates
+    new = reduction.transform(x[:5] + 0.01)
+    assert np.isfinite(new).all() and np.abs(new - z[:5]).max() < 1.0
+    # the two clusters stay apart after the reduction
+    assert np.linalg.norm(z[:60].mean(0) - z[60:].mean(0)) > 3 * z[:60].std(0).max()
+    reduction.save(tmp_path / "u.npz")
+    np.testing.assert_array_equal(Reduction.load(tmp_path / "u.npz").transform(x[:7]), reduction.transform(x[:7]))

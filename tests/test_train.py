@@ -99,3 +99,16 @@ def test_reduced_precision_body_keeps_the_front_end_fp32():
     student.eval()
     student.autocast = None
     assert student(audio).dtype == torch.float32
+
+
+def test_loader_with_workers_gives_the_same_batches():
+    from edgekd.train import batches
+
+    x, y = torch.randn(20, 16), torch.randn(20, 3)
+    plan = [np.array([3, 1, 7]), np.array([0, 19]), np.array([5])]
+    direct = list(batches(x, y, plan, torch.device("cpu"), workers=0))
+    loaded = list(batches(x, y, plan, torch.device("cpu"), workers=2))
+    assert len(direct) == len(loaded) == 3
+    for (a, b), (c, d) in zip(direct, loaded):
+        assert torch.equal(a, c) and torch.equal(b, d)
+    assert torch.equal(direct[0][0], x[[3, 1, 7]])
