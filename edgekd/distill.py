@@ -209,16 +209,26 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
                     f"{student_facts['storage_bytes']:,} B FP32 storage, {student_facts['activation_bytes']:,} B "
                     "activation memory (as `edgekd profile` will measure the export)")
     hooks.stage("training the student")
+    log_path = run_dir / "history.jsonl"
+    if leader and not resume:
+        log_path.write_text("")
+
+    def on_epoch(log: EpochLog) -> None:
+        if leader:  # one JSON line per epoch as it ends; rewritten whole from the checkpoint's history at the end
+            with open(log_path, "a") as handle:
+                handle.write(json.dumps(asdict(log)) + "\n")
+        hooks.epoch(log)
+
     history = train_student(
         student, data.student_audio, targets, train, val, recipe.train, build_loss(recipe.loss), recipe.seed,
-        run_dir / "checkpoint.pt", resume=resume, on_step=hooks.step, on_epoch=hooks.epoch,
+        run_dir / "checkpoint.pt", resume=resume, on_step=hooks.step, on_epoch=on_epoch,
     )
     if not leader:
         return DistillResult(run_dir, {}, history)
     student.cpu().eval()
     torch.save({"state_dict": student.state_dict(), "embedding_dim": reduction.dim,
                 "student": recipe.student.model_dump(mode="json")}, run_dir / "student.pt")
-    with open(run_dir / "history.jsonl", "w") as handle:
+    with open(log_path, "w") as handle:
         handle.writelines(json.dumps(asdict(h)) + "\n" for h in history)
     _plot_history(history, run_dir / "training_curves.png")
 

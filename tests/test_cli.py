@@ -187,3 +187,37 @@ def test_evaluate_in_and_out_of_domain(distilled, tmp_path):
         assert {"logreg_accuracy", "mlp_accuracy", "logreg_macro_f1"} <= set(column["student"])
         assert set(column["teacher"]) == set(column["student"])
     assert "out of domain: noisy" in result.stdout
+
+
+def test_interrupted_distill_resumes_with_its_epoch_log(tmp_path):
+    """Killed during training, `--resume` continues from the last checkpoint; the JSON-lines log covers every epoch
+    and the result equals an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    recipe = tmp_path / "mini.yaml"
+    recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, train=dict(MINI_RECIPE["train"], epochs=40))))
+    cache = str(tmp_path / "cache")
+    whole = run_cli("distill", recipe, "--out", tmp_path / "whole", EDGEKD_CACHE_DIR=cache)
+    assert whole.returncode == 0, whole.stderr
+    env = dict(os.environ, EDGEKD_CACHE_DIR=cache)
+    victim = subprocess.Popen([sys.executable, "-m", "edgekd", "distill", str(recipe), "--out", str(tmp_path / "cut")],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "cut" / "history.jsonl"
+    deadline = time.time() + 120
+    while (not log.is_file() or len(log.read_text().splitlines()) < 3) and time.time() < deadline:
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    done = len(log.read_text().splitlines())
+    assert 3 <= done < 40 and not (tmp_path / "cut" / "metrics.json").exists()
+    resumed = run_cli("distill", recipe, "--out", tmp_path / "cut", "--resume", EDGEKD_CACHE_DIR=cache)
+    assert resumed.returncode == 0, resumed.stderr
+    epochs = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
+    assert epochs == list(range(1, 41))
+    first = json.loads((tmp_path / "whole" / "metrics.json").read_text())["fidelity"]
+    second = json.loads((tmp_path / "cut" / "metrics.json").read_text())["fidelity"]
+    assert first == second
