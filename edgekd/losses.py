@@ -1,12 +1,12 @@
 """Loss registry: name → config model and a function (student output, reduced teacher target) → scalar."""
 
-from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
 from pydantic import BaseModel, Field
 
 from edgekd.config import StrictModel
+from edgekd.registry import Entry
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -72,23 +72,16 @@ def _term_config(term: TermConfig) -> BaseModel:
     return LOSSES[term.name].config()
 
 
-@dataclass(frozen=True)
-class LossEntry:
-    config: type[BaseModel]
-    build: Callable[[BaseModel], LossFn]
-    description: str
-
-
-LOSSES: dict[str, LossEntry] = {
-    "mse": LossEntry(MseConfig, lambda c: torch.nn.functional.mse_loss, "mean squared error (the SEA loss)"),
-    "smooth_l1": LossEntry(SmoothL1Config, lambda c: lambda s, t: torch.nn.functional.smooth_l1_loss(s, t, beta=c.beta),
+LOSSES: dict[str, Entry] = {
+    "mse": Entry(MseConfig, lambda c: torch.nn.functional.mse_loss, "mean squared error (the SEA loss)"),
+    "smooth_l1": Entry(SmoothL1Config, lambda c: lambda s, t: torch.nn.functional.smooth_l1_loss(s, t, beta=c.beta),
                            "Huber-style loss, robust to outlier targets"),
-    "cosine": LossEntry(CosineConfig,
+    "cosine": Entry(CosineConfig,
                         lambda c: lambda s, t: (1 - torch.nn.functional.cosine_similarity(s, t, dim=1)).mean(),
                         "1 − cosine similarity: matches direction, ignores scale"),
-    "relational": LossEntry(RelationalConfig, lambda c: relational_loss(c.temperature),
+    "relational": Entry(RelationalConfig, lambda c: relational_loss(c.temperature),
                             "similarity mimicry: match the teacher's distribution of in-batch similarities"),
-    "combined": LossEntry(CombinedConfig, _combined, "weighted sum of the losses above"),
+    "combined": Entry(CombinedConfig, _combined, "weighted sum of the losses above"),
 }
 
 

