@@ -133,11 +133,10 @@ def compute_dtypes(model) -> set[str]:
     return {onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in weight_initializers(model) if t.dims}
 
 
-def unsupported_nodes(model_path: Path, runtime: str) -> list[dict]:
+def unsupported_nodes(model: onnx.ModelProto, runtime: str) -> list[dict]:
     ops = RUNTIME_OPS.get(runtime)
     if ops is None:
         return []
-    model = load_model(model_path)
     return [{"node": n.name, "op": n.op_type} for n in model.graph.node if n.op_type not in ops]
 
 
@@ -159,7 +158,7 @@ def profile_model(
     if profile is not None:
         checks.append(Check("flash", profile.flash_budget, facts["storage_bytes"], f"{profile.name} flash budget"))
         checks.append(Check("ram", profile.ram_budget, facts["activation_bytes"], f"{profile.name} RAM budget"))
-        unsupported = unsupported_nodes(model_path, profile.runtime)
+        unsupported = unsupported_nodes(model, profile.runtime)
         ops = sorted({u["op"] for u in unsupported})
         checks.append(Check("ops", 0, len(unsupported), f"{profile.runtime} operator set",
                             f"{', '.join(ops)} (e.g. node {unsupported[0]['node']})" if unsupported else ""))
