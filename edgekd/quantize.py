@@ -13,7 +13,7 @@ from onnx import helper, numpy_helper
 
 from edgekd.errors import EdgekdError
 from edgekd.export import cosine_rows, quiet, run_onnx
-from edgekd.profile.graph import frontend_nodes
+from edgekd.profile.graph import frontend_nodes, frontend_only_initializers
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 ActivationType = Literal["uint8", "int8"]
@@ -46,15 +46,11 @@ def compress_frontend_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     """Store the front-end's DFT and mel matrices as per-row int8 with a DequantizeLinear: the front-end still
     computes in FP32 (onnxruntime folds the dequantisation at load), but its constants take a quarter of the flash.
     Measured on the demo student: mean cosine 0.99849 → 0.99828, file 3.3x smaller."""
-    front = set(frontend_nodes(model))
-    read_by_front = {i for n in model.graph.node if n.name in front for i in n.input}
-    read_elsewhere = {i for n in model.graph.node if n.name not in front for i in n.input}
-    constants = {t.name: t for t in model.graph.initializer}
     dequantise = []
-    for name in sorted(read_by_front - read_elsewhere):
-        tensor = constants.get(name)
-        if tensor is None or tensor.data_type != onnx.TensorProto.FLOAT or len(tensor.dims) < 2:
+    for tensor in sorted(frontend_only_initializers(model), key=lambda t: t.name):
+        if tensor.data_type != onnx.TensorProto.FLOAT or len(tensor.dims) < 2:
             continue
+        name = tensor.name
         weights = numpy_helper.to_array(tensor)
         rows = weights.reshape(weights.shape[0], -1)
         scale = np.abs(rows).max(axis=1) / 127.0

@@ -122,15 +122,20 @@ def frontend_nodes(model: onnx.ModelProto) -> list[str]:
     return [node.name for node in model.graph.node if node.name in keep]
 
 
-def frontend_constants(model: onnx.ModelProto) -> tuple[int, int]:
-    """(elements, bytes) of the constants only the log-mel front-end reads (DFT and mel matrices): fixed signal
-    processing rather than learned weights, reported apart so a network's size compares with published figures."""
+def frontend_only_initializers(model: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """The initializers only the log-mel front-end reads (its DFT and mel matrices), in the graph's order."""
     front = set(frontend_nodes(model))
     read_by_front = {i for n in model.graph.node if n.name in front for i in n.input}
     read_elsewhere = {i for n in model.graph.node if n.name not in front for i in n.input}
+    return [t for t in model.graph.initializer if t.name in read_by_front - read_elsewhere]
+
+
+def frontend_constants(model: onnx.ModelProto) -> tuple[int, int]:
+    """(elements, bytes) of the constants only the log-mel front-end reads (DFT and mel matrices): fixed signal
+    processing rather than learned weights, reported apart so a network's size compares with published figures."""
     elements = nbytes = 0
-    for tensor in model.graph.initializer:
-        if tensor.name in read_by_front - read_elsewhere and tensor.data_type in (_FLOAT_TYPES | _QUANT_TYPES):
+    for tensor in frontend_only_initializers(model):
+        if tensor.data_type in (_FLOAT_TYPES | _QUANT_TYPES):
             count = int(np.prod(tensor.dims)) if tensor.dims else 1
             elements += count
             nbytes += count * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
