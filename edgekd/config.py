@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -87,11 +88,26 @@ class Recipe:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _format_validation_error(err: ValidationError, source: str, section: str, model: type[BaseModel]) -> str:
+def _model_at(model: type[BaseModel], path: tuple) -> type[BaseModel]:
+    """The (nested) config model that holds the key at `path`, so an unknown key lists its own siblings."""
+    for part in path:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            continue  # a list index
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            break
+        model = nested[0]
+    return model
+
+
+def describe_validation_error(err: ValidationError, source: str, model: type[BaseModel], section: str = "") -> str:
+    """The first problem of a config file as one line naming the file, the key and what is allowed."""
     first = err.errors()[0]
     loc = ".".join(str(part) for part in (section, *first["loc"]) if part != "")
     if first["type"] == "extra_forbidden":
-        allowed = ", ".join(sorted(model.model_fields))
+        allowed = ", ".join(sorted(_model_at(model, first["loc"][:-1]).model_fields))
         return f"{source}: unknown key '{loc}'; allowed keys: {allowed}"
     if first["type"] == "missing":
         return f"{source}: missing key '{loc}'"
@@ -106,7 +122,7 @@ def _validate(model: type[BaseModel], raw: Any, source: str, section: str) -> Ba
     try:
         return model.model_validate(raw)
     except ValidationError as err:
-        raise RecipeError(_format_validation_error(err, source, section, model)) from None
+        raise RecipeError(describe_validation_error(err, source, model, section)) from None
 
 
 def _validate_registered(registry: dict, raw: Any, source: str, section: str, default: str | None) -> BaseModel:

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from edgekd.config import StrictModel
+from edgekd.config import StrictModel, describe_validation_error
 from edgekd.errors import EdgekdError
 from edgekd.paths import list_named_files, resolve_named_file
 from edgekd.units import parse_size
@@ -64,14 +64,7 @@ def _read_device(path: Path) -> DeviceProfile:
     try:
         return DeviceProfile.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            allowed = ", ".join(DeviceProfile.model_fields)
-            raise EdgekdError(f"{path}: unknown key '{key}'; allowed keys: {allowed}") from None
-        if first["type"] == "missing":
-            raise EdgekdError(f"{path}: missing key '{key}'") from None
-        raise EdgekdError(f"{path}: key '{key}': {first['msg']}") from None
+        raise EdgekdError(describe_validation_error(err, str(path), DeviceProfile)) from None
 
 
 def shipped_devices() -> list[DeviceProfile]:

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from edgekd.config import StrictModel
+from edgekd.config import StrictModel, describe_validation_error
 from edgekd.errors import EdgekdError
 from edgekd.profile import Check, ProfileReport, profile_model
 from edgekd.units import parse_size
@@ -71,11 +71,7 @@ def load_suite(explicit: Path | None) -> tuple[Path, SuiteConfig]:
     try:
         return path, SuiteConfig.model_validate(raw or {})
     except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            raise EdgekdError(f"{path}: unknown key '{key}'") from None
-        raise EdgekdError(f"{path}: key '{key}': {first['msg']}") from None
+        raise EdgekdError(describe_validation_error(err, str(path), SuiteConfig)) from None
 
 
 def run_suite(config: SuiteConfig, base: Path, runs: int, baseline: Path | None) -> list[ProfileReport]:
