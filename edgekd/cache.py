@@ -23,6 +23,7 @@ import torch
 
 from edgekd.data import Windows, resample
 from edgekd.distributed import barrier, rank_and_world
+from edgekd.files import atomic_write
 from edgekd.paths import cache_root
 
 SHARD_ROWS = 256  # rows per shard: the unit of progress a killed run keeps
@@ -44,15 +45,6 @@ class CachedEmbeddings:
 def teacher_directory(identity: dict) -> Path:
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
     return cache_root() / "teacher" / key
-
-
-def _atomic_write(path: Path, write: Callable[[object], None], mode: str = "wb") -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, mode) as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _checksum(path: Path) -> str:
@@ -84,9 +76,9 @@ def _write_shard(directory: Path, keys: list[str], embeddings: np.ndarray) -> No
     dtype = np.float16 if np.abs(embeddings).max(initial=0) < _FLOAT16_MAX else np.float32
     stem = f"shard-{time.time_ns():020d}"
     array_path = directory / f"{stem}.npy"
-    _atomic_write(array_path, lambda h: np.save(h, embeddings.astype(dtype)))
+    atomic_write(array_path, lambda h: np.save(h, embeddings.astype(dtype)))
     index = {"keys": keys, "sha256": _checksum(array_path), "dtype": str(np.dtype(dtype))}
-    _atomic_write(directory / f"{stem}.json", lambda h: h.write(json.dumps(index)), mode="w")
+    atomic_write(directory / f"{stem}.json", lambda h: h.write(json.dumps(index)), mode="w")
 
 
 def teacher_embeddings(
@@ -104,7 +96,7 @@ def teacher_embeddings(
     directory.mkdir(parents=True, exist_ok=True)
     meta = directory / "teacher.json"
     if not meta.is_file():
-        _atomic_write(meta, lambda h: h.write(json.dumps({"identity": identity, "dim": teacher.dim}, indent=1)),
+        atomic_write(meta, lambda h: h.write(json.dumps({"identity": identity, "dim": teacher.dim}, indent=1)),
                       mode="w")
     keys = windows.row_keys()
     cached, _ = read_shards(directory)

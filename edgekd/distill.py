@@ -7,7 +7,6 @@ reduction.npz, history.jsonl, training_curves.png and metrics.json.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ from edgekd.distributed import barrier, init_from_environment, local_device
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import fidelity, probe_accuracy
 from edgekd.export import export_onnx
+from edgekd.files import atomic_write
 from edgekd.losses import build_loss
 from edgekd.profile import analyse_graph
 from edgekd.reduction import Reduction, fit_reduction
@@ -117,9 +117,7 @@ def _teacher_profile(teacher, cache_dir: Path | None, window_seconds: float) -> 
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=2)), mode="w")
 
 
 def _plot_history(history: list[EpochLog], path: Path) -> None:

@@ -3,7 +3,6 @@ fallback that keeps the most quantisation-sensitive layers in FP32 until an accu
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -13,6 +12,7 @@ from onnx import helper, numpy_helper
 
 from edgekd.errors import EdgekdError
 from edgekd.export import cosine_rows, quiet, run_onnx
+from edgekd.files import atomic_write
 from edgekd.profile.graph import frontend_nodes, frontend_only_initializers
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
@@ -32,9 +32,7 @@ def _save_checked(model: onnx.ModelProto, path: Path, metadata: dict[str, str]) 
     onnx.helper.set_model_props(model, metadata)
     del model.graph.value_info[:]  # intermediate shapes the quantiser recorded: onnxruntime infers them again
     onnx.checker.check_model(model)
-    tmp = path.with_suffix(".tmp.onnx")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: onnx.save(model, handle))
     return path
 
 

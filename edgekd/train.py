@@ -8,7 +8,6 @@ global step — no state lives outside the checkpoint.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from torch import nn
 
 from edgekd.config import TrainConfig
 from edgekd.errors import EdgekdError
+from edgekd.files import atomic_write
 
 
 @dataclass
@@ -59,12 +59,6 @@ def _ema_update(ema: dict[str, torch.Tensor], model: nn.Module, decay: float) ->
                 ema[key].mul_(decay).add_(value.detach(), alpha=1 - decay)
             else:
                 ema[key].copy_(value)
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 @torch.no_grad()
@@ -168,11 +162,9 @@ def train_student(
             student.load_state_dict(live)
         _update_plateau(plateau, log.val_loss, config)
         if rank == 0:
-            _atomic_torch_save(
+            atomic_write(checkpoint, lambda handle: torch.save(
                 {"epoch": epoch + 1, "model": student.state_dict(), "optimizer": optimizer.state_dict(),
-                 "history": [asdict(h) for h in history], "best": best, "plateau": plateau, "ema": ema},
-                checkpoint,
-            )
+                 "history": [asdict(h) for h in history], "best": best, "plateau": plateau, "ema": ema}, handle))
         barrier()
         if on_epoch:
             on_epoch(log)
