@@ -16,6 +16,7 @@ import torch
 
 from edgekd.config import TrainConfig, load_recipe
 from edgekd.losses import build_loss
+from edgekd.methods.model import DistillationModel
 from edgekd.students import build_student
 from edgekd.train import train_student
 
@@ -38,8 +39,8 @@ def _training(audio: np.ndarray, targets: np.ndarray, device: str, epochs: int, 
     index = np.arange(len(audio))
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        train_student(student, audio, targets, index, index[:64], config, build_loss(recipe.loss), 0,
-                      Path(tmp) / "checkpoint.pt")
+        model = DistillationModel(student, build_loss(recipe.loss), recipe.methods)
+        train_student(model, audio, {"target": targets}, index, index[:64], config, 0, Path(tmp) / "checkpoint.pt")
         return epochs * len(audio) / (time.perf_counter() - began)
 
 

@@ -89,7 +89,9 @@ def distill(
 
         def epoch(log) -> None:
             step(log.epoch - 1, 1, 1)
-            progress.update(tasks["train"], status=f"loss {log.train_loss:.4g}  val cosine {log.val_cosine:.3f}")
+            score = (f"val cosine {log.val_cosine:.3f}" if log.val_cosine is not None else "") + (
+                f"  val head accuracy {log.val_accuracy:.1%}" if log.val_accuracy is not None else "")
+            progress.update(tasks["train"], status=f"loss {log.train_loss:.4g}  {score}")
 
         result = run_distill(
             loaded, run_dir, resume=resume, force=force, strict=strict,
@@ -118,6 +120,42 @@ def evaluate(
         report = evaluate_run(run_dir, data or [])
     console.print(evaluation_table(report))
     console.print(f"written to {run_dir / 'evaluation.json'}")
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise EdgekdError(f"{option} takes comma-separated numbers, e.g. 1,2,4,8; got '{text}'") from None
+
+
+@app.command()
+@_user_errors
+def tune(
+    recipe: str = typer.Argument(..., help="recipe file or shipped recipe name"),
+    temperature: str = typer.Option("1,2,4,8", help="temperatures T to try, comma-separated"),
+    alpha: str = typer.Option("0.1,0.5,0.9", help="hard-label weights α to try, comma-separated"),
+    epochs: Optional[int] = typer.Option(None, min=1, help="training epochs per trial [default: the recipe's]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder [default: runs/<recipe name>-tune]"),
+):
+    """Search KD's temperature and hard-label weight on validation data; writes a tuned recipe."""
+    from edgekd.config import load_recipe
+    from edgekd.methods.tune import tune_kd
+    from edgekd.report import tune_table
+
+    loaded = load_recipe(recipe)
+    out_dir = out or Path("runs") / f"{loaded.name}-tune"
+    temperatures, alphas = _numbers(temperature, "--temperature"), _numbers(alpha, "--alpha")
+    with _progress() as progress:
+        task = progress.add_task("KD grid (trials)", total=len(temperatures) * len(alphas), status="")
+
+        def on_trial(done: int, total: int, trial) -> None:
+            progress.update(task, completed=done, status=f"T {trial.temperature:g} α {trial.alpha:g}: "
+                            f"val accuracy {trial.val_accuracy:.1%}")
+
+        result = tune_kd(loaded, out_dir, temperatures, alphas, epochs, on_trial)
+    console.print(tune_table(result))
+    console.print(f"tuned recipe: [bold]{result['tuned_recipe']}[/] (edgekd distill {result['tuned_recipe']})")
 
 
 @app.command()

@@ -60,7 +60,7 @@ class ProbeConfig(StrictModel):
 
 
 # Top-level sections and, for those chosen from a registry, the registry that validates them.
-_SECTIONS = ("name", "seed", "data", "window", "teacher", "reduction", "student", "loss", "train", "probe")
+_SECTIONS = ("name", "seed", "data", "window", "teacher", "reduction", "student", "loss", "train", "probe", "methods")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class Recipe:
     loss: BaseModel
     train: TrainConfig
     probe: ProbeConfig
+    methods: BaseModel  # edgekd.methods.config.MethodsConfig
     source: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +112,8 @@ def describe_validation_error(err: ValidationError, source: str, model: type[Bas
         return f"{source}: unknown key '{loc}'; allowed keys: {allowed}"
     if first["type"] == "missing":
         return f"{source}: missing key '{loc}'"
+    if first["type"] == "value_error":  # a rule across keys: its message says what to change
+        return f"{source}: key '{loc}': {first['msg'].removeprefix('Value error, ')}"
     return f"{source}: key '{loc}': {first['msg']} (got {first.get('input')!r})"
 
 
@@ -141,6 +144,7 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
     # Registries are imported here so that config stays importable without torch-heavy modules.
     from edgekd.data import DATASETS
     from edgekd.losses import LOSSES
+    from edgekd.methods.config import MethodsConfig
     from edgekd.students import STUDENTS
     from edgekd.teachers import TEACHERS
 
@@ -155,7 +159,7 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
         raise RecipeError(f"{source}: key 'name' must be a string")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise RecipeError(f"{source}: key 'seed' must be an integer, got {seed!r}")
-    return Recipe(
+    recipe = Recipe(
         name=name,
         seed=seed,
         data=_validate_registered(DATASETS, raw.get("data"), source, "data", None),
@@ -166,8 +170,13 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
         loss=_validate_registered(LOSSES, raw.get("loss"), source, "loss", "mse"),
         train=_validate(TrainConfig, raw.get("train"), source, "train"),
         probe=_validate(ProbeConfig, raw.get("probe"), source, "probe"),
+        methods=_validate(MethodsConfig, raw.get("methods"), source, "methods"),
         source=source,
     )
+    if recipe.teacher.name == "none" and recipe.methods.kd is None:
+        raise RecipeError(f"{source}: teacher 'none' leaves nothing to learn from: add methods.kd (class labels) and "
+                          "methods.teacher_free for autoencoder soft labels")
+    return recipe
 
 
 def load_recipe(name_or_path: str) -> Recipe:

@@ -23,10 +23,12 @@ from edgekd.config import Recipe, recipe_from_dict
 from edgekd.data import Windows, load_clips, make_windows, resample
 from edgekd.distributed import barrier, init_from_environment, local_device
 from edgekd.errors import EdgekdError
-from edgekd.evaluate import fidelity, probe_accuracy
+from edgekd.evaluate import fidelity, head_fidelity, linear_cka, probe_accuracy
 from edgekd.export import export_onnx
 from edgekd.files import atomic_write
-from edgekd.losses import build_loss
+from edgekd.methods import Supervision, build_distillation_model, logmel_statistics, prepare_supervision
+from edgekd.methods.model import DistillationModel
+from edgekd.methods.retrieval import RetrievalAugmented
 from edgekd.profile import analyse_graph
 from edgekd.reduction import Reduction, fit_reduction
 from edgekd.students import build_student
@@ -87,6 +89,10 @@ def load_student(run_dir: Path) -> tuple[torch.nn.Module, Recipe]:
         raise EdgekdError(f"{run_dir}: no student.pt; the distillation did not finish (continue it with --resume)")
     saved = torch.load(path, map_location="cpu", weights_only=True)
     student = build_student(recipe.student, saved["embedding_dim"])
+    retrieval = recipe.methods.retrieval
+    if retrieval is not None and retrieval.at_inference:  # the knowledge base ships with the student
+        entries = saved["state_dict"]["knowledge_base_values"]
+        student = RetrievalAugmented(student, torch.zeros_like(entries), retrieval.temperature, retrieval.mix)
     student.load_state_dict(saved["state_dict"])
     return student.eval(), recipe
 
@@ -132,8 +138,12 @@ def _plot_history(history: list[EpochLog], path: Path) -> None:
     left.plot(epochs, [h.val_loss for h in history], label="validation")
     left.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
     left.legend()
-    right.plot(epochs, [h.val_cosine for h in history], color="tab:green")
-    right.set(xlabel="epoch", ylabel="cosine", title="validation fidelity (cosine to teacher)")
+    if history[0].val_cosine is not None:
+        right.plot(epochs, [h.val_cosine for h in history], color="tab:green", label="cosine to teacher")
+    if history[0].val_accuracy is not None:
+        right.plot(epochs, [h.val_accuracy for h in history], color="tab:purple", label="head accuracy")
+    right.set(xlabel="epoch", title="validation")
+    right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -156,6 +166,8 @@ def _prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, force: bool) -
 def build_cache(recipe: Recipe, strict: bool = False, on_progress=None):
     """Teacher inference alone: fill the teacher-embedding cache for the recipe's data."""
     teacher = build_teacher(recipe.teacher)
+    if teacher is None:
+        raise EdgekdError(f"{recipe.source}: teacher 'none' has no embeddings to cache")
     data = load_domain_data(recipe, teacher.sample_rate or recipe.student.sample_rate, strict)
     return teacher_embeddings(teacher, data.windows, local_device(recipe.train.device), on_progress=on_progress)
 
@@ -176,33 +188,40 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
 
     teacher = build_teacher(recipe.teacher)
     hooks.stage("loading and windowing domain data")
-    data = load_domain_data(recipe, teacher.sample_rate or recipe.student.sample_rate, strict)
+    data = load_domain_data(recipe, (teacher and teacher.sample_rate) or recipe.student.sample_rate, strict)
     if data.skipped:
         hooks.stage(f"skipped {len(data.skipped)} unusable audio file(s), listed in metrics.json "
                     f"(first: {data.skipped[0]['path']}: {data.skipped[0]['reason']})")
     windows = data.windows
-    train, val, test = (windows.split_index(s) for s in ("train", "val", "test"))
+    train, val = windows.split_index("train"), windows.split_index("val")
 
-    hooks.stage("teacher inference")
-    cached = teacher_embeddings(teacher, windows, device, on_progress=hooks.teacher_progress)
-    if cached.directory is not None:
-        hooks.stage(f"reused cached teacher embeddings from {cached.directory}" if cached.hit else
-                    f"cached teacher embeddings in {cached.directory} ({cached.computed} computed, "
-                    f"{cached.reused} reused)")
-    teacher_facts = _teacher_profile(teacher, cached.directory, recipe.window.seconds) if leader else None
-
-    loudness = 20 * np.log10(np.sqrt((windows.audio[train] ** 2).mean(1)) + 1e-10)  # dB RMS, for `loudness`
-    groups = [windows.groups[i] for i in train] if windows.groups else None
-    reduction = fit_reduction(recipe.reduction, cached.embeddings[train], recipe.seed, groups, loudness)
-    if leader:
-        reduction.save(run_dir / "reduction.npz")
-    targets = reduction.transform(cached.embeddings)
+    teacher_raw = targets = reduction = cached = teacher_facts = None
+    dim = recipe.reduction.dim
+    if teacher is not None:
+        hooks.stage("teacher inference")
+        cached = teacher_embeddings(teacher, windows, device, on_progress=hooks.teacher_progress)
+        if cached.directory is not None:
+            hooks.stage(f"reused cached teacher embeddings from {cached.directory}" if cached.hit else
+                        f"cached teacher embeddings in {cached.directory} ({cached.computed} computed, "
+                        f"{cached.reused} reused)")
+        teacher_facts = _teacher_profile(teacher, cached.directory, recipe.window.seconds) if leader else None
+        loudness = 20 * np.log10(np.sqrt((windows.audio[train] ** 2).mean(1)) + 1e-10)  # dB RMS, for `loudness`
+        groups = [windows.groups[i] for i in train] if windows.groups else None
+        reduction = fit_reduction(recipe.reduction, cached.embeddings[train], recipe.seed, groups, loudness)
+        if leader:
+            reduction.save(run_dir / "reduction.npz")
+        teacher_raw, targets, dim = cached.embeddings, reduction.transform(cached.embeddings), reduction.dim
 
     torch.manual_seed(recipe.seed)
-    student = build_student(recipe.student, reduction.dim)
+    student = build_student(recipe.student, dim)
+    if recipe.methods.enabled():
+        hooks.stage(f"methods: {', '.join(recipe.methods.enabled())} (preparing supervision)")
+    logmel = logmel_features(student, data.student_audio)
+    supervision = prepare_supervision(recipe, windows.labels, windows.clip_ids, train, teacher_raw, targets, logmel)
+    model = build_distillation_model(recipe, student, supervision, lambda: build_student(recipe.student, dim))
     student_facts = {}
     if leader:  # exporting to measure is the leader's job; workers go straight to training
-        student_facts = size_profile(student, torch.from_numpy(data.student_audio[:1]))
+        student_facts = size_profile(model.deployable(), torch.from_numpy(data.student_audio[:1]))
         hooks.stage(f"student {recipe.student.name}: {student_facts['params']:,} parameters, "
                     f"{student_facts['storage_bytes']:,} B FP32 storage, {student_facts['activation_bytes']:,} B "
                     "activation memory (as `edgekd profile` will measure the export)")
@@ -217,75 +236,99 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
                 handle.write(json.dumps(asdict(log)) + "\n")
         hooks.epoch(log)
 
-    history = train_student(
-        student, data.student_audio, targets, train, val, recipe.train, build_loss(recipe.loss), recipe.seed,
-        run_dir / "checkpoint.pt", resume=resume, on_step=hooks.step, on_epoch=on_epoch,
-    )
+    trained = time.perf_counter()
+    history = train_student(model, data.student_audio, supervision.rows, supervision.train, val, recipe.train,
+                            recipe.seed, run_dir / "checkpoint.pt", resume=resume, on_step=hooks.step,
+                            on_epoch=on_epoch)
+    training_seconds = time.perf_counter() - trained
     if not leader:
         return DistillResult(run_dir, {}, history)
-    student.cpu().eval()
-    torch.save({"state_dict": student.state_dict(), "embedding_dim": reduction.dim,
-                "student": recipe.student.model_dump(mode="json")}, run_dir / "student.pt")
+    model.cpu().eval()
+    deployed = model.deployable()
+    torch.save({"state_dict": deployed.state_dict(), "embedding_dim": dim,
+                "student": recipe.student.model_dump(mode="json"),
+                "head": model.head.state_dict() if model.head is not None else None}, run_dir / "student.pt")
     with open(log_path, "w") as handle:
         handle.writelines(json.dumps(asdict(h)) + "\n" for h in history)
     _plot_history(history, run_dir / "training_curves.png")
 
     hooks.stage("evaluating")
-    metrics = _evaluate(recipe, data, cached.embeddings, reduction, targets, student, teacher_facts, student_facts)
-    metrics["teacher"]["cache"] = {"computed": cached.computed, "reused": cached.reused,
-                                   "directory": str(cached.directory) if cached.directory else None}
+    metrics = _evaluate(recipe, data, teacher_raw, reduction, targets, model, supervision, teacher_facts,
+                        student_facts, logmel)
+    if cached is not None:
+        metrics["teacher"]["cache"] = {"computed": cached.computed, "reused": cached.reused,
+                                       "directory": str(cached.directory) if cached.directory else None}
     metrics["skipped_audio"] = data.skipped
-    metrics["training"] = {"epochs": len(history), "best_val_cosine": max(h.val_cosine for h in history),
-                           "device": str(device), "seconds": round(time.perf_counter() - started, 1)}
+    metrics["methods"] = supervision.report
+    best = max(history, key=EpochLog.score)
+    metrics["training"] = {"epochs": len(history), "best_epoch": best.epoch, "best_val_cosine": best.val_cosine,
+                           "best_val_accuracy": best.val_accuracy, "device": str(device),
+                           "training_seconds": round(training_seconds, 1),
+                           "seconds": round(time.perf_counter() - started, 1)}
     _write_json(run_dir / "metrics.json", metrics)
     return DistillResult(run_dir, metrics, history)
 
 
-def _evaluate(recipe: Recipe, data: DomainData, teacher_raw: np.ndarray, reduction: Reduction,
-              targets: np.ndarray, student: torch.nn.Module, teacher_facts: dict | None, student_facts: dict) -> dict:
+def distill_once(recipe: Recipe, run_dir: Path) -> dict:
+    """The metrics of the run in `run_dir` if it finished with this very recipe, else of a fresh distillation there
+    (for searches and benchmarks that run many recipes and should continue where an interruption left them)."""
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file() and (run_dir / "recipe.yaml").is_file() and \
+            load_run_recipe(run_dir).digest() == recipe.digest():
+        return json.loads(metrics_path.read_text())
+    return distill(recipe, run_dir, force=True).metrics
+
+
+def _evaluate(recipe: Recipe, data: DomainData, teacher_raw: np.ndarray | None, reduction: Reduction | None,
+              targets: np.ndarray | None, model: DistillationModel, supervision: Supervision,
+              teacher_facts: dict | None, student_facts: dict, logmel: np.ndarray) -> dict:
     windows = data.windows
     train, val, test = (windows.split_index(s) for s in ("train", "val", "test"))
-    student_out = predict(student, torch.from_numpy(data.student_audio)).numpy()
-    student_facts = student_facts | {"macs_per_window": student_facts["macs"]}
+    outputs = predict(model, torch.from_numpy(data.student_audio))
+    student_out = outputs["embedding"].numpy()
+    student_facts = student_facts | {"macs_per_window": student_facts["macs"], "dim": int(student_out.shape[1])}
     metrics = {
         "edgekd_version": __version__,
         "recipe": recipe.name,
         "recipe_digest": recipe.digest(),
         "seed": recipe.seed,
         "windows": {"train": len(train), "val": len(val), "test": len(test)},
-        "teacher": {"name": recipe.teacher.name, "dim": int(teacher_raw.shape[1]), **(teacher_facts or {})},
-        "reduction": {"method": reduction.method, "dim": reduction.dim, "sample": recipe.reduction.sample,
-                      "explained_variance": None if np.isnan(reduction.explained_variance)
-                      else reduction.explained_variance},
-        "student": {"name": recipe.student.name, "dim": reduction.dim, **student_facts},
-        "fidelity": {"val": fidelity(student_out[val], targets[val]),
-                     "test": fidelity(student_out[test], targets[test])},
+        "teacher": {"name": recipe.teacher.name, **(teacher_facts or {})},
+        "student": {"name": recipe.student.name, **student_facts},
     }
+    if teacher_raw is not None:
+        metrics["teacher"]["dim"] = int(teacher_raw.shape[1])
+        metrics["reduction"] = {"method": reduction.method, "dim": reduction.dim, "sample": recipe.reduction.sample,
+                                "explained_variance": None if np.isnan(reduction.explained_variance)
+                                else reduction.explained_variance}
+        metrics["fidelity"] = {split: fidelity(student_out[rows], targets[rows]) | {
+            "cka": linear_cka(student_out[rows], targets[rows])} for split, rows in (("val", val), ("test", test))}
     if teacher_facts:
         metrics["ratios"] = {
             "storage": teacher_facts["storage_bytes"] / student_facts["storage_bytes"],
             "activation": teacher_facts["activation_bytes"] / student_facts["activation_bytes"],
         }
+    if "logits" in outputs:
+        metrics["head"] = head_fidelity(outputs["logits"].numpy()[test], windows.labels[test],
+                                        None if supervision.teacher_log_probabilities is None
+                                        else supervision.teacher_log_probabilities[test])
     if windows.labels is not None:
         labels = windows.labels
-        logmel = _logmel_statistics(student, data.student_audio)
 
         def probe(features: np.ndarray) -> float:
             return probe_accuracy(features[train], labels[train], features[test], labels[test], recipe.probe,
                                   recipe.seed)
 
         metrics["probe_metric"] = "micro_auprc" if labels.ndim == 2 else "accuracy"
-        metrics["probe"] = {
-            "teacher": probe(teacher_raw),
-            "teacher_reduced": probe(targets),
-            "student": probe(student_out),
-            "logmel_baseline": probe(logmel),
-        }
+        metrics["probe"] = {"student": probe(student_out), "logmel_baseline": probe(logmel_statistics(logmel))}
+        if teacher_raw is not None:
+            metrics["probe"] |= {"teacher": probe(teacher_raw), "teacher_reduced": probe(targets)}
     return metrics
 
 
 @torch.no_grad()
-def _logmel_statistics(student: torch.nn.Module, audio: np.ndarray) -> np.ndarray:
-    """Mean and std of each log-mel band: the trivial baseline any embedding must beat."""
-    mel = student.frontend(torch.from_numpy(audio))
-    return torch.cat([mel.mean(-1), mel.std(-1)], dim=1).numpy()
+def logmel_features(student: torch.nn.Module, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The student front-end's log-mel of every window: input of the log-mel baseline and of methods that need a
+    cheap view of the audio (MiniPLM's reference model, ReffAKD's autoencoder)."""
+    return torch.cat([student.frontend(torch.from_numpy(audio[i : i + batch_size]))
+                      for i in range(0, len(audio), batch_size)]).numpy()

@@ -51,6 +51,21 @@ def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     return score_probe(fit_probe(train_x, train_y, config, seed), test_x, test_y)
 
 
+def head_fidelity(student_logits: np.ndarray, labels: np.ndarray, teacher_log_probabilities: np.ndarray | None
+                  ) -> dict[str, float]:
+    """Generalisation and fidelity of a classification head side by side (Stanton et al. 2021, "Does knowledge
+    distillation really work?"): accuracy on the labels, and agreement with the teacher — top-1 agreement and the
+    predictive KL(teacher ‖ student) at temperature 1. A student can generalise well while agreeing poorly."""
+    student_log_p = student_logits - np.logaddexp.reduce(student_logits, axis=1, keepdims=True)
+    out = {"accuracy": float((student_logits.argmax(1) == labels).mean())}
+    if teacher_log_probabilities is not None:
+        teacher_p = np.exp(teacher_log_probabilities)
+        out |= {"teacher_accuracy": float((teacher_log_probabilities.argmax(1) == labels).mean()),
+                "top1_agreement": float((student_logits.argmax(1) == teacher_log_probabilities.argmax(1)).mean()),
+                "predictive_kl": float((teacher_p * (teacher_log_probabilities - student_log_p)).sum(1).mean())}
+    return out
+
+
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     """Linear centred kernel alignment between two sets of embeddings of the same examples (Kornblith et al. 2019):
     1 when one is an orthogonal transform and scaling of the other, whatever their dimensions."""

@@ -15,6 +15,7 @@ from edgekd.cache import teacher_embeddings
 from edgekd.config import Recipe, load_recipe
 from edgekd.distill import load_domain_data, load_student
 from edgekd.distributed import local_device
+from edgekd.errors import EdgekdError
 from edgekd.evaluate import downstream_scores, fidelity, linear_cka
 from edgekd.reduction import Reduction
 from edgekd.teachers import build_teacher
@@ -62,6 +63,9 @@ def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, student, reduction
 
 def evaluate_run(run_dir: Path, other_data: list[str]) -> dict:
     student, recipe = load_student(run_dir)
+    if recipe.teacher.name == "none":
+        raise EdgekdError(f"{run_dir}: a teacher-free run has no teacher to compare with; its head accuracy is in "
+                          "metrics.json")
     reduction = Reduction.load(run_dir / "reduction.npz")
     report = {"in_domain": evaluate_dataset(recipe, recipe, student, reduction), "out_of_domain": {}}
     for name in other_data:

@@ -1,4 +1,5 @@
-"""Loss registry: name → config model and a function (student output, reduced teacher target) → scalar."""
+"""Loss registry: name → config model and a function (student output, reduced teacher target) → one loss per
+example (batch,), so that methods can weight, censor or select examples before the mean."""
 
 from typing import Callable, Literal
 
@@ -41,20 +42,30 @@ class CombinedConfig(StrictModel):
     terms: list[TermConfig] = Field(min_length=1, description="weighted sum of losses")
 
 
+def soft_kl_rows(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """T²·KL(softmax(teacher/T) ‖ softmax(student/T)) per row: the soft-target term of KD, and the way every
+    distribution (class predictions, similarities, attention) is matched here. T² keeps gradients comparable
+    across temperatures (Hinton et al. 2015)."""
+    teacher = torch.log_softmax(teacher_logits / temperature, -1)
+    student = torch.log_softmax(student_logits / temperature, -1)
+    return temperature**2 * (teacher.exp() * (teacher - student)).sum(-1)
+
+
+def cosine_logits(queries: torch.Tensor, keys: torch.Tensor, temperature: float) -> torch.Tensor:
+    return torch.nn.functional.normalize(queries, dim=-1) @ torch.nn.functional.normalize(keys, dim=-1).T / temperature
+
+
 def relational_loss(temperature: float) -> LossFn:
     """Similarity mimicry: the student's distribution of similarities between the examples of a batch matches the
     teacher's — KL(teacher ‖ student) of row-wise softmaxes over cosine similarities, self-similarity left out."""
 
     def loss(student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if len(student) < 2:
-            return student.sum() * 0.0
-        s = torch.nn.functional.normalize(student, dim=1)
-        t = torch.nn.functional.normalize(target, dim=1)
-        off_diagonal = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
-        s_logits = (s @ s.T / temperature)[off_diagonal].view(len(s), -1)
-        t_logits = (t @ t.T / temperature)[off_diagonal].view(len(s), -1)
-        return torch.nn.functional.kl_div(torch.log_softmax(s_logits, 1), torch.log_softmax(t_logits, 1),
-                                          reduction="batchmean", log_target=True)
+            return student.sum(1) * 0.0
+        off_diagonal = ~torch.eye(len(student), dtype=torch.bool, device=student.device)
+        s_logits = cosine_logits(student, student, temperature)[off_diagonal].view(len(student), -1)
+        t_logits = cosine_logits(target, target, temperature)[off_diagonal].view(len(student), -1)
+        return soft_kl_rows(s_logits, t_logits)
 
     return loss
 
@@ -73,11 +84,11 @@ def _term_config(term: TermConfig) -> BaseModel:
 
 
 LOSSES: dict[str, Entry] = {
-    "mse": Entry(MseConfig, lambda c: torch.nn.functional.mse_loss, "mean squared error (the SEA loss)"),
-    "smooth_l1": Entry(SmoothL1Config, lambda c: lambda s, t: torch.nn.functional.smooth_l1_loss(s, t, beta=c.beta),
-                           "Huber-style loss, robust to outlier targets"),
+    "mse": Entry(MseConfig, lambda c: lambda s, t: ((s - t) ** 2).mean(1), "mean squared error (the SEA loss)"),
+    "smooth_l1": Entry(SmoothL1Config, lambda c: lambda s, t: torch.nn.functional.smooth_l1_loss(
+                           s, t, beta=c.beta, reduction="none").mean(1), "Huber-style loss, robust to outlier targets"),
     "cosine": Entry(CosineConfig,
-                        lambda c: lambda s, t: (1 - torch.nn.functional.cosine_similarity(s, t, dim=1)).mean(),
+                        lambda c: lambda s, t: 1 - torch.nn.functional.cosine_similarity(s, t, dim=1),
                         "1 − cosine similarity: matches direction, ignores scale"),
     "relational": Entry(RelationalConfig, lambda c: relational_loss(c.temperature),
                             "similarity mimicry: match the teacher's distribution of in-batch similarities"),

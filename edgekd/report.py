@@ -27,17 +27,42 @@ def distill_table(metrics: dict) -> Table:
     size_row("storage (FP32 ONNX)", "storage_bytes", format_bytes)
     size_row("activation memory (peak)", "activation_bytes", format_bytes)
     size_row("MACs per window", "macs_per_window", format_count)
-    table.add_row("embedding dim", f"{teacher['dim']} → {metrics['reduction']['method'].upper()} {metrics['reduction']['dim']}", str(student["dim"]), "")
-    for split in ("val", "test"):
-        fid = metrics["fidelity"][split]
-        table.add_row(f"{split} fidelity (cosine / R²)", "1 (reference)", f"{fid['cosine']:.3f} / {fid['r2']:.3f}", "")
+    if "reduction" in metrics:
+        reduction = metrics["reduction"]
+        table.add_row("embedding dim", f"{teacher['dim']} → {reduction['method'].upper()} {reduction['dim']}",
+                      str(student["dim"]), "")
+    for split, fid in metrics.get("fidelity", {}).items():
+        table.add_row(f"{split} fidelity (cosine / R² / CKA)", "1 (reference)",
+                      f"{fid['cosine']:.3f} / {fid['r2']:.3f} / {fid['cka']:.3f}", "")
+    if "head" in metrics:
+        head = metrics["head"]
+        table.add_row("test head accuracy", f"{head['teacher_accuracy']:.1%}" if "teacher_accuracy" in head else "—",
+                      f"{head['accuracy']:.1%}", "")
+        if "top1_agreement" in head:
+            table.add_row("  head fidelity (top-1 agreement / KL)", "",
+                          f"{head['top1_agreement']:.1%} / {head['predictive_kl']:.3f}", "")
     if "probe" in metrics:
         probe = metrics["probe"]
         auprc = metrics.get("probe_metric") == "micro_auprc"
         fmt = "{:.3f}".format if auprc else "{:.1%}".format
-        table.add_row(f"test probe {'micro-AUPRC' if auprc else 'accuracy'}",
-                      f"{fmt(probe['teacher'])} (PCA: {fmt(probe['teacher_reduced'])})", fmt(probe["student"]), "")
+        teacher_cell = f"{fmt(probe['teacher'])} (PCA: {fmt(probe['teacher_reduced'])})" if "teacher" in probe else "—"
+        table.add_row(f"test probe {'micro-AUPRC' if auprc else 'accuracy'}", teacher_cell, fmt(probe["student"]), "")
         table.add_row("  log-mel statistics baseline", fmt(probe["logmel_baseline"]), "", "")
+    return table
+
+
+def tune_table(result: dict) -> Table:
+    best = result["best"]
+    table = Table(title=f"tuned KD — {result['recipe']} (selected on {result['selected_on']})")
+    for column in ("T", "α", "val accuracy", "test accuracy", "top-1 agreement", "training s", ""):
+        table.add_column(column, justify="right")
+    default = result["default"]
+    for trial in result["trials"]:
+        mark = "best" if trial == best else ("default" if trial == default else "")
+        agreement = trial["top1_agreement"]
+        table.add_row(f"{trial['temperature']:g}", f"{trial['alpha']:g}", f"{trial['val_accuracy']:.1%}",
+                      f"{trial['test_accuracy']:.1%}", "—" if agreement is None else f"{agreement:.1%}",
+                      f"{trial['training_seconds']:.1f}", mark)
     return table
 
 
@@ -103,6 +128,8 @@ def profile_table(report) -> Table:
         table.add_row("  front-end constants (DFT, mel)", f"{format_count(report.frontend_params)}, "
                       f"{format_bytes(report.frontend_bytes)}", "", "")
     table.add_row("storage (flash): file", format_bytes(report.storage_bytes), *budget_cells("flash"))
+    if report.knowledge_base_bytes:
+        table.add_row("  of which retrieval knowledge base", format_bytes(report.knowledge_base_bytes), "", "")
     table.add_row("  weights by dtype", dtypes, "", "")
     table.add_row("  zipped (compressed image)", format_bytes(report.zipped_bytes), "", "")
     table.add_row("MACs", format_count(report.macs), *budget_cells("macs", format_count))

@@ -8,7 +8,8 @@ from conftest import MINI_RECIPE
 
 
 def _loss(section):
-    return build_loss(recipe_from_dict(dict(MINI_RECIPE, loss=section), "r.yaml").loss)
+    per_row = build_loss(recipe_from_dict(dict(MINI_RECIPE, loss=section), "r.yaml").loss)
+    return lambda s, t: per_row(s, t).mean()
 
 
 def test_each_loss_is_zero_at_the_target_and_positive_elsewhere():

@@ -3,6 +3,9 @@ import pytest
 import torch
 
 from edgekd.config import TrainConfig
+from edgekd.losses import MseConfig, build_loss
+from edgekd.methods.config import MethodsConfig
+from edgekd.methods.model import DistillationModel
 from edgekd.students.sea_cnn import SeaCnnConfig, build_sea_cnn
 from edgekd.train import train_student
 
@@ -49,7 +52,8 @@ def _run(tmp_path, name, config, interrupt_after=None, resume=False):
         if interrupt_after is not None and log.epoch == interrupt_after:
             raise KeyboardInterrupt
 
-    history = train_student(student, audio, targets, train, val, config, torch.nn.functional.mse_loss, seed=0,
+    model = DistillationModel(student, build_loss(MseConfig()), MethodsConfig())
+    history = train_student(model, audio, {"target": targets}, train, val, config, seed=0,
                             checkpoint=tmp_path / name, resume=resume, on_epoch=on_epoch)
     return student, history
 
@@ -104,11 +108,11 @@ def test_reduced_precision_body_keeps_the_front_end_fp32():
 def test_loader_with_workers_gives_the_same_batches():
     from edgekd.train import batches
 
-    x, y = torch.randn(20, 16), torch.randn(20, 3)
+    x, y = torch.randn(20, 16), {"target": torch.randn(20, 3), "label": torch.arange(20)}
     plan = [np.array([3, 1, 7]), np.array([0, 19]), np.array([5])]
     direct = list(batches(x, y, plan, torch.device("cpu"), workers=0))
     loaded = list(batches(x, y, plan, torch.device("cpu"), workers=2))
     assert len(direct) == len(loaded) == 3
     for (a, b), (c, d) in zip(direct, loaded):
-        assert torch.equal(a, c) and torch.equal(b, d)
-    assert torch.equal(direct[0][0], x[[3, 1, 7]])
+        assert torch.equal(a, c) and b.keys() == d.keys() and all(torch.equal(b[k], d[k]) for k in b)
+    assert torch.equal(direct[0][0], x[[3, 1, 7]]) and direct[0][1]["label"].tolist() == [3, 1, 7]

@@ -11,6 +11,7 @@ from edgekd.profile.devices import DeviceProfile, load_device
 from edgekd.profile.graph import (
     bytes_by_dtype,
     frontend_constants,
+    knowledge_base_constants,
     load_model,
     parameter_count,
     storage_bytes,
@@ -47,6 +48,7 @@ class ProfileReport:
     params: int
     frontend_params: int  # of which: constants of the log-mel front-end (DFT, mel matrix)
     frontend_bytes: int
+    knowledge_base_bytes: int  # of the storage: a retrieval knowledge base shipped inside the model
     storage_bytes: int
     zipped_bytes: int
     bytes_by_dtype: dict[str, int]
@@ -83,6 +85,7 @@ class ProfileReport:
             "params": self.params,
             "frontend_params": self.frontend_params,
             "frontend_bytes": self.frontend_bytes,
+            "knowledge_base_bytes": self.knowledge_base_bytes,
             "storage_bytes": self.storage_bytes,
             "zipped_bytes": self.zipped_bytes,
             "bytes_by_dtype": self.bytes_by_dtype,
@@ -116,6 +119,7 @@ def analyse_graph(model_path: Path, raw: bool = False) -> tuple[dict, MemoryPlan
         "params": parameter_count(model),
         "frontend_params": frontend_params,
         "frontend_bytes": frontend_bytes,
+        "knowledge_base_bytes": knowledge_base_constants(model)[1],
         "storage_bytes": storage_bytes(model_path, model),
         "activation_bytes": plan.peak_bytes,
         "largest_tensor_bytes": plan.largest_tensor_bytes,
@@ -185,6 +189,7 @@ def profile_model(
         params=facts["params"],
         frontend_params=facts["frontend_params"],
         frontend_bytes=facts["frontend_bytes"],
+        knowledge_base_bytes=facts["knowledge_base_bytes"],
         storage_bytes=facts["storage_bytes"],
         zipped_bytes=zipped_bytes(model_path),
         bytes_by_dtype=bytes_by_dtype(model),

@@ -130,13 +130,27 @@ def frontend_only_initializers(model: onnx.ModelProto) -> list[onnx.TensorProto]
     return [t for t in model.graph.initializer if t.name in read_by_front - read_elsewhere]
 
 
-def frontend_constants(model: onnx.ModelProto) -> tuple[int, int]:
-    """(elements, bytes) of the constants only the log-mel front-end reads (DFT and mel matrices): fixed signal
-    processing rather than learned weights, reported apart so a network's size compares with published figures."""
+def _elements_and_bytes(tensors: list[onnx.TensorProto]) -> tuple[int, int]:
     elements = nbytes = 0
-    for tensor in frontend_only_initializers(model):
+    for tensor in tensors:
         if tensor.data_type in (_FLOAT_TYPES | _QUANT_TYPES):
             count = int(np.prod(tensor.dims)) if tensor.dims else 1
             elements += count
             nbytes += count * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
     return elements, nbytes
+
+
+def frontend_constants(model: onnx.ModelProto) -> tuple[int, int]:
+    """(elements, bytes) of the constants only the log-mel front-end reads (DFT and mel matrices): fixed signal
+    processing rather than learned weights, reported apart so a network's size compares with published figures."""
+    return _elements_and_bytes(frontend_only_initializers(model))
+
+
+# Retrieval-augmented students ship their knowledge base as initializers under this name (and the quantiser's
+# derived names), so its share of the flash is reported apart from the network's.
+KNOWLEDGE_BASE_PREFIX = "knowledge_base"
+
+
+def knowledge_base_constants(model: onnx.ModelProto) -> tuple[int, int]:
+    """(elements, bytes) of a retrieval knowledge base stored in the graph."""
+    return _elements_and_bytes([t for t in weight_initializers(model) if t.name.startswith(KNOWLEDGE_BASE_PREFIX)])

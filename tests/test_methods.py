@@ -1,0 +1,271 @@
+"""Each distillation method of `methods:` does what it claims: every test here fails if its method is disabled."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from conftest import MINI_RECIPE, run_cli
+from edgekd.config import recipe_from_dict
+from edgekd.errors import RecipeError
+from edgekd.evaluate import head_fidelity
+from edgekd.losses import MseConfig, build_loss
+from edgekd.methods.attention import amad_loss
+from edgekd.methods.config import LabelRevisionConfig, MethodsConfig, TeacherFreeConfig
+from edgekd.methods.model import DistillationModel
+from edgekd.methods.supervision import (
+    autoencoder_soft_labels,
+    difference_scores,
+    revise_labels,
+    select_top,
+    teacher_reliability,
+)
+
+
+class TinyStudent(nn.Module):
+    """A linear 'student' on 16-sample inputs: enough to test objectives in milliseconds."""
+
+    def __init__(self, dim: int = 4, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embedding_dim = dim
+        self.net = nn.Linear(16, dim)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _model(methods: dict, classes: int | None = 3, **kwargs) -> DistillationModel:
+    return DistillationModel(TinyStudent(), build_loss(MseConfig()), MethodsConfig(**methods), classes, **kwargs)
+
+
+def _fit(model: DistillationModel, x, batch, steps=300, lr=0.05) -> DistillationModel:
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    model.train()
+    for step in range(steps):
+        optimizer.zero_grad()
+        model.loss(model(x), batch, epoch=step).backward()
+        optimizer.step()
+    return model.eval()
+
+
+def _classes(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    x = rng.standard_normal((n, 16)).astype(np.float32)
+    x[np.arange(n), labels] += 3.0  # the label is readable from the input
+    return torch.from_numpy(x), torch.from_numpy(labels)
+
+
+def test_kd_soft_targets_teach_the_head():
+    x, labels = _classes()
+    teacher_says = (labels + 1) % 3  # a teacher that disagrees with every label
+    soft = torch.log(torch.full((len(x), 3), 0.05).scatter(1, teacher_says[:, None], 0.9))
+    batch = {"label": labels, "soft": soft}
+    soft_only = _fit(_model({"kd": {"alpha": 0.0, "temperature": 2.0}}), x, batch)
+    hard_only = _fit(_model({"kd": {"alpha": 1.0}}), x, batch)
+    with torch.no_grad():
+        assert (soft_only(x)["logits"].argmax(1) == teacher_says).float().mean() > 0.9
+        assert (hard_only(x)["logits"].argmax(1) == labels).float().mean() > 0.9
+
+
+def test_deep_mutual_learning_pulls_the_peers_together():
+    x, _ = _classes()
+    distance = {}
+    for weight in (1.0, 0.0):  # no teacher terms: only mutual learning can move the peers
+        model = _fit(_model({"mutual": {"weight": weight}}, None, peer=TinyStudent(seed=1)), x, {}, steps=100,
+                     lr=0.01)
+        with torch.no_grad():
+            out = model(x)
+            distance[weight] = float((out["embedding"] - out["peer_embedding"]).pow(2).mean())
+    with torch.no_grad():
+        initial = float((TinyStudent()(x) - TinyStudent(seed=1)(x)).pow(2).mean())
+    assert distance[0.0] == pytest.approx(initial, rel=1e-5)
+    assert distance[1.0] < 0.1 * initial
+
+
+def test_label_revision_puts_the_true_class_first_and_keeps_right_predictions():
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.3, 0.2]])
+    labels = np.array([0, 2, 1])
+    revised = np.exp(revise_labels(np.log(p), labels, LabelRevisionConfig(beta=0.8)))
+    assert np.allclose(revised[0], p[0])  # right: unchanged
+    assert revised[1].argmax() == 2 and revised[2].argmax() == 1  # wrong: revised toward the label
+    assert np.allclose(revised.sum(1), 1)
+    assert revised[1, 1] > 0.05  # still soft: the teacher's dark knowledge stays
+
+
+def test_selection_removes_teacher_supervision_from_unreliable_windows():
+    p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    labels = np.array([0, 0, 0, 1])
+    reliability = teacher_reliability(np.log(p), labels)
+    assert reliability.tolist() == pytest.approx([0.9, 0.2, 0.6, 0.7])
+    assert select_top(reliability, np.arange(4), 0.5, None).tolist() == [0, 3]
+    # trust 0: the teacher's target no longer moves the loss
+    x = torch.randn(4, 16)
+    model = _model({})
+    batch = {"target": torch.randn(4, 4), "trust": torch.tensor([1.0, 0.0, 1.0, 1.0])}
+    moved = dict(batch, target=batch["target"].clone())
+    moved["target"][1] += 100
+    assert float(model.loss(model(x), batch, 0)) == pytest.approx(float(model.loss(model(x), moved, 0)))
+    trusting = dict(moved, trust=torch.ones(4))
+    assert float(model.loss(model(x), trusting, 0)) > 10 * float(model.loss(model(x), batch, 0))
+
+
+def test_censoring_drops_examples_too_hard_for_the_student():
+    x = torch.randn(10, 16)
+    target = torch.randn(10, 4)
+    target[3] += 1000  # far beyond what the student can reach
+    censored = _model({"censor": {"quantile": 0.8, "weight": 0.0, "start_epoch": 2}})
+    out = censored(x)
+    before = float(censored.loss(out, {"target": target}, epoch=1))  # still in the full-supervision epochs
+    after = float(censored.loss(out, {"target": target}, epoch=2))
+    assert before > 1e4 and after < 100
+
+
+def test_difference_sampling_keeps_what_the_teacher_knows_and_the_reference_does_not():
+    rng = np.random.default_rng(0)
+    n = 120
+    labels = np.arange(n) % 3
+    teacher = np.eye(3)[labels] * 4 + 0.3 * rng.standard_normal((n, 3))  # the teacher finds every window easy
+    reference = 0.3 * rng.standard_normal((n, 3))
+    easy_for_reference = np.arange(n) < n // 2
+    reference[easy_for_reference] += np.eye(3)[labels[easy_for_reference]] * 4
+    train = np.arange(n)
+    scores = difference_scores(teacher, reference, labels, train, np.arange(n).astype(str), 0, 3)
+    kept = select_top(scores, train, 0.5, labels)
+    assert len(kept) == n // 2 and set(np.bincount(labels[kept])) == {n // 6}  # every class kept alike
+    assert (~easy_for_reference[kept]).mean() > 0.9
+
+
+def test_relational_bank_matches_similarities_to_past_examples():
+    x = torch.randn(8, 16)
+    model = _model({"relational_bank": {"size": 16, "temperature": 0.1, "weight": 1.0}}, None)
+    target = torch.randn(8, 4)
+    model.loss(model(x), {"target": target}, 0)  # first batch only fills the bank
+    assert int(model.bank_filled) == 8 and "bank_teacher" in model.state_dict()
+    out = model(x)
+    with_bank = float(model.loss(out, {"target": target}, 0))
+    plain = float(_model({}, None).loss(out, {"target": target}, 0))
+    assert with_bank > plain + 0.01  # the bank term is there...
+    # ...and is zero when the student's similarities are the teacher's (any scale)
+    model = _model({"relational_bank": {"size": 16}}, None)
+    model.embedding_loss = lambda s, t: torch.zeros(len(s))
+    model._bank_loss(3 * target, target)
+    assert float(model._bank_loss(3 * target, target)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_amad_aligns_heads_across_head_counts():
+    torch.manual_seed(0)
+    teacher = torch.softmax(torch.randn(2, 4, 5, 5) * 3, -1)
+    student_same = teacher[:, [1, 3]]  # two of the teacher's four heads
+    student_other = torch.softmax(torch.randn(2, 2, 5, 5) * 3, -1).requires_grad_()
+    matched = float(amad_loss([student_same], [teacher], temperature=0.05))
+    unmatched = amad_loss([student_other], [teacher], temperature=0.05)
+    assert matched < 0.05 and float(unmatched) > 5 * matched
+    unmatched.backward()
+    assert student_other.grad.abs().sum() > 0
+
+
+def test_reffakd_soft_labels_rank_each_class_first():
+    rng = np.random.default_rng(0)
+    labels = np.arange(30) % 3
+    logmel = rng.standard_normal((30, 16, 20)).astype(np.float32)
+    logmel[labels == 1, :8] += 3  # classes differ in spectrum
+    logmel[labels == 2, 8:] += 3
+    soft, mse = autoencoder_soft_labels(logmel, labels, np.arange(30), 3, TeacherFreeConfig(latent=8, epochs=5), 0)
+    p = np.exp(soft)
+    assert np.isfinite(mse) and np.allclose(p.sum(1), 1, atol=1e-5)
+    assert (p.argmax(1) == labels).all() and (p.max(1) < 0.999).all()  # soft, and right
+    assert np.allclose(p[labels == 1], p[labels == 1][0])  # one soft label per class
+
+
+def test_head_fidelity_reports_agreement_and_kl():
+    logits = np.log(np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]))
+    teacher = np.log(np.array([[0.8, 0.2], [0.6, 0.4], [0.6, 0.4]]))
+    out = head_fidelity(logits, np.array([0, 1, 1]), teacher)
+    assert out["accuracy"] == pytest.approx(2 / 3) and out["teacher_accuracy"] == pytest.approx(1 / 3)
+    assert out["top1_agreement"] == pytest.approx(2 / 3)
+    expected_kl = (0.6 * np.log(0.6 / 0.3) + 0.4 * np.log(0.4 / 0.7)) / 3
+    assert out["predictive_kl"] == pytest.approx(expected_kl, rel=1e-5)
+
+
+def test_method_rules_are_one_line_errors():
+    with pytest.raises(RecipeError, match="methods.*label_revision.*add a 'kd' section"):
+        recipe_from_dict(dict(MINI_RECIPE, methods={"label_revision": {}}), "r.yaml")
+    with pytest.raises(RecipeError, match="teacher 'none'.*methods.kd"):
+        recipe_from_dict(dict(MINI_RECIPE, teacher={"name": "none"}), "r.yaml")
+    with pytest.raises(RecipeError, match="unknown key 'methods.kd.temprature'"):
+        recipe_from_dict(dict(MINI_RECIPE, methods={"kd": {"temprature": 2}}), "r.yaml")
+
+
+def _write(tmp_path, name, **sections):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(dict(MINI_RECIPE, name=name, **sections)))
+    return path
+
+
+def test_kd_run_reports_head_fidelity_and_tune_writes_a_tuned_recipe(tmp_path):
+    recipe = _write(tmp_path, "kd", methods={"kd": {}, "label_revision": {}, "selection": {"keep": 0.5},
+                                             "mutual": {}, "censor": {"start_epoch": 1}})
+    done = run_cli("distill", recipe, "--out", tmp_path / "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "run/metrics.json").read_text())
+    assert {"accuracy", "teacher_accuracy", "top1_agreement", "predictive_kl"} <= set(metrics["head"])
+    assert "cka" in metrics["fidelity"]["test"] and "head fidelity" in done.stdout
+    assert metrics["methods"]["selection"]["teacher_supervised_train_windows"] == 10
+    assert metrics["methods"]["enabled"] == ["kd", "mutual", "label_revision", "selection", "censor"]
+    tuned = run_cli("tune", recipe, "--temperature", "1,4", "--alpha", "0.5,1", "--epochs", "1", "--out",
+                    tmp_path / "tune", cwd=tmp_path)
+    assert tuned.returncode == 0, tuned.stderr
+    result = json.loads((tmp_path / "tune/tune.json").read_text())
+    assert len(result["trials"]) == 4 and result["best"]["val_accuracy"] == max(
+        t["val_accuracy"] for t in result["trials"])
+    best = recipe_from_dict(yaml.safe_load((tmp_path / "tune/tuned.yaml").read_text()), "tuned.yaml")
+    assert (best.methods.kd.temperature, best.methods.kd.alpha) == (result["best"]["temperature"],
+                                                                    result["best"]["alpha"])
+    again = run_cli("tune", recipe, "--temperature", "1,4", "--alpha", "0.5,1", "--epochs", "1", "--out",
+                    tmp_path / "tune", cwd=tmp_path)  # finished trials are read back, not retrained
+    assert again.returncode == 0 and json.loads((tmp_path / "tune/tune.json").read_text())["trials"] == \
+        result["trials"]
+    bad = run_cli("tune", recipe, "--alpha", "0.5,x", cwd=tmp_path)
+    assert bad.returncode == 2 and "--alpha takes comma-separated numbers" in bad.stderr
+
+
+def test_retrieval_knowledge_base_ships_in_the_model_and_counts_in_its_size(tmp_path):
+    plain = _write(tmp_path, "plain")
+    retrieval = _write(tmp_path, "retrieval", methods={"retrieval": {"size": 6}, "difference_sampling": {}})
+    sizes = {}
+    for recipe in (plain, retrieval):
+        run = tmp_path / recipe.stem
+        assert run_cli("distill", recipe, "--out", run, cwd=tmp_path).returncode == 0
+        assert run_cli("export", run, "--int8", "none", "--no-fp16", cwd=tmp_path).returncode == 0
+        profiled = run_cli("profile", run / "export/student.onnx", "--json", "--runs", "0", cwd=tmp_path)
+        sizes[recipe.stem] = json.loads(profiled.stdout)
+    assert sizes["plain"]["knowledge_base_bytes"] == 0
+    assert sizes["retrieval"]["knowledge_base_bytes"] == 6 * 8 * 4  # 6 entries × PCA 8 × FP32
+    assert sizes["retrieval"]["storage_bytes"] >= sizes["plain"]["storage_bytes"] + 6 * 8 * 4
+    metrics = json.loads((tmp_path / "retrieval/metrics.json").read_text())
+    assert metrics["methods"]["difference_sampling"]["kept_train_windows"] < metrics["windows"]["train"]
+
+
+def test_attention_alignment_and_teacher_free_runs(tmp_path):
+    transformer = {"name": "transformer", "sample_rate": 8000, "n_fft": 128, "hop_length": 160, "n_mels": 32,
+                   "width": 16, "layers": 2, "patch_frames": 5}
+    teacher = _write(tmp_path, "t4", student=transformer | {"heads": 4})
+    assert run_cli("distill", teacher, "--out", tmp_path / "t4", cwd=tmp_path).returncode == 0
+    amad = _write(tmp_path, "s2", student=transformer | {"heads": 2},
+                  methods={"attention": {"teacher_run": str(tmp_path / "t4")}})
+    done = run_cli("distill", amad, "--out", tmp_path / "s2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    cnn = _write(tmp_path, "cnn", methods={"attention": {"teacher_run": str(tmp_path / "t4")}})
+    refused = run_cli("distill", cnn, "--out", tmp_path / "cnn", cwd=tmp_path)
+    assert refused.returncode == 2 and "transformer attention maps" in refused.stderr
+    free = _write(tmp_path, "free", teacher={"name": "none"}, methods={"kd": {}, "teacher_free": {"epochs": 2}})
+    done = run_cli("distill", free, "--out", tmp_path / "free", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "free/metrics.json").read_text())
+    assert "fidelity" not in metrics and "accuracy" in metrics["head"]
+    assert metrics["methods"]["teacher_free"]["autoencoder_reconstruction_mse"] > 0
