@@ -101,7 +101,7 @@ def main() -> None:
     epochs = base["train"]["epochs"]
     rows, plain = [], None
     for label, methods, student, teacher in VARIANTS:
-        slug = "".join(c if c.isalnum() else "-" for c in label).strip("-")[:60]
+        slug = "-".join("".join(c if c.isascii() and c.isalnum() else " " for c in label).split())[:60]
         variant = _recipe(base, f"{recipe.name}-{slug}", methods, student, teacher, recipe.source)
         print(f"· {label}", flush=True)
         metrics = distill_once(variant, args.out / slug)

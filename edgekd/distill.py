@@ -91,8 +91,8 @@ def load_student(run_dir: Path) -> tuple[torch.nn.Module, Recipe]:
     student = build_student(recipe.student, saved["embedding_dim"])
     retrieval = recipe.methods.retrieval
     if retrieval is not None and retrieval.at_inference:  # the knowledge base ships with the student
-        entries = saved["state_dict"]["knowledge_base_values"]
-        student = RetrievalAugmented(student, torch.zeros_like(entries), retrieval.temperature, retrieval.mix)
+        entries = torch.ones_like(saved["state_dict"]["knowledge_base_keys"].T)  # shape only; loaded next
+        student = RetrievalAugmented(student, entries, retrieval.temperature, retrieval.mix)
     student.load_state_dict(saved["state_dict"])
     return student.eval(), recipe
 

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import yaml
@@ -245,8 +246,12 @@ def test_retrieval_knowledge_base_ships_in_the_model_and_counts_in_its_size(tmp_
         profiled = run_cli("profile", run / "export/student.onnx", "--json", "--runs", "0", cwd=tmp_path)
         sizes[recipe.stem] = json.loads(profiled.stdout)
     assert sizes["plain"]["knowledge_base_bytes"] == 0
-    assert sizes["retrieval"]["knowledge_base_bytes"] == 6 * 8 * 4  # 6 entries × PCA 8 × FP32
-    assert sizes["retrieval"]["storage_bytes"] >= sizes["plain"]["storage_bytes"] + 6 * 8 * 4
+    base_bytes = (6 * 8 + 6) * 4  # 6 unit entries × PCA 8 and their 6 norms, FP32
+    assert sizes["retrieval"]["knowledge_base_bytes"] == base_bytes
+    assert sizes["retrieval"]["storage_bytes"] >= sizes["plain"]["storage_bytes"] + base_bytes
+    # stored once: the exporter folded no transposed or normalised copy of the base
+    shapes = [sorted(t.dims) for t in onnx.load(tmp_path / "retrieval/export/student.onnx").graph.initializer]
+    assert shapes.count([6, 8]) == 1
     metrics = json.loads((tmp_path / "retrieval/metrics.json").read_text())
     assert metrics["methods"]["difference_sampling"]["kept_train_windows"] < metrics["windows"]["train"]
 

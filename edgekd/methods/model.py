@@ -122,8 +122,7 @@ class DistillationModel(nn.Module):
         if methods.relational_bank is not None and "target" in batch:
             total = total + methods.relational_bank.weight * self._bank_loss(out["embedding"], batch["target"])
         if methods.retrieval is not None and "target" in batch:
-            teacher_logits = cosine_logits(batch["target"], self.student.knowledge_base_values,
-                                           methods.retrieval.temperature)
+            teacher_logits = self.student.retrieval_logits(batch["target"])  # the teacher's query, same base
             total = total + methods.retrieval.weight * soft_kl_rows(out["retrieval_logits"], teacher_logits).mean()
         if methods.attention is not None:
             total = total + methods.attention.weight * amad_loss(out["attention"], out["teacher_attention"],

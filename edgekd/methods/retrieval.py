@@ -6,8 +6,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekd.losses import cosine_logits
-
 
 def choose_knowledge_base(targets: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Row indices of `size` representatives of the training targets: the row nearest each k-means centre, so
@@ -27,26 +25,31 @@ def choose_knowledge_base(targets: np.ndarray, size: int, seed: int) -> np.ndarr
 
 
 class RetrievalAugmented(nn.Module):
-    """The student's embedding e queries the base; its output is (1−mix)·e + mix·Σ softmax(cos(e, keys)/T)·values.
-    The base is stored as buffers, so it is saved with the weights and exported into the ONNX graph (as initializers
-    named knowledge_base_*), where `edgekd profile` counts it."""
+    """The student's embedding e queries the base; its output is (1−mix)·e + mix·Σ softmax(cos(e, entry)/T)·entry.
+    The base is stored once, as unit-length entries laid out (dim, entries) plus their norms: every product reads
+    that one constant untransposed, so the ONNX exporter has no transposed or normalised copy to fold into a second
+    initializer. Saved with the weights and exported as initializers named knowledge_base_*, which `edgekd profile`
+    counts apart."""
 
     def __init__(self, student: nn.Module, entries: torch.Tensor, temperature: float, mix: float):
         super().__init__()
         self.student = student
         self.embedding_dim = student.embedding_dim
         self.temperature, self.mix = temperature, mix
-        self.register_buffer("knowledge_base_values", entries.clone())
+        norms = entries.norm(dim=1)
+        self.register_buffer("knowledge_base_keys", (entries / norms.clamp(min=1e-12)[:, None]).T.contiguous())
+        self.register_buffer("knowledge_base_norms", norms)
 
     @property
     def frontend(self) -> nn.Module:
         return self.student.frontend
 
     def retrieval_logits(self, embedding: torch.Tensor) -> torch.Tensor:
-        return cosine_logits(embedding, self.knowledge_base_values, self.temperature)
+        return nn.functional.normalize(embedding, dim=-1) @ self.knowledge_base_keys / self.temperature
 
     def augment(self, embedding: torch.Tensor) -> torch.Tensor:
-        retrieved = torch.softmax(self.retrieval_logits(embedding), -1) @ self.knowledge_base_values
+        weights = torch.softmax(self.retrieval_logits(embedding), -1) * self.knowledge_base_norms
+        retrieved = (self.knowledge_base_keys @ weights.T).T  # Σ weight·norm·unit entry
         return (1 - self.mix) * embedding + self.mix * retrieved
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
