@@ -173,9 +173,15 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
         methods=_validate(MethodsConfig, raw.get("methods"), source, "methods"),
         source=source,
     )
-    if recipe.teacher.name == "none" and recipe.methods.kd is None:
-        raise RecipeError(f"{source}: teacher 'none' leaves nothing to learn from: add methods.kd (class labels) and "
-                          "methods.teacher_free for autoencoder soft labels")
+    if recipe.teacher.name == "none":
+        if recipe.methods.kd is None:
+            raise RecipeError(f"{source}: teacher 'none' leaves nothing to learn from: add methods.kd (class labels) "
+                              "and methods.teacher_free for autoencoder soft labels")
+        needs_teacher = [name for name in ("label_revision", "selection", "difference_sampling", "relational_bank",
+                                           "retrieval", "censor") if getattr(recipe.methods, name) is not None]
+        if needs_teacher:
+            raise RecipeError(f"{source}: methods.{needs_teacher[0]} works on the teacher's outputs; teacher 'none' "
+                              "has none")
     return recipe
 
 

@@ -198,6 +198,10 @@ def test_method_rules_are_one_line_errors():
         recipe_from_dict(dict(MINI_RECIPE, methods={"label_revision": {}}), "r.yaml")
     with pytest.raises(RecipeError, match="teacher 'none'.*methods.kd"):
         recipe_from_dict(dict(MINI_RECIPE, teacher={"name": "none"}), "r.yaml")
+    with pytest.raises(RecipeError, match="methods.selection works on the teacher's outputs"):
+        recipe_from_dict(dict(MINI_RECIPE, teacher={"name": "none"}, methods={"kd": {}, "selection": {}}), "r.yaml")
+    with pytest.raises(RecipeError, match="use one of them"):
+        recipe_from_dict(dict(MINI_RECIPE, methods={"kd": {}, "label_revision": {}, "teacher_free": {}}), "r.yaml")
     with pytest.raises(RecipeError, match="unknown key 'methods.kd.temprature'"):
         recipe_from_dict(dict(MINI_RECIPE, methods={"kd": {"temprature": 2}}), "r.yaml")
 
@@ -274,3 +278,21 @@ def test_attention_alignment_and_teacher_free_runs(tmp_path):
     metrics = json.loads((tmp_path / "free/metrics.json").read_text())
     assert "fidelity" not in metrics and "accuracy" in metrics["head"]
     assert metrics["methods"]["teacher_free"]["autoencoder_reconstruction_mse"] > 0
+
+
+def test_readme_lists_every_method_key_with_valid_defaults():
+    import typing
+    from pathlib import Path
+
+    from edgekd.methods.config import MethodsConfig
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    block = text.split("## Distillation methods", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    listed = yaml.safe_load(block)["methods"]
+    hints = typing.get_type_hints(MethodsConfig)
+    assert set(listed) == set(MethodsConfig.model_fields)
+    for key, values in listed.items():
+        config_class = typing.get_args(hints[key])[0]
+        documented = config_class.model_validate(values)
+        if key != "attention":  # its teacher_run has no default
+            assert documented == config_class(), f"README's defaults for methods.{key} differ from the code's"

@@ -75,7 +75,7 @@ def prepare_supervision(recipe: Recipe, labels: np.ndarray | None, clip_ids: lis
                 report["label_revision"] = {"revised_train_windows": int((soft[train] != teacher_log_p[train])
                                                                          .any(1).sum())}
             rows["soft"] = soft
-    if methods.selection is not None and teacher_log_p is not None:
+    if methods.selection is not None:
         reliable = select_top(teacher_reliability(teacher_log_p, labels), train, methods.selection.keep, None)
         trust = np.zeros(len(labels), dtype=np.float32)
         trust[reliable] = 1.0
@@ -85,9 +85,6 @@ def prepare_supervision(recipe: Recipe, labels: np.ndarray | None, clip_ids: lis
         if methods.kd is None:  # no labels to fall back on: unselected windows leave the training set
             train = reliable
     if methods.difference_sampling is not None:
-        if teacher_raw is None:
-            raise EdgekdError(f"{recipe.source}: methods.difference_sampling compares the teacher with a reference "
-                              "model; it needs a teacher")
         scores = difference_scores(teacher_raw, logmel_statistics(logmel),
                                    labels if num_classes is not None else None, train, clips, recipe.seed,
                                    num_classes)
@@ -118,8 +115,6 @@ def build_distillation_model(recipe: Recipe, student: torch.nn.Module, supervisi
         peer = build_peer()
     knowledge_base = None
     if methods.retrieval is not None:
-        if "target" not in supervision.rows:
-            raise EdgekdError(f"{recipe.source}: methods.retrieval stores teacher embeddings; it needs a teacher")
         targets = supervision.rows["target"]
         chosen = choose_knowledge_base(targets[supervision.train], methods.retrieval.size, recipe.seed)
         knowledge_base = torch.from_numpy(targets[supervision.train][chosen])

@@ -120,6 +120,9 @@ class MethodsConfig(StrictModel):
         for name in ("label_revision", "teacher_free"):
             if getattr(self, name) is not None and self.kd is None:
                 raise ValueError(f"'{name}' revises or replaces soft labels: add a 'kd' section (the head)")
+        if self.label_revision is not None and self.teacher_free is not None:
+            raise ValueError("'label_revision' revises a teacher's soft labels; 'teacher_free' replaces them with "
+                             "class soft labels that already rank the true class first: use one of them")
         return self
 
     def enabled(self) -> list[str]:
