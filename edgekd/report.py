@@ -32,7 +32,7 @@ def distill_table(metrics: dict) -> Table:
         table.add_row("embedding dim", f"{teacher['dim']} → {reduction['method'].upper()} {reduction['dim']}",
                       str(student["dim"]), "")
     for split, fid in metrics.get("fidelity", {}).items():
-        table.add_row(f"{split} fidelity (cosine / R² / CKA)", "1 (reference)",
+        table.add_row(f"{split} fidelity cos / R² / CKA", "1 (reference)",
                       f"{fid['cosine']:.3f} / {fid['r2']:.3f} / {fid['cka']:.3f}", "")
     if "head" in metrics:
         head = metrics["head"]

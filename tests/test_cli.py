@@ -84,6 +84,7 @@ def test_export_and_profile(distilled):
     data = json.loads(as_json.stdout)
     assert JSON_KEYS <= set(data) and data["fits"] is True and data["violations"] == []
     assert data["device"] == "stm32h7" and data["latency_ms"] > 0 and data["macs"] > 0
+    assert data["knowledge_base_bytes"] == 0  # no retrieval base in a plain student
 
 
 def test_profile_bad_inputs_exit_2_with_one_line(tmp_path):
