@@ -284,8 +284,9 @@ def _evaluate(recipe: Recipe, data: DomainData, teacher_raw: np.ndarray | None, 
               teacher_facts: dict | None, student_facts: dict, logmel: np.ndarray) -> dict:
     windows = data.windows
     train, val, test = (windows.split_index(s) for s in ("train", "val", "test"))
-    outputs = predict(model, torch.from_numpy(data.student_audio))
-    student_out = outputs["embedding"].numpy()
+    # the deployed network alone: evaluation runs no peer, attention teacher or training-only branch
+    embeddings = predict(model.deployable(), torch.from_numpy(data.student_audio))
+    student_out = embeddings.numpy()
     student_facts = student_facts | {"macs_per_window": student_facts["macs"], "dim": int(student_out.shape[1])}
     metrics = {
         "edgekd_version": __version__,
@@ -308,8 +309,10 @@ def _evaluate(recipe: Recipe, data: DomainData, teacher_raw: np.ndarray | None, 
             "storage": teacher_facts["storage_bytes"] / student_facts["storage_bytes"],
             "activation": teacher_facts["activation_bytes"] / student_facts["activation_bytes"],
         }
-    if "logits" in outputs:
-        metrics["head"] = head_fidelity(outputs["logits"].numpy()[test], windows.labels[test],
+    if model.head is not None:
+        with torch.no_grad():
+            logits = model.head(embeddings[test]).numpy()
+        metrics["head"] = head_fidelity(logits, windows.labels[test],
                                         None if supervision.teacher_log_probabilities is None
                                         else supervision.teacher_log_probabilities[test])
     if windows.labels is not None:

@@ -20,6 +20,7 @@ from edgekd.methods.model import DistillationModel
 from edgekd.methods.supervision import (
     autoencoder_soft_labels,
     difference_scores,
+    out_of_fold_log_probabilities,
     revise_labels,
     select_top,
     teacher_reliability,
@@ -135,7 +136,9 @@ def test_difference_sampling_keeps_what_the_teacher_knows_and_the_reference_does
     easy_for_reference = np.arange(n) < n // 2
     reference[easy_for_reference] += np.eye(3)[labels[easy_for_reference]] * 4
     train = np.arange(n)
-    scores = difference_scores(teacher, reference, labels, train, np.arange(n).astype(str), 0, 3)
+    clips = np.arange(n).astype(str)
+    teacher_log_p = out_of_fold_log_probabilities(teacher, labels, train, clips, 5, 0, 3)
+    scores = difference_scores(teacher, teacher_log_p, reference, labels, train, clips, 0, 3)
     kept = select_top(scores, train, 0.5, labels)
     assert len(kept) == n // 2 and set(np.bincount(labels[kept])) == {n // 6}  # every class kept alike
     assert (~easy_for_reference[kept]).mean() > 0.9

@@ -56,7 +56,8 @@ def prepare_supervision(recipe: Recipe, labels: np.ndarray | None, clip_ids: lis
         rows["target"] = targets.astype(np.float32)
     num_classes = int(labels.max()) + 1 if labels is not None and labels.ndim == 1 else None
     teacher_log_p = None
-    if teacher_raw is not None and num_classes is not None and (methods.kd or methods.selection):
+    if teacher_raw is not None and num_classes is not None and (methods.kd or methods.selection or
+                                                                 methods.difference_sampling):
         folds = methods.kd.teacher_head_folds if methods.kd else 5
         teacher_log_p = out_of_fold_log_probabilities(teacher_raw, labels, train, clips, folds, recipe.seed,
                                                       num_classes)
@@ -85,7 +86,7 @@ def prepare_supervision(recipe: Recipe, labels: np.ndarray | None, clip_ids: lis
         if methods.kd is None:  # no labels to fall back on: unselected windows leave the training set
             train = reliable
     if methods.difference_sampling is not None:
-        scores = difference_scores(teacher_raw, logmel_statistics(logmel),
+        scores = difference_scores(teacher_raw, teacher_log_p, logmel_statistics(logmel),
                                    labels if num_classes is not None else None, train, clips, recipe.seed,
                                    num_classes)
         kept = select_top(scores, train, methods.difference_sampling.keep,

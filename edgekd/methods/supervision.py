@@ -72,17 +72,18 @@ def select_top(scores: np.ndarray, rows: np.ndarray, keep: float, groups: np.nda
     return np.sort(np.concatenate(chosen))
 
 
-def difference_scores(teacher: np.ndarray, reference_features: np.ndarray, labels: np.ndarray | None,
-                      train: np.ndarray, clips: np.ndarray, seed: int, num_classes: int | None) -> np.ndarray:
+def difference_scores(teacher: np.ndarray, teacher_log_probabilities: np.ndarray | None,
+                      reference_features: np.ndarray, labels: np.ndarray | None, train: np.ndarray, clips: np.ndarray,
+                      seed: int, num_classes: int | None) -> np.ndarray:
     """MiniPLM's difference score per training window: the small reference model's loss minus the teacher's.
 
-    With labels, both are out-of-fold cross-entropies of a logistic head (on the teacher's embedding, and on the
+    With labels, both are out-of-fold cross-entropies of a logistic head (the teacher's head, given, and one on the
     reference's log-mel statistics). Without labels, the reference is a ridge regression from log-mel statistics to
     the teacher embedding: its out-of-fold error is what the teacher knows that a small model does not."""
     scores = np.zeros(len(teacher), dtype=np.float64)
     if labels is not None:
         true = labels[train]
-        teacher_loss = -out_of_fold_log_probabilities(teacher, labels, train, clips, 5, seed, num_classes)
+        teacher_loss = -teacher_log_probabilities
         reference_loss = -out_of_fold_log_probabilities(reference_features, labels, train, clips, 5, seed,
                                                         num_classes)
         scores[train] = reference_loss[train, true] - teacher_loss[train, true]
