@@ -57,9 +57,7 @@ class DistillationModel(nn.Module):
     def forward(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict = {}
         if self.methods.retrieval is not None:
-            raw = self.student.student(audio)
-            out["retrieval_logits"] = self.student.retrieval_logits(raw)
-            out["embedding"] = self.student.augment(raw)
+            out["embedding"], out["retrieval_logits"] = self.student.retrieve(self.student.student(audio))
         else:
             out["embedding"] = self.student(audio)
         if self.head is not None:
@@ -83,35 +81,39 @@ class DistillationModel(nn.Module):
         soft = soft_kl_rows(logits, batch["soft"], kd.temperature) if kd is not None and "soft" in batch else zeros
         return embedded, soft
 
-    def _supervised_rows(self, embedding, logits, batch, trust) -> torch.Tensor:
-        """Per-example loss of one student (or peer) against the teacher and the labels."""
+    def _supervised_rows(self, embedding, logits, batch, epoch: int, trust: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example loss of one student (or peer) against the teacher and the labels, and the teacher trust it
+        used: given (the peer takes the student's), or from the batch and, when censoring, this student's gap."""
         embedded, soft = self._teacher_rows(embedding, logits, batch)
+        if trust is None:
+            trust = self._trust(embedded.detach(), soft.detach(), batch, epoch)
         rows = trust * embedded
         kd = self.methods.kd
         if kd is not None:
             hard = nn.functional.cross_entropy(logits, batch["label"], reduction="none")
             soft_share = (1 - kd.alpha) * trust
             rows = rows + kd.weight * ((1 - soft_share) * hard + soft_share * soft)
-        return rows
+        return rows, trust
 
-    def _trust(self, out, batch, epoch: int) -> torch.Tensor:
-        trust = batch.get("trust", torch.ones(len(out["embedding"]), device=out["embedding"].device))
+    def _trust(self, embedded: torch.Tensor, soft: torch.Tensor, batch, epoch: int) -> torch.Tensor:
+        trust = batch.get("trust", torch.ones_like(embedded))
         censor = self.methods.censor
         if censor is None or epoch < censor.start_epoch:
             return trust
-        with torch.no_grad():  # the teacher-student gap decides the weights; it is not itself optimised
-            embedded, soft = self._teacher_rows(out["embedding"], out.get("logits"), batch)
-            gap = embedded + (self.methods.kd.weight * soft if self.methods.kd is not None else 0)
-            censored = gap > torch.quantile(gap, censor.quantile)
+        # the teacher-student gap (detached terms) decides the weights; it is not itself optimised
+        gap = embedded + (self.methods.kd.weight * soft if self.methods.kd is not None else 0)
+        censored = gap > torch.quantile(gap, censor.quantile)
         return torch.where(censored, trust * censor.weight, trust)
 
     def loss(self, out: dict, batch: dict, epoch: int) -> torch.Tensor:
         methods = self.methods
-        trust = self._trust(out, batch, epoch)
-        total = self._supervised_rows(out["embedding"], out.get("logits"), batch, trust).mean()
+        rows, trust = self._supervised_rows(out["embedding"], out.get("logits"), batch, epoch)
+        total = rows.mean()
         if methods.mutual is not None:
             mutual = methods.mutual
-            total = total + self._supervised_rows(out["peer_embedding"], out.get("peer_logits"), batch, trust).mean()
+            total = total + self._supervised_rows(out["peer_embedding"], out.get("peer_logits"), batch, epoch,
+                                                  trust)[0].mean()
             total = total + mutual.weight * (
                 ((out["embedding"] - out["peer_embedding"].detach()) ** 2).mean()
                 + ((out["peer_embedding"] - out["embedding"].detach()) ** 2).mean())

@@ -47,13 +47,15 @@ class RetrievalAugmented(nn.Module):
     def retrieval_logits(self, embedding: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(embedding, dim=-1) @ self.knowledge_base_keys / self.temperature
 
-    def augment(self, embedding: torch.Tensor) -> torch.Tensor:
-        weights = torch.softmax(self.retrieval_logits(embedding), -1) * self.knowledge_base_norms
+    def retrieve(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(augmented output, retrieval logits): the logits once, for the output and for training's KL."""
+        logits = self.retrieval_logits(embedding)
+        weights = torch.softmax(logits, -1) * self.knowledge_base_norms
         retrieved = (self.knowledge_base_keys @ weights.T).T  # Σ weight·norm·unit entry
-        return (1 - self.mix) * embedding + self.mix * retrieved
+        return (1 - self.mix) * embedding + self.mix * retrieved, logits
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.augment(self.student(audio))
+        return self.retrieve(self.student(audio))[0]
 
     def embed_features(self, logmel: torch.Tensor) -> torch.Tensor:
-        return self.augment(self.student.embed_features(logmel))
+        return self.retrieve(self.student.embed_features(logmel))[0]
