@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from edgekd.config import load_recipe, recipe_from_dict
-from edgekd.distill import distill
+from edgekd.recipe import load_recipe, recipe_from_dict
+from edgekd.stages.distill import distill
 
 
 def _variants(recipe_name: str, clips_per_class: int, epochs: int, count: int):
@@ -37,7 +37,7 @@ def _timed_distill(recipe, cache: Path, run_dir: Path) -> tuple[float, int]:
     os.environ["EDGEKD_CACHE_DIR"] = str(cache)
     began = time.perf_counter()
     result = distill(recipe, run_dir, force=True)
-    return time.perf_counter() - began, result.metrics["teacher"]["cache"]["computed"]
+    return time.perf_counter() - began, result.metrics.teacher.cache["computed"]
 
 
 def main() -> None:

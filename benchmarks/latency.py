@@ -18,9 +18,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from edgekd.config import load_recipe
-from edgekd.export import export_onnx
-from edgekd.quantize import convert_fp16, quantize_static
+from edgekd.onnx.export import export_onnx
+from edgekd.onnx.quantize import convert_fp16, quantize_static
+from edgekd.recipe import load_recipe
 from edgekd.students import build_student
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.run:
-        from edgekd.distill import load_student
+        from edgekd.stages.distill import load_student
 
         student, recipe = load_student(args.run)
     else:

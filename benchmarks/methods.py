@@ -14,9 +14,9 @@ import copy
 import json
 from pathlib import Path
 
-from edgekd.config import load_recipe, recipe_from_dict
-from edgekd.distill import distill_once
-from edgekd.methods.tune import tune_kd
+from edgekd.recipe import load_recipe, recipe_from_dict
+from edgekd.stages.distill import distill_once
+from edgekd.stages.tune import tune_kd
 
 HEAD_ONLY = {"kd": {"alpha": 1.0}}  # a head trained on labels alone: the reference for the head methods
 TRANSFORMER = {"name": "transformer", "width": 64, "layers": 2, "patch_frames": 5}
@@ -104,18 +104,18 @@ def main() -> None:
         slug = "-".join("".join(c if c.isascii() and c.isalnum() else " " for c in label).split())[:60]
         variant = _recipe(base, f"{recipe.name}-{slug}", methods, student, teacher, recipe.source)
         print(f"· {label}", flush=True)
-        metrics = distill_once(variant, args.out / slug)
+        metrics = distill_once(variant, args.out / slug).to_json()
         plain = plain or metrics
         rows.append(_row(label, metrics, plain))
 
     print("· tuned KD: grid T ∈ {1, 4, 8} × α ∈ {0.1, 0.5, 0.9}, chosen on validation", flush=True)
     kd_recipe = _recipe(base, f"{recipe.name}-kd", {"kd": {}}, None, None, recipe.source)
     tuned = tune_kd(kd_recipe, args.out / "tune", [1, 4, 8], [0.1, 0.5, 0.9])
-    best = tuned["best"]
-    search_seconds = sum(t["training_seconds"] for t in tuned["trials"])
-    best_metrics = json.loads((Path(best["run_dir"]) / "metrics.json").read_text())
-    rows.append(_row(f"+ tuned KD (T={best['temperature']:g}, α={best['alpha']:g}; search {len(tuned['trials'])} "
-                     "runs)", best_metrics, plain, search_seconds))
+    best = tuned.best
+    search_seconds = sum(t.training_seconds for t in tuned.trials)
+    best_metrics = json.loads((Path(best.run_dir) / "metrics.json").read_text())
+    rows.append(_row(f"+ tuned KD (T={best.temperature:g}, α={best.alpha:g}; search {len(tuned.trials)} runs)",
+                     best_metrics, plain, search_seconds))
 
     print("· attention alignment: a 4-head transformer teacher distilled first, then 2-head students", flush=True)
     teacher_recipe = _recipe(base, f"{recipe.name}-transformer-4h", {}, TRANSFORMER | {"heads": 4}, None,
@@ -127,7 +127,7 @@ def main() -> None:
         slug = "transformer-2h" + ("-amad" if methods else "")
         variant = _recipe(base, f"{recipe.name}-{slug}", methods, TRANSFORMER | {"heads": 2}, None, recipe.source)
         print(f"· {label}", flush=True)
-        rows.append(_row(label, distill_once(variant, args.out / slug), plain))
+        rows.append(_row(label, distill_once(variant, args.out / slug).to_json(), plain))
 
     table = markdown(rows, recipe.name, epochs)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgekd.config import TrainConfig, load_recipe
+from edgekd.distillation import DistillationModel
 from edgekd.losses import build_loss
-from edgekd.methods.model import DistillationModel
+from edgekd.recipe import TrainConfig, load_recipe
 from edgekd.students import build_student
-from edgekd.train import train_student
+from edgekd.trainer import train_student
 
 
 def _pipeline_only(audio: np.ndarray, batch_size: int, device: torch.device, epochs: int) -> float:
@@ -39,7 +39,7 @@ def _training(audio: np.ndarray, targets: np.ndarray, device: str, epochs: int, 
     index = np.arange(len(audio))
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        model = DistillationModel(student, build_loss(recipe.loss), recipe.methods)
+        model = DistillationModel(student, build_loss(recipe.loss), [])
         train_student(model, audio, {"target": targets}, index, index[:64], config, 0, Path(tmp) / "checkpoint.pt")
         return epochs * len(audio) / (time.perf_counter() - began)
 

@@ -21,10 +21,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from edgekd.data import Windows, resample
-from edgekd.distributed import barrier, rank_and_world
-from edgekd.files import atomic_write
+from edgekd.data.windows import Windows, resample
+from edgekd.errors import EdgekdError
+from edgekd.files import atomic_write, write_text
 from edgekd.paths import cache_root
+from edgekd.runtime import barrier, rank_and_world
+from edgekd.teachers.base import Teacher
 
 SHARD_ROWS = 256  # rows per shard: the unit of progress a killed run keeps
 _FLOAT16_MAX = 65000.0
@@ -78,26 +80,26 @@ def _write_shard(directory: Path, keys: list[str], embeddings: np.ndarray) -> No
     array_path = directory / f"{stem}.npy"
     atomic_write(array_path, lambda h: np.save(h, embeddings.astype(dtype)))
     index = {"keys": keys, "sha256": _checksum(array_path), "dtype": str(np.dtype(dtype))}
-    atomic_write(directory / f"{stem}.json", lambda h: h.write(json.dumps(index)), mode="w")
+    write_text(directory / f"{stem}.json", json.dumps(index))
 
 
 def teacher_embeddings(
-    teacher,
+    teacher: Teacher,
     windows: Windows,
     device: torch.device,
     batch_size: int = 16,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> CachedEmbeddings:
     """Every window's teacher embedding: cached rows are read, missing rows computed and cached."""
-    if hasattr(teacher, "lookup"):  # precomputed embeddings are their own cache
-        return CachedEmbeddings(teacher.lookup(windows.clip_ids, windows.starts), None, 0, len(windows))
+    known = teacher.known_embeddings(windows.clip_ids, windows.starts)
+    if known is not None:  # precomputed embeddings are their own cache
+        return CachedEmbeddings(known, None, 0, len(windows))
     identity = teacher.identity()
     directory = teacher_directory(identity)
     directory.mkdir(parents=True, exist_ok=True)
     meta = directory / "teacher.json"
     if not meta.is_file():
-        atomic_write(meta, lambda h: h.write(json.dumps({"identity": identity, "dim": teacher.dim}, indent=1)),
-                      mode="w")
+        write_text(meta, json.dumps({"identity": identity, "dim": teacher.dim}, indent=1))
     keys = windows.row_keys()
     cached, _ = read_shards(directory)
     missing = [i for i, key in enumerate(keys) if key not in cached]
@@ -166,8 +168,6 @@ def list_caches(verify: bool = False) -> list[CacheEntry]:
 
 
 def remove_cache(key: str) -> Path:
-    from edgekd.errors import EdgekdError
-
     directory = cache_root() / "teacher" / key
     if not key or "/" in key or not directory.is_dir():
         raise EdgekdError(f"no teacher cache '{key}' under {cache_root() / 'teacher'} (see `edgekd cache ls`)")

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
-import functools
-
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from edgekd import __version__
-from edgekd.errors import EXIT_OK, EXIT_VIOLATION, EdgekdError
+from edgekd.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BUG,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_VIOLATION,
+    EdgekdError,
+)
+from edgekd.onnx.options import (
+    ActivationType,
+    CalibrationMethod,
+    ExportOptions,
+    FrontendConstants,
+    FrontendPlacement,
+    Int8Mode,
+)
 
 app = typer.Typer(
     help="Distil a large pretrained embedding model into a small one that fits an edge device, and prove it fits.",
@@ -25,6 +45,14 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+# What an interrupted command leaves, and how to go on.
+_AFTER_INTERRUPT = {
+    "distill": "the run continues from its last finished epoch with --resume",
+    "cache_build": "finished cache shards are kept; run it again to compute the rest",
+    "tune": "finished trials are kept; run it again to continue",
+}
 
 
 def _user_errors(command):
@@ -40,14 +68,15 @@ def _user_errors(command):
         except typer.Exit:
             raise
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]; a distillation continues with --resume")
-            raise typer.Exit(130) from None
+            hint = _AFTER_INTERRUPT.get(command.__name__, "nothing was finished; run it again")
+            err_console.print(f"[yellow]interrupted[/]: {hint}", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as err:  # a bug, not bad input: one line unless asked for the traceback
             if os.environ.get("EDGEKD_DEBUG"):
                 raise
             err_console.print(f"[red]internal error:[/] {type(err).__name__}: {err} "
                               "(EDGEKD_DEBUG=1 shows the traceback)", highlight=False, soft_wrap=True)
-            raise typer.Exit(3) from None
+            raise typer.Exit(EXIT_BUG) from None
 
     return wrapper
 
@@ -67,12 +96,14 @@ def distill(
     strict: bool = typer.Option(False, help="stop at the first unusable audio file instead of skipping it"),
 ):
     """Train a small student to approximate the teacher on the recipe's domain data."""
-    from edgekd.config import load_recipe
-    from edgekd.distill import Hooks
-    from edgekd.distill import distill as run_distill
-    from edgekd.report import distill_table
+    from edgekd.recipe import load_recipe
 
-    loaded = load_recipe(recipe)
+    loaded = load_recipe(recipe)  # a bad recipe is answered before the stage (and torch) is imported
+
+    from edgekd.render.tables import distill_table
+    from edgekd.stages.distill import Hooks
+    from edgekd.stages.distill import distill as run_distill
+
     run_dir = out or Path("runs") / loaded.name
     with _progress() as progress:
         tasks: dict[str, int] = {}
@@ -98,7 +129,7 @@ def distill(
             hooks=Hooks(stage=lambda text: progress.console.print(f"[dim]· {text}[/]"),
                         teacher_progress=teacher_progress, step=step, epoch=epoch),
         )
-    if not result.metrics:
+    if result.metrics is None:
         return  # a torchrun worker other than rank 0: rank 0 reports
     console.print(distill_table(result.metrics))
     console.print(f"run written to [bold]{run_dir}[/]: student.pt, reduction.npz, metrics.json, training_curves.png")
@@ -113,8 +144,8 @@ def evaluate(
                                              "(repeatable)"),
 ):
     """Fidelity and downstream probes of a student beside its teacher, in and out of domain."""
-    from edgekd.evaluation_run import evaluate_run
-    from edgekd.report import evaluation_table
+    from edgekd.render.tables import evaluation_table
+    from edgekd.stages.evaluate import evaluate_run
 
     with err_console.status("embedding, probing"):
         report = evaluate_run(run_dir, data or [])
@@ -139,11 +170,13 @@ def tune(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder [default: runs/<recipe name>-tune]"),
 ):
     """Search KD's temperature and hard-label weight on validation data; writes a tuned recipe."""
-    from edgekd.config import load_recipe
-    from edgekd.methods.tune import tune_kd
-    from edgekd.report import tune_table
+    from edgekd.recipe import load_recipe
 
     loaded = load_recipe(recipe)
+
+    from edgekd.render.tables import tune_table
+    from edgekd.stages.tune import tune_kd
+
     out_dir = out or Path("runs") / f"{loaded.name}-tune"
     temperatures, alphas = _numbers(temperature, "--temperature"), _numbers(alpha, "--alpha")
     with _progress() as progress:
@@ -155,7 +188,7 @@ def tune(
 
         result = tune_kd(loaded, out_dir, temperatures, alphas, epochs, on_trial)
     console.print(tune_table(result))
-    console.print(f"tuned recipe: [bold]{result['tuned_recipe']}[/] (edgekd distill {result['tuned_recipe']})")
+    console.print(f"tuned recipe: {result.tuned_recipe} (edgekd distill {result.tuned_recipe})", highlight=False)
 
 
 @app.command()
@@ -163,29 +196,24 @@ def tune(
 def export(
     run_dir: Path = typer.Argument(..., help="run directory written by `edgekd distill`"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder [default: RUN_DIR/export]"),
-    int8: str = typer.Option("static", help="static | dynamic | none"),
+    int8: Int8Mode = typer.Option("static", help="INT8 quantisation"),
     fp16: bool = typer.Option(True, help="also write an FP16 model (for GPU-class devices)"),
     calib: int = typer.Option(64, min=1, help="domain windows used to calibrate INT8"),
-    calib_method: str = typer.Option("minmax", help="minmax | entropy | percentile"),
-    activations: str = typer.Option("uint8", help="INT8 activation type: uint8 | int8"),
-    frontend: str = typer.Option("include", help="include: the model takes raw audio; exclude: it takes log-mel"),
-    frontend_constants: str = typer.Option("int8", help="INT8 file: store the DFT/mel int8 (less flash, more RAM "
-                                           "at run time) or fp32"),
-    opset: int = typer.Option(18, min=17, help="ONNX opset"),
+    calib_method: CalibrationMethod = typer.Option("minmax", help="INT8 calibration"),
+    activations: ActivationType = typer.Option("uint8", help="INT8 activation type"),
+    frontend: FrontendPlacement = typer.Option("include", help="include: the model takes raw audio; exclude: it "
+                                               "takes log-mel"),
+    frontend_constants: FrontendConstants = typer.Option("int8", help="INT8 file: store the DFT/mel int8 (less "
+                                                         "flash, more RAM at run time) or fp32"),
+    opset: int = typer.Option(ExportOptions.opset, min=17, help="ONNX opset"),
     min_cosine: float = typer.Option(0.99, help="gate: least mean embedding cosine to FP32 PyTorch"),
     max_accuracy_drop: float = typer.Option(1.0, help="gate: most probe-accuracy points lost vs FP32"),
     fallback: bool = typer.Option(True, help="keep the most sensitive layers FP32 when INT8 misses the gate"),
 ):
     """Export the student to ONNX (FP32, INT8, FP16), verify each against PyTorch; exit 1 if a gate fails."""
-    from edgekd.export_run import ExportOptions, export_run
-    from edgekd.report import export_table
+    from edgekd.render.tables import export_table
+    from edgekd.stages.export import export_run
 
-    choices = {"int8": (int8, ("static", "dynamic", "none")), "calib-method": (calib_method, ("minmax", "entropy",
-               "percentile")), "activations": (activations, ("uint8", "int8")), "frontend": (frontend, ("include",
-               "exclude")), "frontend-constants": (frontend_constants, ("int8", "fp32"))}
-    for flag, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise EdgekdError(f"--{flag} '{value}': allowed values are {', '.join(allowed)}")
     options = ExportOptions(calib=calib, calib_method=calib_method, activations=activations, int8=int8, fp16=fp16,
                             frontend=frontend, frontend_constants=frontend_constants, opset=opset, min_cosine=min_cosine,
                             max_accuracy_drop=max_accuracy_drop, fallback=fallback)
@@ -231,7 +259,7 @@ def profile(
     )
     _render_reports([report], as_json, junit, markdown)
     if plot:
-        from edgekd.profile.outputs import plot_timeline
+        from edgekd.render.ci import plot_timeline
 
         ram_limits = [c.limit for c in report.checks if c.name == "ram"]
         plot_timeline(report, plot, int(min(ram_limits)) if ram_limits else None)
@@ -267,9 +295,10 @@ def check(
 
 
 def _render_reports(reports: list, as_json: bool, junit: Optional[Path], markdown: Optional[Path]) -> None:
-    from edgekd.profile.outputs import junit_xml
-    from edgekd.profile.outputs import markdown as markdown_summary
-    from edgekd.report import profile_table, top_nodes_table
+    from edgekd.files import write_text
+    from edgekd.render.ci import junit_xml
+    from edgekd.render.ci import markdown as markdown_summary
+    from edgekd.render.tables import profile_table, top_nodes_table
 
     if as_json:
         data = [r.to_json() for r in reports]
@@ -287,35 +316,26 @@ def _render_reports(reports: list, as_json: bool, junit: Optional[Path], markdow
                               soft_wrap=True)
     if junit:
         junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_text(junit_xml(reports))
+        write_text(junit, junit_xml(reports))
     if markdown:
         markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(markdown_summary(reports))
-
-
-def _print_listing(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+        write_text(markdown, markdown_summary(reports))
 
 
 @app.command()
 @_user_errors
 def recipes():
     """List the shipped recipes."""
-    import yaml
-
     from edgekd.paths import list_named_files
+    from edgekd.recipe import recipe_from_dict
+    from edgekd.render.tables import listing
+    from edgekd.schema import read_yaml
 
     rows = []
     for path in list_named_files("recipes"):
-        raw = yaml.safe_load(path.read_text()) or {}
-        rows.append((path.stem, *(str((raw.get(section) or {}).get("name", "")) for section in
-                                  ("teacher", "student", "data")), str(path)))
-    _print_listing("recipes", ("name", "teacher", "student", "data", "file"), rows)
+        recipe = recipe_from_dict(read_yaml(path, "recipe"), str(path))
+        rows.append((path.stem, recipe.teacher.name, recipe.student.name, recipe.data.name, str(path)))
+    console.print(listing("recipes", ("name", "teacher", "student", "data", "file"), rows))
 
 
 @app.command()
@@ -323,20 +343,22 @@ def recipes():
 def devices():
     """List the shipped device profiles and their budgets."""
     from edgekd.profile.devices import shipped_devices
+    from edgekd.render.tables import listing
     from edgekd.units import format_bytes
 
     rows = [(d.name, f"{d.cpu} {d.cores}×{d.clock_mhz:g} MHz", format_bytes(d.ram_budget),
              format_bytes(d.flash_budget), d.runtime) for d in shipped_devices()]
-    _print_listing("devices", ("name", "cpu", "RAM budget", "flash budget", "runtime"), rows)
+    console.print(listing("devices", ("name", "cpu", "RAM budget", "flash budget", "runtime"), rows))
 
 
 @app.command()
 @_user_errors
 def teachers():
     """List the teachers edgekd can distil from."""
+    from edgekd.render.tables import listing
     from edgekd.teachers import TEACHERS
 
-    _print_listing("teachers", ("name", "description"), [(name, e.description) for name, e in TEACHERS.items()])
+    console.print(listing("teachers", ("name", "description"), [(n, e.description) for n, e in TEACHERS.items()]))
 
 
 @app.command()
@@ -346,26 +368,15 @@ def students(
     seconds: float = typer.Option(1.0, help="window length for the size figures"),
 ):
     """List the student families and SEA's Table 1 students, with parameters, storage and activation memory."""
-    import torch
+    from edgekd.render.tables import listing, presets_table
+    from edgekd.stages.inventory import preset_sizes
+    from edgekd.students import STUDENTS
 
-    from edgekd.distill import size_profile
-    from edgekd.students import STUDENTS, build_student
-    from edgekd.students.families import PRESETS, trainable_parameters
-    from edgekd.units import format_bytes, format_count
-
-    _print_listing("student families", ("name", "description"),
-                   [(name, entry.description) for name, entry in STUDENTS.items()])
-    rows = []
+    console.print(listing("student families", ("name", "description"),
+                          [(name, entry.description) for name, entry in STUDENTS.items()]))
     with err_console.status("exporting each preset to measure it"):
-        for name, (config, dim) in PRESETS.items():
-            config = config.model_copy(update={"sample_rate": sample_rate})
-            model = build_student(config, dim).eval()
-            facts = size_profile(model, torch.zeros(1, int(sample_rate * seconds)))
-            rows.append((name, config.name, str(dim), format_count(trainable_parameters(model)),
-                         format_bytes(facts["storage_bytes"] - facts["frontend_bytes"]),
-                         format_bytes(facts["activation_bytes"]), format_count(facts["macs"])))
-    _print_listing(f"presets ({sample_rate} Hz, {seconds:g} s windows; FP32; storage without the front-end's constants)",
-                   ("preset", "family", "dim", "trainable params", "storage", "activation (peak)", "MACs"), rows)
+        sizes = preset_sizes(sample_rate, seconds)
+    console.print(presets_table(sizes, sample_rate, seconds))
 
 
 cache_app = typer.Typer(help="See and clean the teacher-embedding caches.", no_args_is_help=True)
@@ -380,12 +391,14 @@ def cache_build(
 ):
     """Run the recipe's teacher over its data and fill the cache, without training. Under `torchrun` each process
     computes its share of the rows."""
-    from edgekd.config import load_recipe
-    from edgekd.distill import build_cache
-    from edgekd.distributed import init_from_environment
+    from edgekd.recipe import load_recipe
+
+    loaded = load_recipe(recipe)
+
+    from edgekd.runtime import init_from_environment
+    from edgekd.stages.distill import build_cache
 
     rank = init_from_environment()
-    loaded = load_recipe(recipe)
     with _progress() as progress:
         task = progress.add_task("teacher inference (windows)", total=None, status="", visible=rank == 0)
         cached = build_cache(loaded, strict, lambda done, total: progress.update(task, completed=done, total=total))
@@ -399,11 +412,13 @@ def cache_ls():
     """List teacher-embedding caches: teacher, rows, size."""
     from edgekd.cache import list_caches
     from edgekd.paths import cache_root
+    from edgekd.render.tables import listing
     from edgekd.units import format_bytes
 
     rows = [(e.key, e.identity.get("teacher", "?"), str(e.rows), str(e.dim), format_bytes(e.size_bytes))
             for e in list_caches()]
-    _print_listing(f"teacher caches in {cache_root() / 'teacher'}", ("key", "teacher", "rows", "dim", "size"), rows)
+    console.print(listing(f"teacher caches in {cache_root() / 'teacher'}", ("key", "teacher", "rows", "dim", "size"),
+                          rows))
 
 
 @cache_app.command("info")
@@ -437,5 +452,21 @@ def _root(version: bool = typer.Option(False, "--version", help="print the versi
         raise typer.Exit()
 
 
+# typer's usage errors (bad flag, bad choice, missing argument) as one class; typer re-exports only BadParameter
+_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
 def main() -> None:
-    app()
+    """Usage errors are one line naming the flag (exit 2), like every other error."""
+    if len(sys.argv) == 1:
+        app()  # no arguments: the help
+    try:
+        code = app(standalone_mode=False)
+    except _USAGE_ERROR as err:
+        command = err.ctx.command_path if err.ctx else "edgekd"
+        message = err.format_message().replace("Value error, ", "")  # pydantic's prefix on typer's choice errors
+        err_console.print(f"[red]error:[/] {message} (see `{command} --help`)", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except typer.Abort:
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code or EXIT_OK)

@@ -1,8 +1,11 @@
-"""User-facing errors: the CLI prints their message on one line and exits with their code."""
+"""User-facing errors and the exit-code contract: the CLI prints an error's message on one line and exits with its
+code (0 ok · 1 a budget or gate failed · 2 bad input or environment · 3 a bug · 130 interrupted)."""
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1  # the model does not fit / a gate failed
 EXIT_BAD_INPUT = 2
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
 
 
 class EdgekdError(Exception):
@@ -17,3 +20,10 @@ class RecipeError(EdgekdError):
 
 class ModelError(EdgekdError):
     pass
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name when the message is empty), for one-line errors
+    that quote what a library said."""
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:limit]

@@ -7,31 +7,20 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def shipped_dir(kind: str) -> Path:
-    """`recipes` or `devices`: the folder in the working directory if present, else the one shipped with edgekd."""
-    local = Path.cwd() / kind
-    return local if local.is_dir() else PROJECT_ROOT / kind
-
-
 def resolve_named_file(name_or_path: str, kind: str) -> Path | None:
-    """A path as given, or NAME looked up as `<kind>/NAME.yaml`; None when neither exists."""
+    """A file path as given, else NAME as a shipped `<kind>/NAME.yaml` (`recipes` or `devices`); None when neither
+    exists. A file of the working directory is used only when named by its path, never found by name."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    for folder in (Path.cwd() / kind, PROJECT_ROOT / kind):
-        candidate = folder / f"{name_or_path}.yaml"
-        if candidate.is_file():
-            return candidate
-    return None
+    shipped = PROJECT_ROOT / kind / f"{name_or_path}.yaml"
+    return shipped if shipped.is_file() else None
 
 
 def list_named_files(kind: str) -> list[Path]:
-    seen: dict[str, Path] = {}
-    for folder in (PROJECT_ROOT / kind, Path.cwd() / kind):
-        if folder.is_dir():
-            for file in sorted(folder.glob("*.yaml")):
-                seen[file.stem] = file
-    return [seen[name] for name in sorted(seen)]
+    """The shipped files of `kind`, by name."""
+    folder = PROJECT_ROOT / kind
+    return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
 
 
 def cache_root() -> Path:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from edgekd.config import ReductionConfig
 from edgekd.errors import EdgekdError, RecipeError
-
+from edgekd.recipe import ReductionConfig
 
 _UMAP_NEIGHBOURS = 15
 
@@ -50,14 +50,14 @@ class Reduction:
         weights /= weights.sum(axis=1, keepdims=True)
         return (weights[:, :, None] * self.anchor_coords[index]).sum(axis=1).astype(np.float32)
 
-    def save(self, path: Path) -> None:
+    def save(self, handle: BinaryIO) -> None:
+        """Plain arrays (.npz), loadable without pickles."""
         empty = np.zeros((0,))
-        with open(path, "wb") as handle:
-            np.savez(handle, method=self.method, mean=self.mean,
-                     components=empty if self.components is None else self.components,
-                     explained_variance=self.explained_variance,
-                     anchors=empty if self.anchors is None else self.anchors,
-                     anchor_coords=empty if self.anchor_coords is None else self.anchor_coords)
+        np.savez(handle, method=self.method, mean=self.mean,
+                 components=empty if self.components is None else self.components,
+                 explained_variance=self.explained_variance,
+                 anchors=empty if self.anchors is None else self.anchors,
+                 anchor_coords=empty if self.anchor_coords is None else self.anchor_coords)
 
     @classmethod
     def load(cls, path: Path) -> "Reduction":

@@ -1,7 +1,13 @@
-"""What every registry (datasets, teachers, students, losses) holds per name: a plain dict of these."""
+"""What every registry (datasets, teachers, students, losses) holds per name: a plain dict of these.
 
+The config model is imported with the registry (it is plain pydantic, so validating a recipe needs neither torch
+nor numpy); the builder is named as `module:function` and imported on first use."""
+
+from __future__ import annotations
+
+import importlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -9,5 +15,9 @@ from pydantic import BaseModel
 @dataclass(frozen=True)
 class Entry:
     config: type[BaseModel]  # validates the recipe section that names this entry
-    build: Callable  # what the section turns into: a loader, teacher, student or loss
+    builder: str  # "package.module:function": what the section turns into (a loader, teacher, student or loss)
     description: str
+
+    def build(self, *args: Any) -> Any:
+        module, _, function = self.builder.partition(":")
+        return getattr(importlib.import_module(module), function)(*args)

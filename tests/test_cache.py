@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from conftest import run_cli
+
 from edgekd.cache import SHARD_ROWS, teacher_embeddings
-from edgekd.data import load_clips, make_windows
-from edgekd.data.synthetic import SyntheticUrbanConfig
+from edgekd.data.audio import load_clips
+from edgekd.data.configs import SyntheticUrbanConfig
+from edgekd.data.windows import make_windows
 from edgekd.teachers import build_teacher
-from edgekd.teachers.external import PythonTeacherConfig
+from edgekd.teachers.configs import PythonTeacherConfig
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
@@ -65,10 +66,11 @@ _CACHE_SCRIPT = """
 import sys, numpy as np, torch
 sys.path.insert(0, {tests!r})
 from edgekd.cache import teacher_embeddings
-from edgekd.data import load_clips, make_windows
-from edgekd.data.synthetic import SyntheticUrbanConfig
+from edgekd.data.audio import load_clips
+from edgekd.data.windows import make_windows
+from edgekd.data.configs import SyntheticUrbanConfig
 from edgekd.teachers import build_teacher
-from edgekd.teachers.external import PythonTeacherConfig
+from edgekd.teachers.configs import PythonTeacherConfig
 windows = make_windows(load_clips(SyntheticUrbanConfig(clips_per_class=60, sample_rate=8000), 0, 8000), 1.0, None)
 teacher = build_teacher(PythonTeacherConfig(factory="tiny_models:slow_embedder", sample_rate=8000))
 result = teacher_embeddings(teacher, windows, torch.device("cpu"))
@@ -120,7 +122,6 @@ def test_torchrun_two_processes_share_the_rows_and_match_one_process(tmp_path):
     import shutil
 
     import yaml
-
     from conftest import MINI_RECIPE
 
     recipe = tmp_path / "mini.yaml"

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import MINI_RECIPE, run_cli
 
 JSON_KEYS = {"model", "params", "storage_bytes", "activation_bytes", "macs", "latency_ms", "device", "fits",
@@ -148,7 +147,8 @@ def test_export_options_and_the_accuracy_gate(distilled, tmp_path):
     assert strict.returncode == 1 and "accuracy gate failed" in strict.stderr and "mean cosine" in strict.stderr
     assert (tmp_path / "strict" / "student.int8.onnx").is_file()  # written, and reported as failing
     bad = run_cli("export", run_dir, "--int8", "int4")
-    assert bad.returncode == 2 and "allowed values are static, dynamic, none" in bad.stderr
+    assert bad.returncode == 2 and "'int4' is not one of 'static', 'dynamic', 'none'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_torchrun_ddp_two_processes_match_one_process(tmp_path):

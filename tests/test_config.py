@@ -2,10 +2,10 @@ import copy
 
 import pytest
 import yaml
-
 from conftest import MINI_RECIPE, run_cli
-from edgekd.config import load_recipe, recipe_from_dict
+
 from edgekd.errors import RecipeError
+from edgekd.recipe import load_recipe, recipe_from_dict
 
 
 def _with(**changes):

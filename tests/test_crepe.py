@@ -1,7 +1,13 @@
 import numpy as np
 import torch
 
-from edgekd.teachers.crepe import CrepeConfig, CrepeTeacher, bin_to_frequency, frame_signal, load_crepe
+from edgekd.teachers.configs import CrepeConfig
+from edgekd.teachers.crepe import (
+    CrepeTeacher,
+    bin_to_frequency,
+    frame_signal,
+    load_crepe,
+)
 
 
 def test_full_crepe_loads_pretrained_weights_with_published_size():

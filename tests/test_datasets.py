@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 import soundfile
 
-from edgekd.data import load_clips
-from edgekd.data.layouts import Esc50Config, FolderConfig, SonycUstConfig, UrbanSound8KConfig
+from edgekd.data.audio import load_clips
+from edgekd.data.configs import (
+    Esc50Config,
+    FolderConfig,
+    SonycUstConfig,
+    UrbanSound8KConfig,
+)
 from edgekd.errors import EdgekdError
 
 

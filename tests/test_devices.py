@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import run_cli
+
 from edgekd.errors import EdgekdError
 from edgekd.profile.devices import load_device, shipped_devices
 from edgekd.units import parse_size

@@ -2,10 +2,13 @@ import numpy as np
 import onnx
 import torch
 
-from edgekd.export import cosine_rows, export_onnx, run_onnx
-from edgekd.profile.graph import frontend_nodes
-from edgekd.quantize import quantize_static
-from edgekd.students.sea_cnn import SeaCnnConfig, build_sea_cnn
+from edgekd.metrics import cosine_rows
+from edgekd.onnx.export import export_onnx
+from edgekd.onnx.graph import frontend_nodes
+from edgekd.onnx.quantize import quantize_static
+from edgekd.onnx.session import run_onnx
+from edgekd.students.configs import SeaCnnConfig
+from edgekd.students.sea_cnn import build_sea_cnn
 
 
 def _student():

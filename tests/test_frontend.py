@@ -2,7 +2,7 @@ import librosa
 import numpy as np
 import torch
 
-from edgekd.audio.frontend import FrontendSpec, LogMel
+from edgekd.frontend import FrontendSpec, LogMel
 
 
 def _signal(sr=8000, seconds=1.0, seed=0):

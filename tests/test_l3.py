@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from edgekd.errors import EdgekdError
-from edgekd.export import export_onnx, run_onnx
-from edgekd.teachers.l3 import L3Config, L3Teacher, load_l3, trainable_parameters
+from edgekd.onnx.export import export_onnx
+from edgekd.onnx.session import run_onnx
+from edgekd.teachers.configs import L3Config
+from edgekd.teachers.l3 import L3Teacher, load_l3, trainable_parameters
 
 SEA = Path(__file__).resolve().parents[2] / "shared" / "models" / "edgel3_sea_ust_audio_emb_64.h5"
 needs_sea = pytest.mark.skipif(not SEA.is_file(), reason="../shared/models/edgel3_sea_ust_audio_emb_64.h5 absent")

@@ -54,8 +54,8 @@ def test_reshape_is_a_view_and_weights_are_not_activations(tmp_path):
     assert [s.live_bytes for s in plan.steps] == [(64 + 256) * F, 256 * F, 2 * 256 * F]
     assert plan.steps[0].macs == 64 * 256
     facts, _ = analyse_graph(path)
-    assert facts["params"] == 64 * 256  # the int64 shape constant is not a parameter
-    assert facts["macs"] == 64 * 256
+    assert facts.params == 64 * 256  # the int64 shape constant is not a parameter
+    assert facts.macs == 64 * 256
 
 
 def test_conv_macs_and_optimised_graph_fuses_batchnorm(tmp_path):

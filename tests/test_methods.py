@@ -7,24 +7,22 @@ import onnx
 import pytest
 import torch
 import yaml
+from conftest import MINI_RECIPE, ROOT, run_cli
 from torch import nn
 
-from conftest import MINI_RECIPE, run_cli
-from edgekd.config import recipe_from_dict
+from edgekd.distillation import DistillationModel, Method
 from edgekd.errors import RecipeError
-from edgekd.evaluate import head_fidelity
-from edgekd.losses import MseConfig, build_loss
+from edgekd.losses import build_loss
+from edgekd.losses.configs import MseConfig
+from edgekd.methods import METHOD_NAMES, method_class
 from edgekd.methods.attention import amad_loss
-from edgekd.methods.config import LabelRevisionConfig, MethodsConfig, TeacherFreeConfig
-from edgekd.methods.model import DistillationModel
-from edgekd.methods.supervision import (
-    autoencoder_soft_labels,
-    difference_scores,
-    out_of_fold_log_probabilities,
-    revise_labels,
-    select_top,
-    teacher_reliability,
-)
+from edgekd.methods.difference_sampling import difference_scores
+from edgekd.methods.label_revision import revise_labels
+from edgekd.methods.selection import teacher_reliability
+from edgekd.methods.teacher_free import TeacherFreeConfig, autoencoder_soft_labels
+from edgekd.metrics import head_fidelity
+from edgekd.recipe import recipe_from_dict
+from edgekd.supervision import Supervision, out_of_fold_log_probabilities, select_top
 
 
 class TinyStudent(nn.Module):
@@ -40,8 +38,18 @@ class TinyStudent(nn.Module):
         return self.net(x)
 
 
-def _model(methods: dict, classes: int | None = 3, **kwargs) -> DistillationModel:
-    return DistillationModel(TinyStudent(), build_loss(MseConfig()), MethodsConfig(**methods), classes, **kwargs)
+def _model(methods: dict, classes: int | None = 3, peer: nn.Module | None = None) -> DistillationModel:
+    """A TinyStudent with the methods as a recipe names them, attached as distillation attaches them."""
+    recipe = recipe_from_dict(dict(MINI_RECIPE, methods=methods), "r.yaml")
+    built = recipe.methods.build(recipe)
+    model = DistillationModel(TinyStudent(), build_loss(MseConfig()), built, classes)
+    labels = np.arange(classes) if classes else None
+    supervision = Supervision(0, labels, np.array(["clip"]), np.arange(1), None, np.zeros((1, 4, 4), np.float32))
+    for method in built:
+        method.attach(model, supervision)
+    if peer is not None:
+        model.peer = peer
+    return model
 
 
 def _fit(model: DistillationModel, x, batch, steps=300, lr=0.05) -> DistillationModel:
@@ -74,7 +82,7 @@ def test_kd_soft_targets_teach_the_head():
         assert (hard_only(x)["logits"].argmax(1) == labels).float().mean() > 0.9
 
 
-def test_deep_mutual_learning_pulls_the_peers_together():
+def test_mutual_learning_pulls_the_peers_together():
     x, _ = _classes()
     distance = {}
     for weight in (1.0, 0.0):  # no teacher terms: only mutual learning can move the peers
@@ -92,7 +100,7 @@ def test_deep_mutual_learning_pulls_the_peers_together():
 def test_label_revision_puts_the_true_class_first_and_keeps_right_predictions():
     p = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.3, 0.2]])
     labels = np.array([0, 2, 1])
-    revised = np.exp(revise_labels(np.log(p), labels, LabelRevisionConfig(beta=0.8)))
+    revised = np.exp(revise_labels(np.log(p), labels, beta=0.8))
     assert np.allclose(revised[0], p[0])  # right: unchanged
     assert revised[1].argmax() == 2 and revised[2].argmax() == 1  # wrong: revised toward the label
     assert np.allclose(revised.sum(1), 1)
@@ -137,8 +145,9 @@ def test_difference_sampling_keeps_what_the_teacher_knows_and_the_reference_does
     reference[easy_for_reference] += np.eye(3)[labels[easy_for_reference]] * 4
     train = np.arange(n)
     clips = np.arange(n).astype(str)
-    teacher_log_p = out_of_fold_log_probabilities(teacher, labels, train, clips, 5, 0, 3)
-    scores = difference_scores(teacher, teacher_log_p, reference, labels, train, clips, 0, 3)
+    supervision = Supervision(0, labels, clips, train, teacher, np.zeros((n, 4, 4), np.float32))
+    supervision.teacher_log_probabilities = out_of_fold_log_probabilities(teacher, labels, train, clips, 5, 0, 3)
+    scores = difference_scores(supervision, reference)
     kept = select_top(scores, train, 0.5, labels)
     assert len(kept) == n // 2 and set(np.bincount(labels[kept])) == {n // 6}  # every class kept alike
     assert (~easy_for_reference[kept]).mean() > 0.9
@@ -156,12 +165,12 @@ def test_relational_bank_matches_similarities_to_past_examples():
     assert with_bank > plain + 0.01  # the bank term is there...
     # ...and is zero when the student's similarities are the teacher's (any scale)
     model = _model({"relational_bank": {"size": 16}}, None)
-    model.embedding_loss = lambda s, t: torch.zeros(len(s))
-    model._bank_loss(3 * target, target)
-    assert float(model._bank_loss(3 * target, target)) == pytest.approx(0.0, abs=1e-5)
+    bank = model.methods[0]
+    bank._bank_loss(model, 3 * target, target)
+    assert float(bank._bank_loss(model, 3 * target, target)) == pytest.approx(0.0, abs=1e-5)
 
 
-def test_amad_aligns_heads_across_head_counts():
+def test_attention_amad_aligns_heads_across_head_counts():
     torch.manual_seed(0)
     teacher = torch.softmax(torch.randn(2, 4, 5, 5) * 3, -1)
     student_same = teacher[:, [1, 3]]  # two of the teacher's four heads
@@ -173,7 +182,7 @@ def test_amad_aligns_heads_across_head_counts():
     assert student_other.grad.abs().sum() > 0
 
 
-def test_reffakd_soft_labels_rank_each_class_first():
+def test_teacher_free_reffakd_soft_labels_rank_each_class_first():
     rng = np.random.default_rng(0)
     labels = np.arange(30) % 3
     logmel = rng.standard_normal((30, 16, 20)).astype(np.float32)
@@ -224,7 +233,7 @@ def test_kd_run_reports_head_fidelity_and_tune_writes_a_tuned_recipe(tmp_path):
     assert {"accuracy", "teacher_accuracy", "top1_agreement", "predictive_kl"} <= set(metrics["head"])
     assert "cka" in metrics["fidelity"]["test"] and "head fidelity" in done.stdout
     assert metrics["methods"]["selection"]["teacher_supervised_train_windows"] == 10
-    assert metrics["methods"]["enabled"] == ["kd", "mutual", "label_revision", "selection", "censor"]
+    assert metrics["methods"]["enabled"] == ["kd", "label_revision", "selection", "censor", "mutual"]  # their order
     tuned = run_cli("tune", recipe, "--temperature", "1,4", "--alpha", "0.5,1", "--epochs", "1", "--out",
                     tmp_path / "tune", cwd=tmp_path)
     assert tuned.returncode == 0, tuned.stderr
@@ -232,8 +241,8 @@ def test_kd_run_reports_head_fidelity_and_tune_writes_a_tuned_recipe(tmp_path):
     assert len(result["trials"]) == 4 and result["best"]["val_accuracy"] == max(
         t["val_accuracy"] for t in result["trials"])
     best = recipe_from_dict(yaml.safe_load((tmp_path / "tune/tuned.yaml").read_text()), "tuned.yaml")
-    assert (best.methods.kd.temperature, best.methods.kd.alpha) == (result["best"]["temperature"],
-                                                                    result["best"]["alpha"])
+    tuned_kd = best.methods.get("kd")
+    assert (tuned_kd.temperature, tuned_kd.alpha) == (result["best"]["temperature"], result["best"]["alpha"])
     again = run_cli("tune", recipe, "--temperature", "1,4", "--alpha", "0.5,1", "--epochs", "1", "--out",
                     tmp_path / "tune", cwd=tmp_path)  # finished trials are read back, not retrained
     assert again.returncode == 0 and json.loads((tmp_path / "tune/tune.json").read_text())["trials"] == \
@@ -279,18 +288,23 @@ def test_attention_alignment_and_teacher_free_runs(tmp_path):
 
 
 def test_readme_lists_every_method_key_with_valid_defaults():
-    import typing
-    from pathlib import Path
-
-    from edgekd.methods.config import MethodsConfig
-
-    text = (Path(__file__).parent.parent / "README.md").read_text()
+    text = (ROOT / "README.md").read_text()
     block = text.split("## Distillation methods", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
     listed = yaml.safe_load(block)["methods"]
-    hints = typing.get_type_hints(MethodsConfig)
-    assert set(listed) == set(MethodsConfig.model_fields)
+    assert set(listed) == set(METHOD_NAMES)
     for key, values in listed.items():
-        config_class = typing.get_args(hints[key])[0]
+        config_class = method_class(key).config_model
         documented = config_class.model_validate(values)
         if key != "attention":  # its teacher_run has no default
             assert documented == config_class(), f"README's defaults for methods.{key} differ from the code's"
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_every_method_module_declares_one_method_named_as_its_module(name):
+    method = method_class(name)
+    assert issubclass(method, Method) and method.name == name
+    assert len({method_class(n).order for n in METHOD_NAMES}) == len(METHOD_NAMES)  # one order, no ties
+    required = {field for field, info in method.config_model.model_fields.items() if info.is_required()}
+    assert required <= {"teacher_run"}, "a method's config needs defaults so `methods: {NAME: {}}` works"
+    assert set(method.requires) | set(method.excludes) <= set(METHOD_NAMES)
+    assert f"def test_{name}" in (ROOT / "tests" / "test_methods.py").read_text(), "each method has its own test"

@@ -8,13 +8,13 @@ import onnx
 import pytest
 import torch
 import xmlschema
+from conftest import run_cli
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_cli
-from edgekd.export import export_onnx
+from edgekd.onnx.export import export_onnx
 from edgekd.profile import profile_model
 from edgekd.profile.memory import Buffer, greedy_arena, optimised_graph_run, plan_memory
-from edgekd.profile.outputs import junit_xml
+from edgekd.render.ci import junit_xml
 from edgekd.teachers.l3 import random_l3
 
 SCHEMA = Path(__file__).parent / "data" / "junit.xsd"
@@ -154,7 +154,7 @@ def test_unsupported_operator_is_named(tmp_path):
 
 
 def test_dtype_a_device_cannot_compute_is_named(sea_student_3, tmp_path):
-    from edgekd.quantize import convert_fp16
+    from edgekd.onnx.quantize import convert_fp16
 
     half = convert_fp16(sea_student_3, tmp_path / "half.onnx")
     on_mcu = profile_model(half, "esp32-s3", latency_runs=0)

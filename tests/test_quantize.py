@@ -5,10 +5,12 @@ import onnx
 import torch
 from torch import nn
 
-from edgekd.audio.frontend import FrontendSpec, LogMel
-from edgekd.config import load_recipe
-from edgekd.export import cosine_rows, export_onnx, run_onnx
-from edgekd.quantize import convert_fp16, mixed_precision_fallback, quantize_static
+from edgekd.frontend import FrontendSpec, LogMel
+from edgekd.metrics import cosine_rows
+from edgekd.onnx.export import export_onnx
+from edgekd.onnx.quantize import convert_fp16, mixed_precision_fallback, quantize_static
+from edgekd.onnx.session import run_onnx
+from edgekd.recipe import load_recipe
 from edgekd.students import build_student
 
 

@@ -1,10 +1,12 @@
 import librosa
 import numpy as np
 
-from edgekd.config import ProbeConfig
-from edgekd.data import load_clips, make_windows
-from edgekd.data.synthetic import URBANSOUND8K_CLASSES, SyntheticUrbanConfig
-from edgekd.evaluate import probe_accuracy
+from edgekd.data.audio import load_clips
+from edgekd.data.configs import SyntheticUrbanConfig
+from edgekd.data.synthetic import URBANSOUND8K_CLASSES
+from edgekd.data.windows import make_windows
+from edgekd.metrics import probe_accuracy
+from edgekd.recipe import ProbeConfig
 
 
 def test_deterministic_with_all_classes_and_splits():

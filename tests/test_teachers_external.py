@@ -6,12 +6,14 @@ import pytest
 import torch
 
 from edgekd.cache import teacher_embeddings
-from edgekd.data import load_clips, make_windows
-from edgekd.data.synthetic import SyntheticUrbanConfig
+from edgekd.data.audio import load_clips
+from edgekd.data.configs import SyntheticUrbanConfig
+from edgekd.data.windows import make_windows
 from edgekd.errors import EdgekdError
-from edgekd.export import cosine_rows, export_onnx
-from edgekd.teachers import build_teacher
-from edgekd.teachers.external import (
+from edgekd.metrics import cosine_rows
+from edgekd.onnx.export import export_onnx
+from edgekd.teachers import TEACHERS, build_teacher
+from edgekd.teachers.configs import (
     OnnxTeacherConfig,
     PrecomputedTeacherConfig,
     PythonTeacherConfig,
@@ -80,3 +82,43 @@ def test_missing_inputs_are_one_line_errors(tmp_path):
     bad.write_text("text")
     with pytest.raises(EdgekdError, match="onnxruntime cannot load"):
         build_teacher(OnnxTeacherConfig(path=str(bad), sample_rate=8000))
+
+
+def _artefact(name: str, tmp_path: Path, windows) -> dict:
+    """A recipe `teacher:` section for each registered kind, over a tiny model written here."""
+    net = tiny_embedder()
+    if name == "onnx":
+        export_onnx(net, torch.zeros(1, 8000), tmp_path / "t.onnx", {"sample_rate": 8000})
+        return {"path": str(tmp_path / "t.onnx")}
+    if name == "torchscript":
+        torch.jit.save(torch.jit.trace(net, torch.zeros(2, 8000)), str(tmp_path / "t.pt"))
+        return {"path": str(tmp_path / "t.pt"), "sample_rate": 8000}
+    if name == "python":
+        return {"factory": "tiny_models:tiny_embedder", "sample_rate": 8000}
+    if name == "precomputed":
+        vectors = np.random.default_rng(0).standard_normal((len(windows), 5)).astype(np.float32)
+        np.savez(tmp_path / "e.npz", clip_ids=np.array(windows.clip_ids), starts=windows.starts, embeddings=vectors)
+        return {"path": str(tmp_path / "e.npz")}
+    if name == "l3":
+        from test_l3 import write_openl3_weights_only
+
+        write_openl3_weights_only(tmp_path / "l3.h5", "mel128")
+        return {"path": str(tmp_path / "l3.h5"), "input_repr": "mel128"}
+    return {"crepe": {"variant": "tiny"}, "none": {}}[name]
+
+
+@pytest.mark.parametrize("name", sorted(TEACHERS))
+def test_every_teacher_kind_embeds_through_the_cache(name, tmp_path, windows):
+    """Every registered kind meets the Teacher interface: a rate, a dimension, an identity for the cache key, and
+    finite embeddings of every window, the same when read back from the cache."""
+    teacher = build_teacher(TEACHERS[name].config.model_validate({"name": name} | _artefact(name, tmp_path, windows)))
+    if name == "none":
+        assert not teacher.embeds and teacher.sample_rate is None and teacher.deployable(1.0) is None
+        return
+    few = make_windows(load_clips(SyntheticUrbanConfig(clips_per_class=3, sample_rate=teacher.sample_rate or 8000),
+                                  0, teacher.sample_rate or 8000), 1.0, None) if name != "precomputed" else windows
+    first = teacher_embeddings(teacher, few, torch.device("cpu"))
+    again = teacher_embeddings(teacher, few, torch.device("cpu"))
+    assert first.embeddings.shape == (len(few), teacher.dim) and np.isfinite(first.embeddings).all()
+    np.testing.assert_array_equal(first.embeddings, again.embeddings)
+    assert name == "precomputed" or (first.computed == len(few) and again.hit)

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from edgekd.config import TrainConfig
-from edgekd.losses import MseConfig, build_loss
-from edgekd.methods.config import MethodsConfig
-from edgekd.methods.model import DistillationModel
-from edgekd.students.sea_cnn import SeaCnnConfig, build_sea_cnn
-from edgekd.train import train_student
+from edgekd.distillation import DistillationModel
+from edgekd.losses import build_loss
+from edgekd.losses.configs import MseConfig
+from edgekd.recipe import TrainConfig
+from edgekd.students.configs import SeaCnnConfig
+from edgekd.students.sea_cnn import build_sea_cnn
+from edgekd.trainer import train_student
 
 CONFIG = SeaCnnConfig(sample_rate=8000, n_fft=128, hop_length=160, n_mels=16, widths=[4, 8])
 
@@ -52,7 +53,7 @@ def _run(tmp_path, name, config, interrupt_after=None, resume=False):
         if interrupt_after is not None and log.epoch == interrupt_after:
             raise KeyboardInterrupt
 
-    model = DistillationModel(student, build_loss(MseConfig()), MethodsConfig())
+    model = DistillationModel(student, build_loss(MseConfig()), [])
     history = train_student(model, audio, {"target": targets}, train, val, config, seed=0,
                             checkpoint=tmp_path / name, resume=resume, on_epoch=on_epoch)
     return student, history
@@ -106,7 +107,7 @@ def test_reduced_precision_body_keeps_the_front_end_fp32():
 
 
 def test_loader_with_workers_gives_the_same_batches():
-    from edgekd.train import batches
+    from edgekd.trainer import batches
 
     x, y = torch.randn(20, 16), {"target": torch.randn(20, 3), "label": torch.arange(20)}
     plan = [np.array([3, 1, 7]), np.array([0, 19]), np.array([5])]

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.errors import EdgekdError
+from edgekd.data.configs import DataConfig
+from edgekd.data.registry import DATASETS
+from edgekd.data.windows import Clips
+from edgekd.errors import EdgekdError, first_line
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 SILENCE_PEAK = 1e-6  # a file whose peak is below this carries no signal
@@ -38,7 +41,7 @@ def load_audio(path: Path, sample_rate: int, max_channels: int = 2) -> np.ndarra
     try:
         audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile raises several types for corrupt and unsupported files
-        raise BadAudio(f"unreadable ({str(err).splitlines()[0][:120]})") from None
+        raise BadAudio(f"unreadable ({first_line(err, 120)})") from None
     if audio.shape[0] == 0:
         raise BadAudio("zero-length")
     if audio.shape[1] > max_channels:
@@ -51,3 +54,10 @@ def load_audio(path: Path, sample_rate: int, max_channels: int = 2) -> np.ndarra
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ").astype(np.float32)
     return mono
+
+
+def load_clips(config: DataConfig, seed: int, sample_rate: int, strict: bool = False) -> Clips:
+    """Clips at `sample_rate` (a dataset's own `sample_rate` key wins); bad files are skipped and listed."""
+    report = AudioReport(strict=strict)
+    rate = getattr(config, "sample_rate", None) or sample_rate
+    return DATASETS[config.name].build(config, rate, report, seed)

@@ -9,45 +9,19 @@ from __future__ import annotations
 import csv
 import hashlib
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
-from edgekd.config import StrictModel
 from edgekd.data.audio import AUDIO_SUFFIXES, AudioReport, BadAudio, load_audio
-from edgekd.data.types import Clips
+from edgekd.data.configs import (
+    Esc50Config,
+    FolderConfig,
+    LayoutConfig,
+    SonycUstConfig,
+    UrbanSound8KConfig,
+)
+from edgekd.data.windows import Clips
 from edgekd.errors import EdgekdError
-
-
-class _LayoutConfig(StrictModel):
-    root: str = Field(description="the dataset's top folder")
-    sample_rate: int | None = Field(None, ge=1000, description="load rate; default: the teacher's rate")
-    max_clips: int | None = Field(None, ge=1, description="use only the first N clips (quick trials)")
-    max_channels: int = Field(2, ge=1)
-
-
-class UrbanSound8KConfig(_LayoutConfig):
-    name: Literal["urbansound8k"] = "urbansound8k"
-    val_folds: list[int] = [9]
-    test_folds: list[int] = [10]
-
-
-class Esc50Config(_LayoutConfig):
-    name: Literal["esc50"] = "esc50"
-    val_folds: list[int] = [4]
-    test_folds: list[int] = [5]
-
-
-class SonycUstConfig(_LayoutConfig):
-    name: Literal["sonyc_ust"] = "sonyc_ust"
-    level: Literal["coarse", "fine"] = "coarse"
-
-
-class FolderConfig(_LayoutConfig):
-    name: Literal["folder"] = "folder"
-    labels_csv: str | None = Field(None, description="CSV with columns path,label and optional group,split")
-    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -63,7 +37,7 @@ def _require_columns(rows: list[dict], columns: set[str], path: Path) -> None:
         raise EdgekdError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
 
 
-def _load_all(entries: list[tuple[Path, str, object, str, str]], config: _LayoutConfig, sample_rate: int,
+def _load_all(entries: list[tuple[Path, str, object, str, str]], config: LayoutConfig, sample_rate: int,
               report: AudioReport, class_names: list[str]) -> Clips:
     """entries: (file, clip id, label or None, split, group)."""
     entries = entries[: config.max_clips] if config.max_clips else entries

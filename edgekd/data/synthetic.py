@@ -7,14 +7,11 @@ the tests run offline; real datasets come in through the same Clips interface.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
-from pydantic import Field, model_validator
 from scipy import signal
 
-from edgekd.config import StrictModel
-from edgekd.data.types import Clips
+from edgekd.data.configs import SyntheticUrbanConfig
+from edgekd.data.windows import Clips
 
 URBANSOUND8K_CLASSES = [
     "air_conditioner",
@@ -28,23 +25,6 @@ URBANSOUND8K_CLASSES = [
     "siren",
     "street_music",
 ]
-
-
-class SyntheticUrbanConfig(StrictModel):
-    name: Literal["synthetic_urban"] = "synthetic_urban"
-    sample_rate: int = Field(16000, ge=4000, le=96000)
-    clip_seconds: float = Field(1.0, gt=0.1, le=30)
-    clips_per_class: int = Field(40, ge=3)
-    snr_db: tuple[float, float] = (-3.0, 12.0)
-    split_fractions: tuple[float, float, float] = Field((0.6, 0.2, 0.2), description="train, val, test")
-
-    @model_validator(mode="after")
-    def _check(self):
-        if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) <= 0:
-            raise ValueError("split_fractions must be three positive numbers summing to 1")
-        if self.snr_db[0] > self.snr_db[1]:
-            raise ValueError("snr_db must be [low, high]")
-        return self
 
 
 def _envelope(rng, n, sr, min_s, max_s):

@@ -1,18 +1,31 @@
-"""Attention-map alignment across different head counts (AMAD).
-
-A student with fewer (or more) heads than its teacher cannot match heads one to one. Each student head is matched
-to a soft mix of teacher heads, weighted by softmax(cosine similarity of their maps / T), and learns that mixed
-attention distribution by KL, per query token. Layers are paired evenly (student layer i ↔ teacher layer
-⌈(i+1)·L_t/L_s⌉−1).
-"""
+"""Attention-map alignment across different head counts (AMAD). A student with fewer (or more) heads than its teacher
+cannot match heads one to one: each student head is matched to a soft mix of teacher heads, weighted by
+softmax(cosine similarity of their maps / T), and learns that mixed attention distribution by KL, per query token.
+Layers are paired evenly (student layer i ↔ teacher layer ⌈(i+1)·L_t/L_s⌉−1). The attention teacher is the
+transformer student of an earlier edgekd run."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
+from pydantic import Field
 
-from edgekd.losses import cosine_logits
+from edgekd.distillation import DistillationModel, Method
+from edgekd.errors import EdgekdError
+from edgekd.losses.terms import cosine_logits
+from edgekd.run_dir import load_student
+from edgekd.schema import StrictModel
+from edgekd.supervision import Supervision
+
+_SAME_TOKENS = ("sample_rate", "n_fft", "hop_length", "n_mels", "patch_frames")
+
+
+class AttentionConfig(StrictModel):
+    teacher_run: str = Field(description="run directory whose student is the transformer attention teacher")
+    weight: float = Field(1.0, ge=0)
+    temperature: float = Field(0.1, gt=0, description="softmax temperature of the head alignment")
 
 
 def amad_loss(student_maps: list[torch.Tensor], teacher_maps: list[torch.Tensor], temperature: float) -> torch.Tensor:
@@ -31,3 +44,34 @@ def amad_loss(student_maps: list[torch.Tensor], teacher_maps: list[torch.Tensor]
         kl = (target * (torch.log(target + 1e-9) - torch.log(student + 1e-9))).sum(-1)
         total = total + kl.mean()
     return total / len(student_maps)
+
+
+class AttentionAlignment(Method):
+    name = "attention"
+    config_model = AttentionConfig
+    order = 100
+
+    def attach(self, model: DistillationModel, supervision: Supervision) -> None:
+        run_dir, recipe = Path(self.config.teacher_run), self.recipe
+        teacher, teacher_recipe = load_student(run_dir)
+        if teacher_recipe.student.name != "transformer" or recipe.student.name != "transformer":
+            raise EdgekdError(f"{recipe.source}: methods.attention aligns transformer attention maps; the student is "
+                              f"'{recipe.student.name}' and {run_dir}'s is '{teacher_recipe.student.name}'")
+        mismatched = [key for key in _SAME_TOKENS if getattr(teacher_recipe.student, key) != getattr(recipe.student, key)]
+        if mismatched:
+            raise EdgekdError(f"{recipe.source}: methods.attention: the student's '{mismatched[0]}' differs from the "
+                              f"attention teacher's in {run_dir}; both must see the same tokens")
+        model.attention_teacher = teacher.requires_grad_(False)
+        model.frozen.append(teacher)
+
+    def outputs(self, model: DistillationModel, audio: torch.Tensor, out: dict) -> None:
+        out["attention"] = model.student.body.attention_maps()
+        with torch.no_grad():
+            model.attention_teacher(audio)
+        out["teacher_attention"] = model.attention_teacher.body.attention_maps()
+
+    def loss_terms(self, model, out, batch, epoch, trust):
+        return [self.config.weight * amad_loss(out["attention"], out["teacher_attention"], self.config.temperature)]
+
+
+METHOD = AttentionAlignment

@@ -16,8 +16,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgekd.errors import ModelError
-from edgekd.profile.graph import node_macs
+from edgekd.errors import ModelError, first_line
+from edgekd.onnx.graph import node_macs
+from edgekd.onnx.session import create_session
 
 # Ops whose output is a view of their first input: no new buffer, the input lives as long as the view.
 _ALIAS_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
@@ -98,17 +99,8 @@ def optimised_graph_run(model_path: Path, optimise: bool = True, batch: int = 1)
     """Optimise with onnxruntime (fusions applied), then run once to learn every tensor's shape."""
     with tempfile.TemporaryDirectory() as tmp:
         graph_path = Path(tmp) / "graph.onnx"
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
         if optimise:
-            # EXTENDED fuses (Conv+BN+act, QDQ→QLinear*) but keeps the portable layout; ALL would add
-            # x86-only NCHWc reorders that no edge runtime has.
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-            options.optimized_model_filepath = str(graph_path)
-            try:
-                ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-            except Exception as err:
-                raise ModelError(f"{model_path}: onnxruntime cannot load the model ({_first_line(err)})") from None
+            create_session(model_path, optimisation="extended", save_optimised=graph_path)
             model = onnx.load(str(graph_path))
         else:
             model = onnx.load(str(model_path))
@@ -118,18 +110,15 @@ def optimised_graph_run(model_path: Path, optimise: bool = True, batch: int = 1)
         probe = onnx.ModelProto()
         probe.CopyFrom(model)
         probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in produced if name not in existing)
-        run_options = ort.SessionOptions()
-        run_options.log_severity_level = 3
-        run_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = create_session(probe.SerializeToString(), name=str(model_path), optimisation="none")
         try:
-            session = ort.InferenceSession(probe.SerializeToString(), run_options, providers=["CPUExecutionProvider"])
             feeds = example_inputs(session, batch)
             names = [o.name for o in session.get_outputs()]
             values = session.run(names, feeds)
         except ModelError:
             raise
         except Exception as err:
-            raise ModelError(f"{model_path}: onnxruntime cannot run the model ({_first_line(err)})") from None
+            raise ModelError(f"{model_path}: onnxruntime cannot run the model ({first_line(err)})") from None
     shapes = {name: tuple(np.shape(v)) for name, v in zip(names, values)}
     nbytes = {name: int(np.asarray(v).nbytes) for name, v in zip(names, values)}
     for name, array in feeds.items():
@@ -236,8 +225,3 @@ def greedy_arena(buffers: list[Buffer], alignment: int = 16) -> int:
     for buf, offset in zip(buffers, best_offsets or []):
         buf.offset = offset
     return best_size or 0
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:200]

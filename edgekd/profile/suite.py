@@ -4,17 +4,15 @@ and a regression gate against a baseline of earlier measurements."""
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import Field, ValidationError, field_validator
+import tomllib
+from pydantic import Field
 
-from edgekd.config import StrictModel, describe_validation_error
-from edgekd.errors import EdgekdError
-from edgekd.profile import Check, ProfileReport, profile_model
-from edgekd.units import parse_size
+from edgekd.errors import EdgekdError, first_line
+from edgekd.files import write_json
+from edgekd.profile.report import Check, ProfileReport, profile_model
+from edgekd.schema import ByteSize, StrictModel, read_yaml, validate_section
 
 GATED_METRICS = ("storage_bytes", "activation_bytes", "macs")
 
@@ -22,20 +20,10 @@ GATED_METRICS = ("storage_bytes", "activation_bytes", "macs")
 class ModelCheck(StrictModel):
     model: str
     devices: list[str] = Field(default_factory=list, description="device names or YAML paths")
-    max_flash: int | None = None
-    max_ram: int | None = None
+    max_flash: ByteSize | None = None
+    max_ram: ByteSize | None = None
     max_macs: float | None = None
     max_latency_ms: float | None = None
-
-    @field_validator("max_flash", "max_ram", mode="before")
-    @classmethod
-    def _size(cls, value: Any) -> int | None:
-        if value is None:
-            return None
-        try:
-            return parse_size(value)
-        except EdgekdError as err:
-            raise ValueError(str(err)) from None
 
 
 class SuiteConfig(StrictModel):
@@ -49,18 +37,16 @@ def find_config(explicit: Path | None) -> tuple[Path, dict]:
     for path in candidates:
         if not path.is_file():
             continue
+        if path.suffix != ".toml":
+            return path, read_yaml(path, "CI config")
         try:
-            if path.suffix == ".toml":
-                raw = tomllib.loads(path.read_text()).get("tool", {}).get("edgekd")
-                if raw is None:
-                    if explicit:
-                        raise EdgekdError(f"{path}: no [tool.edgekd] table")
-                    continue
-            else:
-                raw = yaml.safe_load(path.read_text())
-        except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-            raise EdgekdError(f"{path}: cannot parse ({str(err).splitlines()[0]})") from None
-        return path, raw
+            raw = tomllib.loads(path.read_text()).get("tool", {}).get("edgekd")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise EdgekdError(f"{path}: cannot parse ({first_line(err)})") from None
+        if raw is not None:
+            return path, raw
+        if explicit:
+            raise EdgekdError(f"{path}: no [tool.edgekd] table")
     if explicit:
         raise EdgekdError(f"{explicit}: no such file")
     raise EdgekdError("no edgekd.yaml or [tool.edgekd] in pyproject.toml here; give a config file")
@@ -68,10 +54,7 @@ def find_config(explicit: Path | None) -> tuple[Path, dict]:
 
 def load_suite(explicit: Path | None) -> tuple[Path, SuiteConfig]:
     path, raw = find_config(explicit)
-    try:
-        return path, SuiteConfig.model_validate(raw or {})
-    except ValidationError as err:
-        raise EdgekdError(describe_validation_error(err, str(path), SuiteConfig)) from None
+    return path, validate_section(SuiteConfig, raw, str(path))
 
 
 def run_suite(config: SuiteConfig, base: Path, runs: int, baseline: Path | None) -> list[ProfileReport]:
@@ -108,4 +91,4 @@ def _growth_checks(report: ProfileReport, before: dict | None, percent: float, b
 
 def write_baseline(reports: list[ProfileReport], path: Path) -> None:
     data = {r.model: {metric: getattr(r, metric) for metric in GATED_METRICS} for r in reports}
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    write_json(path, data)

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 from torch import nn
 
-from edgekd.audio.frontend import FrontendSpec, LogMel
-from edgekd.config import StrictModel
-
-
-class FrontendKeys(StrictModel):
-    sample_rate: int = Field(8000, ge=1000, le=96000)
-    n_fft: int = Field(256, ge=16)
-    hop_length: int = Field(160, ge=1)
-    n_mels: int = Field(64, ge=4)
-    top_db: float | None = Field(80.0, gt=0, description="dB range below each example's maximum; null: absolute dB")
-
-    def frontend(self) -> FrontendSpec:
-        return FrontendSpec(self.sample_rate, self.n_fft, self.hop_length, self.n_mels, top_db=self.top_db)
+from edgekd.frontend import FrontendSpec, LogMel
+from edgekd.students.configs import FrontendKeys
 
 
 class AudioStudent(nn.Module):
@@ -29,7 +17,8 @@ class AudioStudent(nn.Module):
     def __init__(self, config: FrontendKeys, embedding_dim: int, body: nn.Module):
         super().__init__()
         self.config, self.embedding_dim = config, embedding_dim
-        self.frontend = LogMel(config.frontend())
+        self.frontend = LogMel(FrontendSpec(config.sample_rate, config.n_fft, config.hop_length, config.n_mels,
+                                             top_db=config.top_db))
         self.input_norm = nn.BatchNorm2d(1)  # SEA normalises the dB mel with a BN layer
         self.body = body
         self.autocast: torch.dtype | None = None
@@ -58,3 +47,7 @@ def conv_bn_relu(c_in: int, c_out: int, kernel=3, stride=1, groups=1, bias=False
     padding = tuple(k // 2 for k in kernel) if isinstance(kernel, tuple) else kernel // 2
     return [nn.Conv2d(c_in, c_out, kernel, stride, padding, groups=groups, bias=bias), nn.BatchNorm2d(c_out),
             nn.ReLU()]
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

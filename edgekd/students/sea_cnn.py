@@ -3,19 +3,10 @@ a last conv to the embedding dimension, and a global pool (SEA's L3-Net-shaped s
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
 from torch import nn
 
-from edgekd.students.base import AudioStudent, FrontendKeys, GlobalPool, conv_bn_relu
-
-
-class SeaCnnConfig(FrontendKeys):
-    name: Literal["sea_cnn"] = "sea_cnn"
-    widths: list[int] = Field([8, 16, 32, 32], min_length=1, description="conv channels per block")
-    convs_per_block: int = Field(1, ge=1, le=4)
-    pool: Literal["max", "mean"] = "mean"
+from edgekd.students.base import AudioStudent, GlobalPool, conv_bn_relu
+from edgekd.students.configs import SeaCnnConfig
 
 
 def build_sea_cnn(config: SeaCnnConfig, embedding_dim: int) -> AudioStudent:

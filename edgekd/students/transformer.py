@@ -6,22 +6,11 @@ distil attention (AMAD) can read them after a forward pass without hooks; export
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 from torch import nn
 
-from edgekd.students.base import AudioStudent, FrontendKeys
-
-
-class TransformerConfig(FrontendKeys):
-    name: Literal["transformer"] = "transformer"
-    width: int = Field(64, ge=4, description="token width")
-    heads: int = Field(4, ge=1)
-    layers: int = Field(2, ge=1)
-    patch_frames: int = Field(5, ge=1, description="log-mel frames per token")
-    max_tokens: int = Field(64, ge=1, description="positions with a learned embedding")
+from edgekd.students.base import AudioStudent
+from edgekd.students.configs import TransformerConfig
 
 
 class SelfAttention(nn.Module):

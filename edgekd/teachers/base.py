@@ -1,14 +1,59 @@
-"""What every teacher shares: running a fixed-input-length model over windows of any length, and identities."""
+"""The teacher interface, and what every teacher shares: running a fixed-input-length model over windows of any
+length, and identities."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar, Protocol
 
+import numpy as np
 import torch
+from torch import nn
 
 from edgekd.errors import EdgekdError
+
+
+class Teacher(Protocol):
+    """What the pipeline asks of a teacher."""
+
+    embeds: ClassVar[bool]  # False only for NoTeacher: there are no teacher embeddings to learn
+    sample_rate: int | None  # its input rate; None when it reads no audio (precomputed embeddings)
+    dim: int
+
+    def identity(self) -> dict:
+        """What makes its embeddings what they are (weights digest, input settings): the cache key."""
+
+    def to(self, device: torch.device) -> "Teacher": ...
+
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) windows at `sample_rate` → (batch, dim) embeddings."""
+
+    def known_embeddings(self, clip_ids: list[str], starts: np.ndarray) -> np.ndarray | None:
+        """Embeddings it already has for these windows (precomputed teachers), else None: they are computed."""
+
+    def deployable(self, window_seconds: float) -> tuple[nn.Module, torch.Tensor, int] | None:
+        """The network a device would run, an example input, and runs per window; None when edgekd cannot export
+        it (precomputed, or already an ONNX file: profile that file directly)."""
+
+
+class NoTeacher:
+    """The null teacher of `teacher: none`: runs learn from labels (and teacher-free soft labels) alone."""
+
+    embeds = False
+    sample_rate = None
+    dim = 0
+
+    def __init__(self, config=None):
+        pass
+
+    def deployable(self, window_seconds: float) -> None:
+        return None
+
+
+def example_input(samples: int) -> torch.Tensor:
+    """A fixed example window for exporting a teacher to measure it (its values do not change the figures)."""
+    return torch.randn(1, samples, generator=torch.Generator().manual_seed(0)) * 0.1
 
 
 def file_digest(path: Path) -> str:
@@ -37,3 +82,12 @@ def embed_in_segments(model: Callable[[torch.Tensor], torch.Tensor], audio: torc
     segments = padded.reshape(audio.shape[0] * count, length)
     outputs = [model(segments[i : i + batch_size]) for i in range(0, len(segments), batch_size)]
     return torch.cat(outputs).reshape(audio.shape[0], count, -1).mean(dim=1)
+
+
+class ComputedTeacher:
+    """A teacher that runs on the audio: its embeddings are computed (and cached), never known beforehand."""
+
+    embeds = True
+
+    def known_embeddings(self, clip_ids: list[str], starts: np.ndarray) -> None:
+        return None

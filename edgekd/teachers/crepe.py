@@ -10,15 +10,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
-from edgekd.config import StrictModel
 from edgekd.errors import EdgekdError
+from edgekd.teachers.base import ComputedTeacher, example_input
+from edgekd.teachers.configs import CrepeConfig
 
 SAMPLE_RATE = 16000
 FRAME_SIZE = 1024
@@ -30,13 +29,6 @@ _WIDTHS = {
     "full": [1024, 128, 128, 128, 256, 512],
     "tiny": [128, 16, 16, 16, 32, 64],
 }
-
-
-class CrepeConfig(StrictModel):
-    name: Literal["crepe"] = "crepe"
-    variant: Literal["full", "tiny"] = "full"
-    hop_ms: float = Field(250.0, gt=0, description="frame hop inside a window; CREPE's own is 10 ms")
-    batch_frames: int = Field(64, ge=1, description="frames per inference batch")
 
 
 class CrepeNet(nn.Module):
@@ -110,7 +102,7 @@ def bin_to_frequency(bins: torch.Tensor | np.ndarray | float) -> torch.Tensor | 
     return 10.0 * 2 ** ((CENTS_PER_BIN * bins + CENTS_OFFSET) / 1200)
 
 
-class CrepeTeacher:
+class CrepeTeacher(ComputedTeacher):
     """Window embedding: mean of CREPE frame embeddings over the window."""
 
     sample_rate = SAMPLE_RATE
@@ -145,7 +137,7 @@ class CrepeTeacher:
         """The network a device would run for the embedding, an example input, and how many times it runs per
         window. CREPE runs per frame, so one frame is the least memory it could ever run in."""
         frames = 1 + int(round(window_seconds * SAMPLE_RATE)) // self.hop
-        return _CrepeEmbedding(self.net), torch.randn(1, FRAME_SIZE), frames
+        return _CrepeEmbedding(self.net), example_input(FRAME_SIZE), frames
 
 
 class _CrepeEmbedding(nn.Module):

@@ -6,47 +6,28 @@ from __future__ import annotations
 import hashlib
 import importlib
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
-from edgekd.config import StrictModel
-from edgekd.errors import EdgekdError, ModelError
-from edgekd.teachers.base import embed_in_segments, file_digest, require_file
+from edgekd.errors import EdgekdError, ModelError, first_line
+from edgekd.teachers.base import (
+    ComputedTeacher,
+    embed_in_segments,
+    example_input,
+    file_digest,
+    require_file,
+)
+from edgekd.teachers.configs import (
+    OnnxTeacherConfig,
+    PrecomputedTeacherConfig,
+    PythonTeacherConfig,
+    TorchScriptTeacherConfig,
+)
 
 
-class _ModelInputKeys(StrictModel):
-    sample_rate: int | None = Field(None, ge=1000, description="input sample rate; ONNX: defaults to metadata")
-    input_samples: int | None = Field(None, ge=1, description="samples per model call; default: the whole window")
-    batch_size: int = Field(32, ge=1)
-
-
-class OnnxTeacherConfig(_ModelInputKeys):
-    name: Literal["onnx"] = "onnx"
-    path: str | None = None
-    input_name: str | None = None
-
-
-class TorchScriptTeacherConfig(_ModelInputKeys):
-    name: Literal["torchscript"] = "torchscript"
-    path: str | None = None
-
-
-class PythonTeacherConfig(_ModelInputKeys):
-    name: Literal["python"] = "python"
-    factory: str = Field(description="package.module:function returning an nn.Module (batch, samples) → (batch, dim)")
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-
-
-class PrecomputedTeacherConfig(StrictModel):
-    name: Literal["precomputed"] = "precomputed"
-    path: str | None = Field(None, description=".npz (clip_ids, starts, embeddings) or .csv (clip_id,start,v0,v1,…)")
-
-
-class _ModuleTeacher:
+class _ModuleTeacher(ComputedTeacher):
     """Shared by module-backed teachers: segmenting, device placement, deployable form."""
 
     net: nn.Module
@@ -66,7 +47,7 @@ class _ModuleTeacher:
     def deployable(self, window_seconds: float) -> tuple[nn.Module, torch.Tensor, int]:
         samples = int(round(window_seconds * self.sample_rate))
         length = self.input_samples or samples
-        return self.net, torch.randn(1, length) * 0.1, max(1, -(-samples // length))
+        return self.net, example_input(length), max(1, -(-samples // length))
 
     def _probe_dim(self) -> int:
         with torch.no_grad():
@@ -89,7 +70,7 @@ class TorchScriptTeacher(_ModuleTeacher):
             else:
                 self.net = torch.jit.load(str(self.path), map_location="cpu").eval()
         except Exception as err:
-            raise ModelError(f"{self.path}: cannot load the program ({str(err).splitlines()[0][:200]})") from None
+            raise ModelError(f"{self.path}: cannot load the program ({first_line(err)})") from None
         self.sample_rate = _require_rate(config.sample_rate, "torchscript")
         self.input_samples, self.batch_size = config.input_samples, config.batch_size
         self.dim = self._probe_dim()
@@ -120,7 +101,7 @@ class PythonTeacher(_ModuleTeacher):
                 "weights": digest.hexdigest()[:16], "input_samples": self.input_samples}
 
 
-class OnnxTeacher:
+class OnnxTeacher(ComputedTeacher):
     """Any embedding model in onnxruntime (CUDA provider when present); input contract from keys or metadata."""
 
     def __init__(self, config: OnnxTeacherConfig):
@@ -134,7 +115,7 @@ class OnnxTeacher:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as err:
-            raise ModelError(f"{self.path}: onnxruntime cannot load the model ({str(err).splitlines()[0][:200]})") \
+            raise ModelError(f"{self.path}: onnxruntime cannot load the model ({first_line(err)})") \
                 from None
         meta = self.session.get_modelmeta().custom_metadata_map
         inputs = {i.name: i for i in self.session.get_inputs()}
@@ -172,6 +153,7 @@ class OnnxTeacher:
 class PrecomputedTeacher:
     """Embeddings computed elsewhere, looked up by (clip id, window start)."""
 
+    embeds = True
     sample_rate = None
 
     def __init__(self, config: PrecomputedTeacherConfig):
@@ -184,7 +166,7 @@ class PrecomputedTeacher:
     def identity(self) -> dict:
         return {"teacher": "precomputed", "weights": file_digest(self.path)}
 
-    def lookup(self, clip_ids: list[str], starts: np.ndarray) -> np.ndarray:
+    def known_embeddings(self, clip_ids: list[str], starts: np.ndarray) -> np.ndarray:
         keys = [(clip, round(float(start), 3)) for clip, start in zip(clip_ids, starts)]
         missing = [key for key in keys if key not in self.rows]
         if missing:

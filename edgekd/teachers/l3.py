@@ -12,19 +12,24 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import h5py
 import librosa
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
-from edgekd.audio.frontend import dft_kernels, power_spectrum
-from edgekd.config import StrictModel
 from edgekd.errors import ModelError
-from edgekd.teachers.base import embed_in_segments, file_digest, require_file
+from edgekd.frontend import dft_kernels, power_spectrum
+from edgekd.teachers.base import (
+    ComputedTeacher,
+    embed_in_segments,
+    example_input,
+    file_digest,
+    require_file,
+)
+from edgekd.teachers.configs import L3Config
 
 # OpenL3's input representations and pooling, for weights-only files (openl3/models.py).
 _OPENL3_FRONTENDS = {
@@ -33,16 +38,6 @@ _OPENL3_FRONTENDS = {
     "linear": {"n_dft": 512, "n_hop": 242, "n_mels": None, "padding": "valid"},
 }
 _OPENL3_POOL_6144 = {"mel256": (8, 8), "mel128": (4, 8), "linear": (8, 8)}
-
-
-class L3Config(StrictModel):
-    name: Literal["l3"] = "l3"
-    path: str | None = Field(None, description="Keras .h5 file (OpenL3, EdgeL3 or SEA)")
-    # Used only for weights-only files that carry no model_config:
-    input_repr: Literal["mel256", "mel128", "linear"] = "mel256"
-    sample_rate: int = 48000
-    embedding_size: Literal[512, 6144] = 512
-    batch_size: int = Field(32, ge=1)
 
 
 class KapreFrontend(nn.Module):
@@ -252,7 +247,7 @@ def trainable_parameters(net: L3Net) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-class L3Teacher:
+class L3Teacher(ComputedTeacher):
     def __init__(self, config: L3Config):
         self.config = config
         self.path = require_file(config.path, "l3", "a Keras .h5 such as openl3_audio_mel256_music.h5 (OpenL3) "
@@ -276,4 +271,4 @@ class L3Teacher:
 
     def deployable(self, window_seconds: float) -> tuple[nn.Module, torch.Tensor, int]:
         runs = max(1, -(-int(round(window_seconds * self.sample_rate)) // self.net.samples))
-        return self.net, torch.randn(1, self.net.samples) * 0.1, runs
+        return self.net, example_input(self.net.samples), runs

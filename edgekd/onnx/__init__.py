@@ -1,0 +1,1 @@
+"""ONNX: export, quantisation, graph walks and the one onnxruntime session factory."""

@@ -1,0 +1,192 @@
+"""`edgekd profile`: storage, MACs, activation memory and latency of any ONNX model, against a device budget."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import onnx
+
+from edgekd.onnx.graph import (
+    bytes_by_dtype,
+    frontend_constants,
+    knowledge_base_constants,
+    load_model,
+    parameter_count,
+    storage_bytes,
+    weight_initializers,
+    zipped_bytes,
+)
+from edgekd.profile.devices import DeviceProfile, load_device
+from edgekd.profile.latency import measure_latency, measure_session_memory
+from edgekd.profile.memory import MemoryPlan, optimised_graph_run, plan_memory
+from edgekd.profile.operators import RUNTIME_OPS
+
+
+@dataclass
+class Check:
+    name: str  # flash, ram, macs, latency or ops
+    limit: float
+    actual: float
+    source: str  # where the limit comes from: a device budget or a command-line flag
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.actual <= self.limit
+
+    def describe(self) -> str:
+        unit = {"flash": " B", "ram": " B", "latency": " ms", "ops": " unsupported node(s)",
+                "dtypes": " unsupported dtype(s)"}.get(self.name, "")
+        text = f"{self.name}: {self.actual:g}{unit} > {self.limit:g}{unit} ({self.source})"
+        return f"{text}: {self.detail}" if self.detail else text
+
+
+@dataclass
+class GraphFacts:
+    """What the graph alone says about a model: shared by `edgekd profile` and `distill`'s size table."""
+
+    params: int
+    frontend_params: int  # of which: constants of the log-mel front-end (DFT, mel matrix)
+    frontend_bytes: int
+    knowledge_base_bytes: int  # of the storage: a retrieval knowledge base shipped inside the model
+    storage_bytes: int
+    activation_bytes: int  # peak live bytes over onnxruntime's optimised graph
+    largest_tensor_bytes: int
+    working_set_bytes: int
+    arena_bytes: int
+    macs: int
+
+    @classmethod
+    def from_json(cls, data: dict) -> GraphFacts:
+        """The facts among a larger JSON object's keys (metrics.json flattens them into each network's entry)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+@dataclass
+class ProfileReport(GraphFacts):
+    model: str
+    zipped_bytes: int
+    bytes_by_dtype: dict[str, int]
+    constant_ram_bytes: int  # of the activation memory: constants expanded at run time (dequantised weights)
+    fragmentation: float
+    graph: str  # "optimised" or "raw"
+    latency_ms: float | None
+    latency_p90_ms: float | None
+    measured_peak_bytes: int | None
+    device: str | None
+    checks: list[Check] = field(default_factory=list)
+    top_memory: list[dict] = field(default_factory=list)
+    top_macs: list[dict] = field(default_factory=list)
+    unsupported: list[dict] = field(default_factory=list)
+    plan: MemoryPlan | None = None
+
+    @property
+    def violations(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    @property
+    def fits(self) -> bool:
+        return not self.violations
+
+    def to_json(self) -> dict:
+        """The stable contract for CI (documented in README): every field but the plan, and the verdict."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("plan", "checks")}
+        return data | {"fits": self.fits, "checks": [asdict(c) | {"passed": c.passed} for c in self.checks],
+                       "violations": [c.describe() for c in self.violations]}
+
+
+def analyse_graph(model_path: Path, raw: bool = False) -> tuple[GraphFacts, MemoryPlan]:
+    """Static facts and the memory plan: the graph-only part of a profile."""
+    model = load_model(model_path)
+    plan = plan_memory(optimised_graph_run(Path(model_path), optimise=not raw))
+    frontend_params, frontend_bytes = frontend_constants(model)
+    facts = GraphFacts(
+        params=parameter_count(model),
+        frontend_params=frontend_params,
+        frontend_bytes=frontend_bytes,
+        knowledge_base_bytes=knowledge_base_constants(model)[1],
+        storage_bytes=storage_bytes(model_path, model),
+        activation_bytes=plan.peak_bytes,
+        largest_tensor_bytes=plan.largest_tensor_bytes,
+        working_set_bytes=plan.working_set_bytes,
+        arena_bytes=plan.arena_bytes,
+        macs=sum(s.macs for s in plan.steps),
+    )
+    return facts, plan
+
+
+def compute_dtypes(model) -> set[str]:
+    """Element types of the model's weight tensors (quantisation scales and zero points, shapes, int32 biases and
+    scalar constants aside: a scalar follows the activation type, and converters map uint8 and int8 activations
+    onto each other, so activation types are not checked)."""
+    return {onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in weight_initializers(model) if t.dims}
+
+
+def unsupported_nodes(model: onnx.ModelProto, runtime: str) -> list[dict]:
+    ops = RUNTIME_OPS.get(runtime)
+    if ops is None:
+        return []
+    return [{"node": n.name, "op": n.op_type} for n in model.graph.node if n.op_type not in ops]
+
+
+def _device_checks(model: onnx.ModelProto, facts: GraphFacts, profile: DeviceProfile) -> tuple[list[Check], list]:
+    checks = [Check("flash", profile.flash_budget, facts.storage_bytes, f"{profile.name} flash budget"),
+              Check("ram", profile.ram_budget, facts.activation_bytes, f"{profile.name} RAM budget")]
+    unsupported = unsupported_nodes(model, profile.runtime)
+    ops = sorted({u["op"] for u in unsupported})
+    checks.append(Check("ops", 0, len(unsupported), f"{profile.runtime} operator set",
+                        f"{', '.join(ops)} (e.g. node {unsupported[0]['node']})" if unsupported else ""))
+    missing = sorted(compute_dtypes(model) - set(profile.dtypes))
+    checks.append(Check("dtypes", 0, len(missing), f"{profile.name} dtypes {', '.join(profile.dtypes)}",
+                        ", ".join(missing)))
+    return checks, unsupported
+
+
+def profile_model(
+    model_path: Path,
+    device: str | DeviceProfile | None = None,
+    max_flash: int | None = None,
+    max_ram: int | None = None,
+    max_macs: float | None = None,
+    max_latency_ms: float | None = None,
+    latency_runs: int = 20,
+    raw: bool = False,
+) -> ProfileReport:
+    facts, plan = analyse_graph(model_path, raw)
+    model = load_model(model_path)
+    profile = load_device(device) if isinstance(device, str) else device
+    checks, unsupported = _device_checks(model, facts, profile) if profile is not None else ([], [])
+    for name, limit, actual, flag in (("flash", max_flash, facts.storage_bytes, "--max-flash"),
+                                      ("ram", max_ram, facts.activation_bytes, "--max-ram"),
+                                      ("macs", max_macs, facts.macs, "--max-macs")):
+        if limit is not None:
+            checks.append(Check(name, limit, actual, flag))
+    latency = measured = None
+    if latency_runs > 0:
+        threads = profile.threads if profile else 1
+        latency = measure_latency(Path(model_path), threads, runs=latency_runs)
+        measured = measure_session_memory(Path(model_path), threads)
+        if max_latency_ms is not None:
+            checks.append(Check("latency", max_latency_ms, latency["median_ms"], "--max-latency-ms",
+                                "median on this host"))
+    heaviest = sorted(plan.steps, key=lambda s: s.live_bytes, reverse=True)[:5]
+    costliest = sorted(plan.steps, key=lambda s: s.macs, reverse=True)[:5]
+    return ProfileReport(
+        **asdict(facts),
+        model=str(model_path),
+        zipped_bytes=zipped_bytes(model_path),
+        bytes_by_dtype=bytes_by_dtype(model),
+        constant_ram_bytes=plan.constant_bytes,
+        fragmentation=plan.fragmentation,
+        graph="raw" if raw else "optimised",
+        latency_ms=latency["median_ms"] if latency else None,
+        latency_p90_ms=latency["p90_ms"] if latency else None,
+        measured_peak_bytes=measured,
+        device=profile.name if profile else None,
+        checks=checks,
+        top_memory=[{"node": s.name, "op": s.op_type, "live_bytes": s.live_bytes} for s in heaviest],
+        top_macs=[{"node": s.name, "op": s.op_type, "macs": s.macs} for s in costliest if s.macs],
+        unsupported=unsupported,
+        plan=plan,
+    )

@@ -1,0 +1,150 @@
+"""A recipe: typed sections validated at load with one-line errors naming file, key and allowed values.
+
+Only plain config models are imported here, so a bad recipe is answered before torch is imported; the `methods:`
+section is validated last and imports just the methods it names."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from edgekd.data import DATASETS, DataConfig
+from edgekd.errors import RecipeError
+from edgekd.losses import LOSSES, LossConfig
+from edgekd.methods import MethodSettings, method_class, validate_methods
+from edgekd.paths import resolve_named_file
+from edgekd.registry import Entry
+from edgekd.schema import StrictModel, read_yaml, validate_section
+from edgekd.students import STUDENTS, StudentConfig
+from edgekd.teachers import TEACHERS, TeacherConfig
+
+
+class WindowConfig(StrictModel):
+    seconds: float = Field(1.0, gt=0, description="length of one embedding window")
+    hop_seconds: float | None = Field(None, gt=0, description="hop between windows; defaults to the window length")
+
+
+class ReductionConfig(StrictModel):
+    method: Literal["pca", "umap", "none"] = "pca"
+    dim: int = Field(64, ge=1, description="output dimension of the reduction φ (SEA: 64/128/256)")
+    sample: Literal["random", "stratified", "loudness", "diverse"] = Field(
+        "random", description="which training windows the reduction is fitted on (SEA: within 0.01 AUPRC)")
+    sample_size: int | None = Field(None, ge=2, description="windows to fit on; default: every training window")
+
+
+class TrainConfig(StrictModel):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    accumulate: int = Field(1, ge=1, description="micro-batches per optimiser step (gradient accumulation)")
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["cosine", "plateau"] = Field(
+        "cosine", description="cosine: warm-up then cosine decay; plateau: SEA's ×factor when validation stalls")
+    warmup_epochs: int = Field(1, ge=0)
+    plateau_patience: int = Field(5, ge=1, description="epochs without improvement before the rate drops")
+    plateau_factor: float = Field(0.1, gt=0, lt=1)
+    early_stopping: int | None = Field(None, ge=1, description="stop after this many epochs without improvement")
+    ema: float | None = Field(None, gt=0, lt=1, description="decay of an exponential moving average of the weights")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(True, description="bf16 autocast of the student's body on CUDA (the front-end stays FP32)")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: torch's choice")
+
+
+class ProbeConfig(StrictModel):
+    max_iter: int = Field(2000, ge=1)
+    C: float = Field(1.0, gt=0, description="inverse L2 strength of the logistic-regression probe")
+
+
+SECTIONS = ("name", "seed", "data", "window", "teacher", "reduction", "student", "loss", "train", "probe", "methods")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    seed: int
+    data: DataConfig
+    window: WindowConfig
+    teacher: TeacherConfig
+    reduction: ReductionConfig
+    student: StudentConfig
+    loss: LossConfig
+    train: TrainConfig
+    probe: ProbeConfig
+    methods: MethodSettings
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved recipe (defaults filled in), as written to a run directory."""
+        out: dict[str, Any] = {"name": self.name, "seed": self.seed}
+        for key in SECTIONS[2:-1]:
+            out[key] = getattr(self, key).model_dump(mode="json")
+        out["methods"] = self.methods.to_dict()
+        return out
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _validate_registered(registry: dict[str, Entry], raw: Any, source: str, section: str,
+                         default: str | None) -> BaseModel:
+    raw = dict(raw or {})
+    name = raw.get("name", default)
+    if name not in registry:
+        allowed = ", ".join(sorted(registry))
+        if name is None:
+            raise RecipeError(f"{source}: missing key '{section}.name'; allowed: {allowed}")
+        raise RecipeError(f"{source}: key '{section}.name': unknown {section} '{name}'; allowed: {allowed}")
+    raw["name"] = name
+    return validate_section(registry[name].config, raw, source, section)
+
+
+def _scalar(raw: dict, key: str, kind: type, default: Any, source: str) -> Any:
+    value = raw.get(key, default)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise RecipeError(f"{source}: key '{key}' must be {'a string' if kind is str else 'an integer'}, "
+                          f"got {value!r}")
+    return value
+
+
+def recipe_from_dict(raw: Any, source: str) -> Recipe:
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: a recipe must be a YAML mapping of sections ({', '.join(SECTIONS)})")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise RecipeError(f"{source}: unknown key '{unknown[0]}'; allowed keys: {', '.join(SECTIONS)}")
+    sections = dict(
+        name=_scalar(raw, "name", str, Path(source).stem, source),
+        seed=_scalar(raw, "seed", int, 0, source),
+        data=_validate_registered(DATASETS, raw.get("data"), source, "data", None),
+        window=validate_section(WindowConfig, raw.get("window"), source, "window"),
+        teacher=_validate_registered(TEACHERS, raw.get("teacher"), source, "teacher", None),
+        reduction=validate_section(ReductionConfig, raw.get("reduction"), source, "reduction"),
+        student=_validate_registered(STUDENTS, raw.get("student"), source, "student", None),
+        loss=_validate_registered(LOSSES, raw.get("loss"), source, "loss", "mse"),
+        train=validate_section(TrainConfig, raw.get("train"), source, "train"),
+        probe=validate_section(ProbeConfig, raw.get("probe"), source, "probe"),
+    )
+    methods = validate_methods(raw.get("methods"), source)  # last: the methods it names import torch
+    if sections["teacher"].name == "none":
+        if methods.get("kd") is None:
+            raise RecipeError(f"{source}: teacher 'none' leaves nothing to learn from: add methods.kd (class labels) "
+                              "and methods.teacher_free for autoencoder soft labels")
+        needs_teacher = [name for name in methods.enabled() if method_class(name).needs_teacher]
+        if needs_teacher:
+            raise RecipeError(f"{source}: methods.{needs_teacher[0]} works on the teacher's outputs; teacher 'none' "
+                              "has none")
+    return Recipe(**sections, methods=methods, source=source)
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """Load a recipe by path or by the name of a shipped recipe (`demo` → the shipped recipes/demo.yaml)."""
+    path = resolve_named_file(name_or_path, "recipes")
+    if path is None:
+        raise RecipeError(f"recipe '{name_or_path}' not found: give a YAML path or one of `edgekd recipes`")
+    return recipe_from_dict(read_yaml(path, "recipe"), str(path))

@@ -1,0 +1,1 @@
+"""How results reach people and CI systems: rich tables, JUnit XML, Markdown and plots."""

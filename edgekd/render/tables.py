@@ -1,0 +1,197 @@
+"""Rich tables of the stages' results: the CLI renders these; the stages never print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from edgekd.units import format_bytes, format_count
+
+if TYPE_CHECKING:  # the stages' results, rendered here; importing them would import torch
+    from edgekd.profile import ProfileReport
+    from edgekd.stages.distill import DistillMetrics
+    from edgekd.stages.evaluate import EvaluationReport
+    from edgekd.stages.export import ExportResult
+    from edgekd.stages.inventory import PresetSize
+    from edgekd.stages.tune import TuneResult
+
+
+def distill_table(metrics: DistillMetrics) -> Table:
+    teacher, student = metrics.teacher, metrics.student
+    table = Table(title=f"teacher vs student — {metrics.recipe}")
+    table.add_column("")
+    table.add_column(f"teacher ({teacher.name})", justify="right")
+    table.add_column(f"student ({student.name})", justify="right")
+    table.add_column("teacher / student", justify="right")
+
+    def size_row(label: str, value, fmt) -> None:
+        # a precomputed or ONNX teacher has no sizes here: `edgekd profile` its file instead
+        mine, theirs = value(student), value(teacher) if teacher.facts else None
+        table.add_row(label, fmt(theirs) if theirs is not None else "—", fmt(mine),
+                      f"{theirs / mine:.1f}x" if theirs is not None and mine else "")
+
+    size_row("parameters", lambda n: n.facts.params, format_count)
+    size_row("storage (FP32 ONNX)", lambda n: n.facts.storage_bytes, format_bytes)
+    size_row("activation memory (peak)", lambda n: n.facts.activation_bytes, format_bytes)
+    size_row("MACs per window", lambda n: n.macs_per_window, format_count)
+    if metrics.reduction is not None:
+        reduction = metrics.reduction
+        table.add_row("embedding dim", f"{teacher.dim} → {reduction['method'].upper()} {reduction['dim']}",
+                      str(student.dim), "")
+    for split, fid in (metrics.fidelity or {}).items():
+        table.add_row(f"{split} fidelity cos / R² / CKA", "1 (reference)",
+                      f"{fid.cosine:.3f} / {fid.r2:.3f} / {fid.cka:.3f}", "")
+    if metrics.head is not None:
+        head = metrics.head
+        table.add_row("test head accuracy", f"{head['teacher_accuracy']:.1%}" if "teacher_accuracy" in head else "—",
+                      f"{head['accuracy']:.1%}", "")
+        if "top1_agreement" in head:
+            table.add_row("  head fidelity (top-1 agreement / KL)", "",
+                          f"{head['top1_agreement']:.1%} / {head['predictive_kl']:.3f}", "")
+    if metrics.probe is not None:
+        probe = metrics.probe
+        auprc = metrics.probe_metric == "micro_auprc"
+        fmt = "{:.3f}".format if auprc else "{:.1%}".format
+        teacher_cell = f"{fmt(probe.teacher)} (PCA: {fmt(probe.teacher_reduced)})" if probe.teacher is not None \
+            else "—"
+        table.add_row(f"test probe {'micro-AUPRC' if auprc else 'accuracy'}", teacher_cell, fmt(probe.student), "")
+        table.add_row("  log-mel statistics baseline", fmt(probe.logmel_baseline), "", "")
+    return table
+
+
+def tune_table(result: TuneResult) -> Table:
+    table = Table(title=f"tuned KD — {result.recipe} (selected on {result.selected_on})")
+    for column in ("T", "α", "val accuracy", "test accuracy", "top-1 agreement", "training s", ""):
+        table.add_column(column, justify="right")
+    for trial in result.trials:
+        mark = "best" if trial == result.best else ("default" if trial == result.default else "")
+        agreement = trial.top1_agreement
+        table.add_row(f"{trial.temperature:g}", f"{trial.alpha:g}", f"{trial.val_accuracy:.1%}",
+                      f"{trial.test_accuracy:.1%}", "—" if agreement is None else f"{agreement:.1%}",
+                      f"{trial.training_seconds:.1f}", mark)
+    return table
+
+
+def evaluation_table(report: EvaluationReport) -> Table:
+    columns = {"in domain": report.in_domain} | {f"out of domain: {Path(k).stem}": v
+                                                  for k, v in report.out_of_domain.items()}
+    table = Table(title="evaluation: student beside teacher on held-out data")
+    table.add_column("")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for key, label in (("cosine", "fidelity cosine"), ("r2", "fidelity R²"), ("cka", "linear CKA"), ("mse", "MSE")):
+        table.add_row(label, *(f"{getattr(c.fidelity, key):.3f}" for c in columns.values()))
+    metrics = sorted({k for c in columns.values() for k in c.student if k != "mlp_hidden_layers"})
+    for metric in metrics:
+        for who in ("teacher", "student"):
+            table.add_row(f"{who} {metric.replace('_', ' ')}",
+                          *(f"{getattr(c, who)[metric]:.3f}" if metric in getattr(c, who) else "—"
+                            for c in columns.values()))
+    table.add_row("protocol", *(c.protocol or "no labels" for c in columns.values()))
+    return table
+
+
+def export_table(result: ExportResult) -> Table:
+    table = Table(title="export verified against FP32 PyTorch on held-out windows")
+    columns = ["file", "precision", "size", "vs FP32", "max |Δ|", "mean cos", "p1 cos"]
+    if result.reference_accuracy is not None:
+        columns += ["probe acc", "drop (pts)"]
+    columns.append("gate")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("file", "gate") else "right")
+    fp32_size = result.variants[0].size_bytes
+    for v in result.variants:
+        row = [v.file, v.precision, format_bytes(v.size_bytes), f"{fp32_size / v.size_bytes:.2f}x",
+               f"{v.max_abs_diff:.2e}", f"{v.mean_cosine:.5f}", f"{v.p1_cosine:.5f}"]
+        if result.reference_accuracy is not None:
+            row += [f"{v.accuracy:.1%}", f"{v.accuracy_drop:+.2f}"]
+        row.append("[green]pass[/]" if v.passed else "[red]" + "; ".join(v.missed) + "[/]")
+        table.add_row(*row)
+    return table
+
+
+def profile_table(report: ProfileReport) -> Table:
+    table = Table(title=f"profile: {report.model} ({report.graph} graph)")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_column("budget", justify="right")
+    table.add_column("", justify="left")
+    budgets: dict[str, list] = {}
+    for check in report.checks:
+        budgets.setdefault(check.name, []).append(check)
+
+    def budget_cells(name: str, fmt=format_bytes) -> tuple[str, str]:
+        checks = budgets.get(name, [])
+        if not checks:
+            return "", ""
+        ok = all(c.passed for c in checks)
+        return fmt(min(c.limit for c in checks)), "[green]fits[/]" if ok else "[red]OVER[/]"
+
+    dtypes = ", ".join(f"{k} {format_bytes(v)}" for k, v in report.bytes_by_dtype.items())
+    table.add_row("parameters", format_count(report.params), "", "")
+    if report.frontend_params:
+        table.add_row("  network (without front-end constants)", format_count(report.params - report.frontend_params),
+                      "", "")
+        table.add_row("  front-end constants (DFT, mel)", f"{format_count(report.frontend_params)}, "
+                      f"{format_bytes(report.frontend_bytes)}", "", "")
+    table.add_row("storage (flash): file", format_bytes(report.storage_bytes), *budget_cells("flash"))
+    if report.knowledge_base_bytes:
+        table.add_row("  of which retrieval knowledge base", format_bytes(report.knowledge_base_bytes), "", "")
+    table.add_row("  weights by dtype", dtypes, "", "")
+    table.add_row("  zipped (compressed image)", format_bytes(report.zipped_bytes), "", "")
+    table.add_row("MACs", format_count(report.macs), *budget_cells("macs", format_count))
+    table.add_row("activation memory (RAM): peak live", format_bytes(report.activation_bytes), *budget_cells("ram"))
+    if report.constant_ram_bytes:
+        table.add_row("  of which constants expanded in RAM", format_bytes(report.constant_ram_bytes), "",
+                      "[dim]e.g. int8-stored weights dequantised[/]")
+    table.add_row("  1. largest single tensor", format_bytes(report.largest_tensor_bytes), "",
+                  "[dim]what papers report[/]")
+    table.add_row("  2. largest node working set", format_bytes(report.working_set_bytes), "",
+                  "[dim]inputs+outputs of one node[/]")
+    table.add_row("  3. peak live over execution order", format_bytes(report.activation_bytes), "",
+                  "[dim]freed after last use[/]")
+    table.add_row("  4. arena, greedy-by-size offsets", format_bytes(report.arena_bytes), "",
+                  f"[dim]TFLM-style plan, fragmentation {report.fragmentation:.1%}[/]")
+    if report.measured_peak_bytes is not None:
+        table.add_row("  onnxruntime arena in use (measured)", format_bytes(report.measured_peak_bytes), "",
+                      "[dim]x86 kernels, scratch included[/]")
+    if report.latency_ms is not None:
+        table.add_row("latency on this host (median / p90)", f"{report.latency_ms:.3f} / {report.latency_p90_ms:.3f} ms",
+                      *budget_cells("latency", lambda v: f"{v:g} ms"))
+    if "ops" in budgets:
+        table.add_row("operators unsupported by the runtime", str(len(report.unsupported)), "0", budget_cells("ops")[1])
+    for check in budgets.get("dtypes", []):
+        table.add_row("dtypes the device cannot compute", check.detail or "none", "", budget_cells("dtypes")[1])
+    return table
+
+
+def top_nodes_table(report: ProfileReport) -> Table:
+    table = Table(title="top nodes")
+    for column in ("by memory (live bytes)", "", "by MACs", ""):
+        table.add_column(column)
+    memory, macs = report.top_memory, report.top_macs
+    for i in range(max(len(memory), len(macs))):
+        m = memory[i] if i < len(memory) else None
+        c = macs[i] if i < len(macs) else None
+        table.add_row(f"{m['op']} {m['node']}" if m else "", format_bytes(m["live_bytes"]) if m else "",
+                      f"{c['op']} {c['node']}" if c else "", format_count(c["macs"]) if c else "")
+    return table
+
+
+def listing(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def presets_table(sizes: list[PresetSize], sample_rate: int, seconds: float) -> Table:
+    rows = [(s.preset, s.family, str(s.dim), format_count(s.trainable_parameters), format_bytes(s.network_storage_bytes),
+             format_bytes(s.facts.activation_bytes), format_count(s.facts.macs)) for s in sizes]
+    return listing(f"presets ({sample_rate} Hz, {seconds:g} s windows; FP32; storage without the front-end's "
+                   "constants)", ("preset", "family", "dim", "trainable params", "storage", "activation (peak)",
+                                  "MACs"), rows)

@@ -1,0 +1,136 @@
+"""Everything that reads or writes a run directory:
+
+recipe.yaml (the resolved recipe), checkpoint.pt (training state, for --resume), student.pt (the deployable
+student), reduction.npz (the fitted φ), history.jsonl (one line per epoch), training_curves.png and metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from edgekd.errors import EdgekdError
+from edgekd.files import atomic_write, write_json, write_text
+from edgekd.recipe import Recipe, recipe_from_dict
+from edgekd.reduction import Reduction
+from edgekd.schema import read_yaml
+from edgekd.students import build_student
+from edgekd.trainer import EpochLog
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    recipe_file = property(lambda self: self.path / "recipe.yaml")
+    checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    student_file = property(lambda self: self.path / "student.pt")
+    metrics_file = property(lambda self: self.path / "metrics.json")
+    history_file = property(lambda self: self.path / "history.jsonl")
+    reduction_file = property(lambda self: self.path / "reduction.npz")
+    curves_file = property(lambda self: self.path / "training_curves.png")
+
+    def recipe(self) -> Recipe:
+        if not self.recipe_file.is_file():
+            raise EdgekdError(f"{self.path}: not a run directory (no recipe.yaml); run `edgekd distill` first")
+        return recipe_from_dict(read_yaml(self.recipe_file, "run recipe"), str(self.recipe_file))
+
+    def has_run(self) -> bool:
+        return self.checkpoint.exists() or self.student_file.exists()
+
+    def prepare(self, recipe: Recipe, resume: bool, force: bool) -> None:
+        """Claim the folder for `recipe`: refuse to overwrite a run unless forced, and to resume another recipe."""
+        if self.has_run() and not (resume or force):
+            raise EdgekdError(f"{self.path} already holds a run: pass --resume to continue it or --force to start over")
+        if resume and self.has_run() and self.recipe_file.is_file() and self.recipe().digest() != recipe.digest():
+            raise EdgekdError(f"{self.path}: the recipe differs from the one this run started with; cannot --resume")
+        if force and not resume:
+            for path in (self.checkpoint, self.student_file, self.metrics_file, self.history_file):
+                path.unlink(missing_ok=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_text(self.recipe_file, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        if not resume:
+            write_text(self.history_file, "")
+
+    def finished_metrics(self, recipe: Recipe) -> dict | None:
+        """metrics.json of a run that finished with this very recipe, else None."""
+        if self.metrics_file.is_file() and self.recipe_file.is_file() and self.recipe().digest() == recipe.digest():
+            return json.loads(self.metrics_file.read_text())
+        return None
+
+    def append_epoch(self, log: EpochLog) -> None:
+        """One JSON line per epoch as it ends; rewritten whole from the checkpoint's history at the end."""
+        with open(self.history_file, "a") as handle:
+            handle.write(json.dumps(asdict(log)) + "\n")
+
+    def write_history(self, history: list[EpochLog]) -> None:
+        write_text(self.history_file, "".join(json.dumps(asdict(h)) + "\n" for h in history))
+        _plot_history(history, self.curves_file)
+
+    def save_student(self, student: nn.Module, recipe: Recipe, head: nn.Module | None) -> None:
+        atomic_write(self.student_file, lambda handle: torch.save(
+            {"state_dict": student.state_dict(), "embedding_dim": student.embedding_dim,
+             "student": recipe.student.model_dump(mode="json"),
+             "head": head.state_dict() if head is not None else None}, handle))
+
+    def load_student(self) -> tuple[nn.Module, Recipe]:
+        """The deployed student (with whatever its methods ship inside it) and the recipe it was trained with."""
+        recipe = self.recipe()
+        if not self.student_file.is_file():
+            raise EdgekdError(f"{self.path}: no student.pt; the distillation did not finish (continue it with "
+                              "--resume)")
+        saved = torch.load(self.student_file, map_location="cpu", weights_only=True)
+        student = build_student(recipe.student, saved["embedding_dim"])
+        for method in recipe.methods.build(recipe):
+            student = method.deployable(None, student, saved["state_dict"])
+        student.load_state_dict(saved["state_dict"])
+        return student.eval(), recipe
+
+    def save_reduction(self, reduction: Reduction) -> None:
+        atomic_write(self.reduction_file, reduction.save)
+
+    def load_reduction(self) -> Reduction:
+        if not self.reduction_file.is_file():
+            raise EdgekdError(f"{self.path}: no reduction.npz; the distillation did not finish")
+        return Reduction.load(self.reduction_file)
+
+    def write_metrics(self, metrics: dict) -> None:
+        write_json(self.metrics_file, metrics)
+
+    def read_metrics(self) -> dict:
+        return json.loads(self.metrics_file.read_text()) if self.metrics_file.is_file() else {}
+
+
+def load_student(run_dir: Path) -> tuple[nn.Module, Recipe]:
+    return RunDir(run_dir).load_student()
+
+
+def _plot_history(history: list[EpochLog], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h.epoch for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(epochs, [h.train_loss for h in history], label="train")
+    left.plot(epochs, [h.val_loss for h in history], label="validation")
+    left.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
+    left.legend()
+    if history[0].val_cosine is not None:
+        right.plot(epochs, [h.val_cosine for h in history], color="tab:green", label="cosine to teacher")
+    if history[0].val_accuracy is not None:
+        right.plot(epochs, [h.val_accuracy for h in history], color="tab:purple", label="head accuracy")
+    right.set(xlabel="epoch", title="validation")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

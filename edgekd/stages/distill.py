@@ -1,0 +1,359 @@
+"""`edgekd distill`: recipe → data + teacher → teacher-embedding cache → reduction → trainer → student checkpoint.
+
+Writes the run directory (see edgekd/run_dir.py) and returns the run's metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from pydantic import TypeAdapter
+
+from edgekd import __version__
+from edgekd.cache import CachedEmbeddings, teacher_embeddings
+from edgekd.data.domain import DomainData, load_domain_data
+from edgekd.data.windows import Windows
+from edgekd.distillation import DistillationModel
+from edgekd.errors import EdgekdError
+from edgekd.files import write_json
+from edgekd.losses import build_loss
+from edgekd.metrics import (
+    Fidelity,
+    fidelity,
+    head_fidelity,
+    logmel_statistics,
+    probe_accuracy,
+)
+from edgekd.profile import GraphFacts
+from edgekd.profile.modules import measure_module
+from edgekd.recipe import Recipe
+from edgekd.reduction import Reduction, fit_reduction
+from edgekd.run_dir import RunDir
+from edgekd.runtime import barrier, init_from_environment, seeded, select_device
+from edgekd.students import build_student
+from edgekd.supervision import Supervision
+from edgekd.teachers import build_teacher
+from edgekd.teachers.base import Teacher
+from edgekd.trainer import EpochLog, predict, train_student
+
+
+def _ignore(*_args) -> None:
+    return None
+
+
+@dataclass
+class Hooks:
+    """How a caller (the CLI) follows progress; every hook defaults to doing nothing."""
+
+    stage: Callable[[str], None] = _ignore
+    teacher_progress: Callable[[int, int], None] = _ignore
+    step: Callable[[int, int, int], None] = _ignore
+    epoch: Callable[[EpochLog], None] = _ignore
+
+
+@dataclass
+class Taught:
+    """What the teacher gives the run: its raw embeddings, the fitted reduction and the reduced targets."""
+
+    raw: np.ndarray
+    reduction: Reduction
+    targets: np.ndarray
+    cached: CachedEmbeddings
+    facts: dict | None  # the teacher's sizes (GraphFacts + runs per window), when edgekd can export it
+
+
+@dataclass
+class NetworkSummary:
+    """A network beside the other: its sizes as `edgekd profile` measures its FP32 export (absent when edgekd
+    cannot export it), flattened into its JSON entry."""
+
+    name: str
+    dim: int | None = None
+    facts: GraphFacts | None = None
+    macs_per_window: int | None = None
+    runs_per_window: int | None = None
+    cache: dict | None = None  # the teacher cache: rows computed and reused, directory
+
+    def to_json(self) -> dict:
+        data = {"name": self.name, **(asdict(self.facts) if self.facts else {})}
+        extra = {"runs_per_window": self.runs_per_window, "macs_per_window": self.macs_per_window, "dim": self.dim,
+                 "cache": self.cache}
+        return data | {key: value for key, value in extra.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> NetworkSummary:
+        return cls(data["name"], data.get("dim"), GraphFacts.from_json(data) if "params" in data else None,
+                   data.get("macs_per_window"), data.get("runs_per_window"), data.get("cache"))
+
+
+@dataclass
+class ProbeScores:
+    student: float
+    logmel_baseline: float
+    teacher: float | None = None
+    teacher_reduced: float | None = None
+
+
+@dataclass
+class TrainingSummary:
+    epochs: int
+    best_epoch: int
+    best_val_cosine: float | None
+    best_val_accuracy: float | None
+    device: str
+    training_seconds: float
+    seconds: float
+
+
+@dataclass
+class DistillMetrics:
+    """metrics.json: the student beside its teacher. Sections that do not apply to a run are left out."""
+
+    edgekd_version: str
+    recipe: str
+    recipe_digest: str
+    seed: int
+    windows: dict[str, int]
+    teacher: NetworkSummary
+    student: NetworkSummary
+    training: TrainingSummary
+    methods: dict
+    skipped_audio: list[dict] = field(default_factory=list)
+    reduction: dict | None = None
+    fidelity: dict[str, Fidelity] | None = None
+    ratios: dict[str, float] | None = None
+    head: dict[str, float] | None = None
+    probe_metric: str | None = None
+    probe: ProbeScores | None = None
+
+    def to_json(self) -> dict:
+        data = {key: value for key, value in asdict(self).items() if value is not None}
+        data |= {"teacher": self.teacher.to_json(), "student": self.student.to_json()}
+        if self.probe is not None:  # the teacher's columns only when there is a teacher
+            data["probe"] = {key: value for key, value in data["probe"].items() if value is not None}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> DistillMetrics:
+        networks = {key: NetworkSummary.from_json(data[key]) for key in ("teacher", "student")}
+        return TypeAdapter(cls).validate_python(data | {key: asdict(n) for key, n in networks.items()})
+
+
+@dataclass
+class DistillResult:
+    run_dir: Path
+    metrics: DistillMetrics | None  # None on torchrun workers other than rank 0: rank 0 reports
+    history: list[EpochLog] = field(default_factory=list)
+
+
+def build_cache(recipe: Recipe, strict: bool = False, on_progress=None) -> CachedEmbeddings:
+    """Teacher inference alone: fill the teacher-embedding cache for the recipe's data."""
+    teacher = build_teacher(recipe.teacher)
+    if not teacher.embeds:
+        raise EdgekdError(f"{recipe.source}: teacher 'none' has no embeddings to cache")
+    data = load_domain_data(recipe, teacher.sample_rate or recipe.student.sample_rate, strict)
+    return teacher_embeddings(teacher, data.windows, select_device(recipe.train.device), on_progress=on_progress)
+
+
+def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = False, strict: bool = False,
+            hooks: Hooks | None = None) -> DistillResult:
+    started = time.perf_counter()
+    leader = init_from_environment() == 0  # under torchrun: join the process group; rank 0 writes the run
+    hooks = hooks if hooks and leader else Hooks()
+    run = RunDir(run_dir)
+    if leader:
+        run.prepare(recipe, resume, force)
+    barrier()
+    if recipe.train.num_threads:
+        torch.set_num_threads(recipe.train.num_threads)
+    teacher = build_teacher(recipe.teacher)
+    hooks.stage("loading and windowing domain data")
+    data = load_domain_data(recipe, teacher.sample_rate or recipe.student.sample_rate, strict)
+    if data.skipped:
+        hooks.stage(f"skipped {len(data.skipped)} unusable audio file(s), listed in metrics.json "
+                    f"(first: {data.skipped[0]['path']}: {data.skipped[0]['reason']})")
+    taught = _teach(recipe, teacher, data, run, leader, hooks) if teacher.embeds else None
+    model, supervision = _distillation_model(recipe, data, taught, hooks)
+    student_facts = _measure_student(recipe, model, data, hooks) if leader else None
+    hooks.stage("training the student")
+    trained = time.perf_counter()
+    history = train_student(model, data.student_audio, supervision.rows, supervision.train,
+                            data.windows.split_index("val"), recipe.train, recipe.seed, run.checkpoint,
+                            resume=resume, on_step=hooks.step, on_epoch=_epoch_logger(run, leader, hooks))
+    training_seconds = time.perf_counter() - trained
+    if not leader:
+        return DistillResult(run_dir, None, history)
+    model.cpu().eval()
+    run.save_student(model.deployable(), recipe, model.head)
+    run.write_history(history)
+    hooks.stage("evaluating")
+    metrics = _evaluate(recipe, data, taught, model, supervision, student_facts)
+    metrics.training = _training_summary(history, training_seconds, time.perf_counter() - started, recipe)
+    run.write_metrics(metrics.to_json())
+    return DistillResult(run_dir, metrics, history)
+
+
+def distill_once(recipe: Recipe, run_dir: Path) -> DistillMetrics:
+    """The metrics of the run in `run_dir` if it finished with this very recipe, else of a fresh distillation there
+    (for searches and benchmarks that run many recipes and should continue where an interruption left them)."""
+    finished = RunDir(run_dir).finished_metrics(recipe)
+    if finished is not None:
+        return DistillMetrics.from_json(finished)
+    return distill(recipe, run_dir, force=True).metrics
+
+
+def _epoch_logger(run: RunDir, leader: bool, hooks: Hooks) -> Callable[[EpochLog], None]:
+    def on_epoch(log: EpochLog) -> None:
+        if leader:
+            run.append_epoch(log)
+        hooks.epoch(log)
+
+    return on_epoch
+
+
+def _teach(recipe: Recipe, teacher: Teacher, data: DomainData, run: RunDir, leader: bool, hooks: Hooks) -> Taught:
+    """Teacher inference through the cache, its sizes, and the reduction φ fitted on the training windows."""
+    windows = data.windows
+    train = windows.split_index("train")
+    hooks.stage("teacher inference")
+    cached = teacher_embeddings(teacher, windows, select_device(recipe.train.device),
+                                on_progress=hooks.teacher_progress)
+    if cached.directory is not None:
+        hooks.stage(f"reused cached teacher embeddings from {cached.directory}" if cached.hit else
+                    f"cached teacher embeddings in {cached.directory} ({cached.computed} computed, "
+                    f"{cached.reused} reused)")
+    facts = _teacher_profile(teacher, cached.directory, recipe.window.seconds) if leader else None
+    loudness = 20 * np.log10(np.sqrt((windows.audio[train] ** 2).mean(1)) + 1e-10)  # dB RMS, for `loudness`
+    groups = [windows.groups[i] for i in train] if windows.groups else None
+    reduction = fit_reduction(recipe.reduction, cached.embeddings[train], recipe.seed, groups, loudness)
+    if leader:
+        run.save_reduction(reduction)
+    return Taught(cached.embeddings, reduction, reduction.transform(cached.embeddings), cached, facts)
+
+
+def _teacher_profile(teacher: Teacher, cache_dir: Path | None, window_seconds: float) -> dict | None:
+    """Teacher sizes, computed once per cache entry (exporting a large teacher takes a while); None for a teacher
+    edgekd cannot export (precomputed) or that is already an ONNX file (profile that file directly)."""
+    path = cache_dir / "teacher_profile.json" if cache_dir else None
+    if path and path.is_file():
+        return json.loads(path.read_text())
+    deployable = teacher.deployable(window_seconds)
+    if deployable is None:
+        return None
+    module, example, runs_per_window = deployable
+    facts = asdict(measure_module(module, example, "input"))
+    facts |= {"runs_per_window": runs_per_window, "macs_per_window": facts["macs"] * runs_per_window}
+    if path:
+        write_json(path, facts)
+    return facts
+
+
+def _distillation_model(recipe: Recipe, data: DomainData, taught: Taught | None, hooks: Hooks
+                        ) -> tuple[DistillationModel, Supervision]:
+    """The student, with what the recipe's methods prepare before training and attach to it."""
+    windows = data.windows
+    dim = taught.reduction.dim if taught else recipe.reduction.dim
+    with seeded(recipe.seed):
+        student = build_student(recipe.student, dim)
+    methods = recipe.methods.build(recipe)
+    if methods:
+        hooks.stage(f"methods: {', '.join(recipe.methods.enabled())} (preparing supervision)")
+    unlabelled = [m.name for m in methods if m.needs_labels and (windows.labels is None or windows.labels.ndim != 1)]
+    if unlabelled:
+        raise EdgekdError(f"{recipe.source}: methods.{unlabelled[0]} needs one class label per clip; the data "
+                          f"'{recipe.data.name}' has {'none' if windows.labels is None else 'multi-label tags'}")
+    supervision = Supervision(recipe.seed, windows.labels, np.asarray(windows.clip_ids), windows.split_index("train"),
+                              taught.raw if taught else None, logmel_features(student, data.student_audio),
+                              report={"enabled": recipe.methods.enabled()})
+    if taught:
+        supervision.rows["target"] = taught.targets.astype(np.float32)
+    for method in methods:
+        method.prepare(supervision)
+    model = DistillationModel(student, build_loss(recipe.loss), methods, supervision.num_classes)
+    for method in methods:
+        method.attach(model, supervision)
+    return model, supervision
+
+
+def _measure_student(recipe: Recipe, model: DistillationModel, data: DomainData, hooks: Hooks) -> GraphFacts:
+    """Exporting to measure is the leader's job; workers go straight to training."""
+    facts = measure_module(model.deployable(), torch.from_numpy(data.student_audio[:1]))
+    hooks.stage(f"student {recipe.student.name}: {facts.params:,} parameters, {facts.storage_bytes:,} B FP32 "
+                f"storage, {facts.activation_bytes:,} B activation memory (as `edgekd profile` will measure the "
+                "export)")
+    return facts
+
+
+def _training_summary(history: list[EpochLog], training_seconds: float, seconds: float, recipe: Recipe
+                      ) -> TrainingSummary:
+    best = max(history, key=EpochLog.score)
+    return TrainingSummary(len(history), best.epoch, best.val_cosine, best.val_accuracy,
+                           str(select_device(recipe.train.device)), round(training_seconds, 1), round(seconds, 1))
+
+
+def _evaluate(recipe: Recipe, data: DomainData, taught: Taught | None, model: DistillationModel,
+              supervision: Supervision, student_facts: GraphFacts) -> DistillMetrics:
+    windows = data.windows
+    train, val, test = (windows.split_index(s) for s in ("train", "val", "test"))
+    # the deployed network alone: evaluation runs no peer, attention teacher or training-only branch
+    embeddings = predict(model.deployable(), torch.from_numpy(data.student_audio))
+    student_out = embeddings.numpy()
+    teacher = NetworkSummary(recipe.teacher.name)
+    metrics = DistillMetrics(
+        __version__, recipe.name, recipe.digest(), recipe.seed,
+        {"train": len(train), "val": len(val), "test": len(test)}, teacher,
+        NetworkSummary(recipe.student.name, int(student_out.shape[1]), student_facts, student_facts.macs),
+        training=None, methods=supervision.report, skipped_audio=data.skipped)
+    if taught is not None:
+        teacher.dim = int(taught.raw.shape[1])
+        teacher.cache = {"computed": taught.cached.computed, "reused": taught.cached.reused,
+                         "directory": str(taught.cached.directory) if taught.cached.directory else None}
+        if taught.facts:
+            teacher.facts = GraphFacts.from_json(taught.facts)
+            teacher.runs_per_window, teacher.macs_per_window = taught.facts["runs_per_window"], taught.facts[
+                "macs_per_window"]
+            metrics.ratios = {"storage": teacher.facts.storage_bytes / student_facts.storage_bytes,
+                              "activation": teacher.facts.activation_bytes / student_facts.activation_bytes}
+        reduction = taught.reduction
+        metrics.reduction = {"method": reduction.method, "dim": reduction.dim, "sample": recipe.reduction.sample,
+                             "explained_variance": None if np.isnan(reduction.explained_variance)
+                             else reduction.explained_variance}
+        metrics.fidelity = {split: fidelity(student_out[rows], taught.targets[rows])
+                            for split, rows in (("val", val), ("test", test))}
+    if model.head is not None:
+        with torch.no_grad():
+            logits = model.head(embeddings[test]).numpy()
+        teacher_log_p = supervision.teacher_log_probabilities
+        metrics.head = head_fidelity(logits, windows.labels[test], None if teacher_log_p is None
+                                     else teacher_log_p[test])
+    if windows.labels is not None:
+        metrics.probe_metric = "micro_auprc" if windows.labels.ndim == 2 else "accuracy"
+        metrics.probe = _probes(recipe, windows, student_out, supervision.logmel, taught, train, test)
+    return metrics
+
+
+def _probes(recipe: Recipe, windows: Windows, student_out: np.ndarray, logmel: np.ndarray, taught: Taught | None,
+            train: np.ndarray, test: np.ndarray) -> ProbeScores:
+    labels = windows.labels
+
+    def probe(features: np.ndarray) -> float:
+        return probe_accuracy(features[train], labels[train], features[test], labels[test], recipe.probe, recipe.seed)
+
+    scores = ProbeScores(probe(student_out), probe(logmel_statistics(logmel)))
+    if taught is not None:
+        scores.teacher, scores.teacher_reduced = probe(taught.raw), probe(taught.targets)
+    return scores
+
+
+@torch.no_grad()
+def logmel_features(student: torch.nn.Module, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The student front-end's log-mel of every window: input of the log-mel baseline and of methods that need a
+    cheap view of the audio (MiniPLM's reference model, ReffAKD's autoencoder)."""
+    return torch.cat([student.frontend(torch.from_numpy(audio[i : i + batch_size]))
+                      for i in range(0, len(audio), batch_size)]).numpy()

@@ -1,0 +1,54 @@
+"""The `student:` section: a family and its sizes, on the student's own log-mel front-end (plain pydantic)."""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+from pydantic import Field
+
+from edgekd.schema import StrictModel
+
+
+class FrontendKeys(StrictModel):
+    sample_rate: int = Field(8000, ge=1000, le=96000)
+    n_fft: int = Field(256, ge=16)
+    hop_length: int = Field(160, ge=1)
+    n_mels: int = Field(64, ge=4)
+    top_db: float | None = Field(80.0, gt=0, description="dB range below each example's maximum; null: absolute dB")
+
+
+class SeaCnnConfig(FrontendKeys):
+    name: Literal["sea_cnn"] = "sea_cnn"
+    widths: list[int] = Field([8, 16, 32, 32], min_length=1, description="conv channels per block")
+    convs_per_block: int = Field(1, ge=1, le=4)
+    pool: Literal["max", "mean"] = "mean"
+
+
+class L3StudentConfig(FrontendKeys):
+    name: Literal["l3"] = "l3"
+    divisors: tuple[int, int, int, int] = Field((2, 2, 2, 8), description="of L3's 64/128/256/512 filters per block")
+
+
+class DsCnnConfig(FrontendKeys):
+    name: Literal["dscnn"] = "dscnn"
+    channels: int = Field(64, ge=4)
+    blocks: int = Field(4, ge=1)
+
+
+class MobileNetConfig(FrontendKeys):
+    name: Literal["mobilenet"] = "mobilenet"
+    width: float = Field(1.0, gt=0, description="channel multiplier")
+    # (expansion, channels, repeats, stride) per stage, as MobileNetV2's table
+    stages: list[tuple[int, int, int, int]] = [(1, 16, 1, 1), (4, 24, 2, 2), (4, 32, 2, 2), (4, 64, 2, 2)]
+
+
+class TransformerConfig(FrontendKeys):
+    name: Literal["transformer"] = "transformer"
+    width: int = Field(64, ge=4, description="token width")
+    heads: int = Field(4, ge=1)
+    layers: int = Field(2, ge=1)
+    patch_frames: int = Field(5, ge=1, description="log-mel frames per token")
+    max_tokens: int = Field(64, ge=1, description="positions with a learned embedding")
+
+
+StudentConfig = Union[SeaCnnConfig, L3StudentConfig, DsCnnConfig, MobileNetConfig, TransformerConfig]
