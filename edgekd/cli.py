@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -63,7 +64,7 @@ def _user_errors(command):
         try:
             return command(*args, **kwargs)
         except EdgekdError as err:
-            err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
         except typer.Exit:
             raise
@@ -74,7 +75,7 @@ def _user_errors(command):
         except Exception as err:  # a bug, not bad input: one line unless asked for the traceback
             if os.environ.get("EDGEKD_DEBUG"):
                 raise
-            err_console.print(f"[red]internal error:[/] {type(err).__name__}: {err} "
+            err_console.print(f"[red]internal error:[/] {type(err).__name__}: {escape(str(err))} "
                               "(EDGEKD_DEBUG=1 shows the traceback)", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_BUG) from None
 
@@ -126,14 +127,15 @@ def distill(
 
         result = run_distill(
             loaded, run_dir, resume=resume, force=force, strict=strict,
-            hooks=Hooks(stage=lambda text: progress.console.print(f"[dim]· {text}[/]"),
+            hooks=Hooks(stage=lambda text: progress.console.print(f"[dim]· {escape(text)}[/]"),
                         teacher_progress=teacher_progress, step=step, epoch=epoch),
         )
     if result.metrics is None:
         return  # a torchrun worker other than rank 0: rank 0 reports
     console.print(distill_table(result.metrics))
-    console.print(f"run written to [bold]{run_dir}[/]: student.pt, reduction.npz, metrics.json, training_curves.png")
-    console.print(f"next: edgekd export {run_dir}")
+    console.print(f"run written to [bold]{escape(str(run_dir))}[/]: student.pt, reduction.npz, metrics.json, "
+                  "training_curves.png")
+    console.print(f"next: edgekd export {run_dir}", markup=False)
 
 
 @app.command()
@@ -150,7 +152,7 @@ def evaluate(
     with err_console.status("embedding, probing"):
         report = evaluate_run(run_dir, data or [])
     console.print(evaluation_table(report))
-    console.print(f"written to {run_dir / 'evaluation.json'}")
+    console.print(f"written to {run_dir / 'evaluation.json'}", markup=False)
 
 
 def _numbers(text: str, option: str) -> list[float]:
@@ -188,7 +190,7 @@ def tune(
 
         result = tune_kd(loaded, out_dir, temperatures, alphas, epochs, on_trial)
     console.print(tune_table(result))
-    console.print(f"tuned recipe: {result.tuned_recipe} (edgekd distill {result.tuned_recipe})", highlight=False)
+    console.print(f"tuned recipe: {result.tuned_recipe} (edgekd distill {result.tuned_recipe})", markup=False)
 
 
 @app.command()
@@ -221,12 +223,12 @@ def export(
         result = export_run(run_dir, out or run_dir / "export", options)
     console.print(export_table(result))
     for note in result.notes:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for path in result.files:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False)
     if not result.passed:
-        err_console.print("[red]accuracy gate failed[/]: " + "; ".join(
-            f"{v.file}: {', '.join(v.missed)}" for v in result.variants if not v.passed), highlight=False,
+        err_console.print("[red]accuracy gate failed[/]: " + escape("; ".join(
+            f"{v.file}: {', '.join(v.missed)}" for v in result.variants if not v.passed)), highlight=False,
             soft_wrap=True)
     raise typer.Exit(EXIT_OK if result.passed else EXIT_VIOLATION)
 
@@ -263,7 +265,7 @@ def profile(
 
         ram_limits = [c.limit for c in report.checks if c.name == "ram"]
         plot_timeline(report, plot, int(min(ram_limits)) if ram_limits else None)
-        err_console.print(f"memory timeline written to {plot}")
+        err_console.print(f"memory timeline written to {plot}", markup=False)
     raise typer.Exit(EXIT_OK if report.fits else EXIT_VIOLATION)
 
 
@@ -287,7 +289,7 @@ def check(
     _render_reports(reports, as_json, junit, markdown)
     if write_baseline:
         save_baseline(reports, write_baseline)
-        err_console.print(f"baseline written to {write_baseline}")
+        err_console.print(f"baseline written to {write_baseline}", markup=False)
     failed = [r for r in reports if not r.fits]
     if not as_json:
         console.print(f"{len(reports) - len(failed)} of {len(reports)} model × device checks pass")
@@ -312,7 +314,7 @@ def _render_reports(reports: list, as_json: bool, junit: Optional[Path], markdow
                 console.print(f"verdict: {verdict}" + (f" {report.device}" if report.device else ""))
     for report in reports:
         for violation in report.violations:
-            err_console.print(f"[red]over budget[/] {report.model}: {violation.describe()}", highlight=False,
+            err_console.print(f"[red]over budget[/] {escape(report.model)}: {escape(violation.describe())}", highlight=False,
                               soft_wrap=True)
     if junit:
         junit.parent.mkdir(parents=True, exist_ok=True)
@@ -403,7 +405,8 @@ def cache_build(
         task = progress.add_task("teacher inference (windows)", total=None, status="", visible=rank == 0)
         cached = build_cache(loaded, strict, lambda done, total: progress.update(task, completed=done, total=total))
     if rank == 0:
-        console.print(f"teacher cache {cached.directory}: {cached.computed} rows computed, {cached.reused} reused")
+        console.print(f"teacher cache {cached.directory}: {cached.computed} rows computed, {cached.reused} reused",
+                      markup=False)
 
 
 @cache_app.command("ls")
@@ -442,7 +445,7 @@ def cache_rm(keys: list[str] = typer.Argument(..., help="cache keys from `edgekd
     from edgekd.cache import remove_cache
 
     for key in keys:
-        console.print(f"removed {remove_cache(key)}")
+        console.print(f"removed {remove_cache(key)}", markup=False)
 
 
 @app.callback(invoke_without_command=True)
@@ -465,7 +468,8 @@ def main() -> None:
     except _USAGE_ERROR as err:
         command = err.ctx.command_path if err.ctx else "edgekd"
         message = err.format_message().replace("Value error, ", "")  # pydantic's prefix on typer's choice errors
-        err_console.print(f"[red]error:[/] {message} (see `{command} --help`)", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(message)} (see `{command} --help`)", highlight=False,
+                          soft_wrap=True)
         sys.exit(EXIT_BAD_INPUT)
     except typer.Abort:
         sys.exit(EXIT_INTERRUPTED)

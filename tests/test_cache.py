@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import run_cli
 
@@ -85,6 +86,7 @@ def _cache_run(cache: Path, out: Path, **kwargs):
                             stdout=subprocess.PIPE, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_killed_while_caching_then_rerun_gives_identical_rows(tmp_path):
     killed_cache = tmp_path / "killed"
     victim = _cache_run(killed_cache, tmp_path / "never.npy")
@@ -105,6 +107,7 @@ def test_killed_while_caching_then_rerun_gives_identical_rows(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "clean.npy"))
 
 
+@pytest.mark.slow
 def test_cache_commands(tmp_path, monkeypatch):
     cache = str(tmp_path / "c")
     monkeypatch.setenv("EDGEKD_CACHE_DIR", cache)
@@ -118,6 +121,7 @@ def test_cache_commands(tmp_path, monkeypatch):
     assert removed.returncode == 0 and not result.directory.exists()
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_share_the_rows_and_match_one_process(tmp_path):
     import shutil
 

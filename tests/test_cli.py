@@ -23,6 +23,7 @@ def distilled(tmp_path_factory):
     return recipe, run_dir, first, cache
 
 
+@pytest.mark.slow
 def test_distill_writes_the_run_and_reports_teacher_vs_student(distilled):
     _, run_dir, result, _ = distilled
     assert result.returncode == 0, result.stderr
@@ -39,6 +40,7 @@ def test_distill_writes_the_run_and_reports_teacher_vs_student(distilled):
     assert "cached teacher embeddings in" in result.stderr
 
 
+@pytest.mark.slow
 def test_second_run_reuses_the_teacher_cache_and_refuses_to_overwrite(distilled):
     recipe, run_dir, _, cache = distilled
     refused = run_cli("distill", recipe, "--out", run_dir, EDGEKD_CACHE_DIR=cache)
@@ -55,6 +57,7 @@ def test_second_run_reuses_the_teacher_cache_and_refuses_to_overwrite(distilled)
     assert first == second
 
 
+@pytest.mark.slow
 def test_export_and_profile(distilled):
     _, run_dir, _, _ = distilled
     # 20 held-out windows: one flipped prediction is 5 points, so this test gates on cosine alone
@@ -86,6 +89,33 @@ def test_export_and_profile(distilled):
     assert data["knowledge_base_bytes"] == 0  # no retrieval base in a plain student
 
 
+def _props(path: Path) -> dict:
+    return {p.key: p.value for p in __import__("onnx").load(str(path)).metadata_props}
+
+
+@pytest.mark.slow
+def test_calibration_methods_frontend_constants_and_the_raw_graph(distilled, tmp_path):
+    _, run_dir, _, _ = distilled
+    gate = ("--no-fp16", "--calib", "16", "--max-accuracy-drop", "100", "--min-cosine", "0.9")
+    for method in ("entropy", "percentile"):
+        result = run_cli("export", run_dir, "--out", tmp_path / method, "--calib-method", method, *gate)
+        assert result.returncode == 0, result.stderr
+        assert _props(tmp_path / method / "student.int8.onnx")["calibration"] == method
+    fp32_constants = run_cli("export", run_dir, "--out", tmp_path / "fp32c", "--frontend-constants", "fp32", *gate)
+    assert fp32_constants.returncode == 0, fp32_constants.stderr
+    int8_file, fp32c_file = tmp_path / "entropy" / "student.int8.onnx", tmp_path / "fp32c" / "student.int8.onnx"
+    assert _props(fp32c_file)["frontend_constants"] == "fp32"
+    profiled = {name: json.loads(run_cli("profile", path, "--json", "--runs", "0").stdout)
+                for name, path in (("int8", int8_file), ("fp32", fp32c_file))}
+    # int8-stored DFT/mel constants: less flash, expanded in RAM at run time; FP32 ones: the other way round
+    assert profiled["int8"]["storage_bytes"] < profiled["fp32"]["storage_bytes"]
+    assert profiled["int8"]["constant_ram_bytes"] > 0 and profiled["fp32"]["constant_ram_bytes"] == 0
+    raw = json.loads(run_cli("profile", fp32c_file, "--json", "--runs", "0", "--raw").stdout)
+    assert raw["graph"] == "raw" and profiled["fp32"]["graph"] == "optimised"
+    # the graph as exported keeps every Q/DQ pair apart: more live memory than onnxruntime's fused graph
+    assert raw["activation_bytes"] > profiled["fp32"]["activation_bytes"]
+
+
 def test_profile_bad_inputs_exit_2_with_one_line(tmp_path):
     text = tmp_path / "notes.onnx"
     text.write_text("this is a text file\n")
@@ -100,6 +130,7 @@ def test_export_of_a_folder_that_is_not_a_run(tmp_path):
     assert result.returncode == 2 and "not a run directory" in result.stderr
 
 
+@pytest.mark.slow
 def test_distill_unlabelled_domain_audio_with_a_python_teacher(tmp_path):
     """SEA's case: a sensor network's recordings with no labels, and a teacher the user brings."""
     import numpy as np
@@ -129,6 +160,7 @@ def test_distill_unlabelled_domain_audio_with_a_python_teacher(tmp_path):
     assert strict.returncode == 2 and "broken.wav" in strict.stderr
 
 
+@pytest.mark.slow
 def test_export_options_and_the_accuracy_gate(distilled, tmp_path):
     import onnx
 
@@ -151,6 +183,7 @@ def test_export_options_and_the_accuracy_gate(distilled, tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_two_processes_match_one_process(tmp_path):
     """DistributedDataParallel over 2 CPU processes (gloo) reaches the same validation fidelity as one process."""
     import os
@@ -175,6 +208,7 @@ def test_torchrun_ddp_two_processes_match_one_process(tmp_path):
     assert abs(one - two) <= 1e-3, (one, two)
 
 
+@pytest.mark.slow
 def test_evaluate_in_and_out_of_domain(distilled, tmp_path):
     recipe, run_dir, _, cache = distilled
     other = tmp_path / "noisy.yaml"
@@ -190,6 +224,7 @@ def test_evaluate_in_and_out_of_domain(distilled, tmp_path):
     assert "out of domain: noisy" in result.stdout
 
 
+@pytest.mark.slow
 def test_interrupted_distill_resumes_with_its_epoch_log(tmp_path):
     """Killed during training, `--resume` continues from the last checkpoint; the JSON-lines log covers every epoch
     and the result equals an uninterrupted run's."""

@@ -58,6 +58,7 @@ def test_sampling_strategies():
     assert reduction.dim == 2 and 0 < reduction.explained_variance <= 1
 
 
+@pytest.mark.slow
 def test_umap_reduction_stored_as_arrays(tmp_path):
     pytest.importorskip("umap")
     rng = np.random.default_rng(0)
