@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import yaml
+from results import save
 
 from edgekd.recipe import load_recipe, recipe_from_dict
 from edgekd.stages.distill import distill
@@ -61,6 +62,9 @@ def main() -> None:
     saved = sum(t for t, _ in recompute[1:]) - sum(t for t, _ in shared[1:])
     print(f"total: {total_a:.1f} s recomputing vs {total_b:.1f} s with one cache → {total_a / total_b:.2f}x faster; "
           f"{saved:.1f} s of teacher inference saved for students after the first")
+    save("cache_reuse", args, {"windows": windows, "students": [
+        {"recompute_seconds": a, "recompute_rows": rows_a, "shared_seconds": b, "shared_rows": rows_b}
+        for (a, rows_a), (b, rows_b) in zip(recompute, shared)]}, "cache_reuse.py")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
+from results import save
 
 from edgekd.onnx.export import export_onnx
 from edgekd.onnx.quantize import convert_fp16, quantize_static
+from edgekd.onnx.session import create_session
 from edgekd.recipe import load_recipe
 from edgekd.students import build_student
 
@@ -35,13 +36,6 @@ def _median_ms(call, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=None)
@@ -49,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.run:
-        from edgekd.stages.distill import load_student
+        from edgekd.run_dir import load_student
 
         student, recipe = load_student(args.run)
     else:
@@ -73,13 +67,14 @@ def main() -> None:
         with torch.inference_mode():
             results = {"PyTorch eager FP32": _median_ms(lambda: student(tensor), args.repeats)}
         for name, path in files.items():
-            session = _session(path)
+            session = create_session(path, threads=1)
             results[name] = _median_ms(lambda s=session: s.run(None, {"audio": audio}), args.repeats)
     base = results["onnxruntime FP32"]
     print(f"demo student ({recipe.student.name}, {samples} samples), 1 thread, batch 1, median of {args.repeats}")
     print(f"{'variant':40} {'median ms':>10} {'vs ORT FP32':>12}")
     for name, ms in results.items():
         print(f"{name:40} {ms:>10.3f} {base / ms:>11.2f}x")
+    save("latency", args, {"student": recipe.student.name, "samples": samples, "median_ms": results}, "latency.py")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 same epochs: fidelity to the teacher, downstream accuracy and training time, measured side by side in one run.
 
 Every row is a full `edgekd distill` run under OUT (finished runs with the same recipe are read back, so an
-interrupted benchmark continues). The table is printed and saved as OUT/methods.md and OUT/methods.json.
+interrupted benchmark continues: give a fresh OUT to measure the code as it is). The table is printed and saved
+as OUT/methods.md; the figures go to benchmarks/results/methods.json for the README.
 
     python benchmarks/methods.py [--recipe demo] [--out runs/methods] [--epochs N]
 """
@@ -13,6 +14,9 @@ import argparse
 import copy
 import json
 from pathlib import Path
+
+from readme import methods_table
+from results import save
 
 from edgekd.recipe import load_recipe, recipe_from_dict
 from edgekd.stages.distill import distill_once
@@ -68,26 +72,6 @@ def _row(label: str, metrics: dict, plain: dict | None, seconds: float | None = 
     }
 
 
-def _cell(value, fmt: str) -> str:
-    return "—" if value is None else format(value, fmt)
-
-
-def markdown(rows: list[dict], recipe: str, epochs: int) -> str:
-    lines = [f"Recipe `{recipe}`, seed 0, {epochs} epochs each, test split. Fidelity: cosine and linear CKA of the "
-             "student embedding to the reduced teacher; head fidelity: top-1 agreement and KL(teacher ‖ student) "
-             "with the teacher's head; downstream: logistic-regression probe on the student embedding (Δ vs plain "
-             "SEA, points) and the student's own head.", "",
-             "| method | fidelity cos | CKA | head agree | head KL | probe acc | Δ pts | head acc | train s | "
-             "FP32 size |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['method']} | {_cell(r['fidelity_cosine'], '.3f')} | {_cell(r['fidelity_cka'], '.3f')} | "
-            f"{_cell(r['head_top1_agreement'], '.1%')} | {_cell(r['head_predictive_kl'], '.3f')} | "
-            f"{_cell(r['probe_accuracy'], '.1%')} | {_cell(r['probe_delta_points'], '+.1f')} | "
-            f"{_cell(r['head_accuracy'], '.1%')} | {r['training_seconds']:.1f} | {r['storage_bytes'] / 1000:.1f} kB |")
-    return "\n".join(lines).replace("%", " %")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="demo")
@@ -129,13 +113,12 @@ def main() -> None:
         print(f"· {label}", flush=True)
         rows.append(_row(label, distill_once(variant, args.out / slug).to_json(), plain))
 
-    table = markdown(rows, recipe.name, epochs)
+    table = methods_table({"rows": rows})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "methods.md").write_text(table + "\n")
-    (args.out / "methods.json").write_text(json.dumps({"recipe": recipe.name, "epochs": epochs, "rows": rows},
-                                                      indent=2))
     print(table)
-    print(f"\nsaved to {args.out / 'methods.md'} and {args.out / 'methods.json'}")
+    print(f"\nsaved to {args.out / 'methods.md'}")
+    save("methods", args, {"recipe": recipe.name, "epochs": epochs, "seed": recipe.seed, "rows": rows}, "methods.py")
 
 
 if __name__ == "__main__":

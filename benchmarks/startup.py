@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import save
+
 BAD = """name: bad
 data: {name: synthetic_urban}
 teacher: {name: crepe}
@@ -44,6 +46,7 @@ def main() -> None:
     print(f"edgekd --version          median {v * 1000:.0f} ms over {args.repeats} runs")
     print(f"edgekd distill bad.yaml   median {b * 1000:.0f} ms over {args.repeats} runs")
     print(f"ratio {b / v:.2f}x (target: at most 1.5x)")
+    save("startup", args, {"version_ms": v * 1000, "bad_recipe_ms": b * 1000}, "startup.py")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from results import save
 
 from edgekd.distillation import DistillationModel
 from edgekd.losses import build_loss
@@ -58,12 +59,16 @@ def main() -> None:
     print(f"demo student ({recipe.student.name}), batch {recipe.train.batch_size}, {args.windows} windows × "
           f"{args.epochs} epochs, torch threads {torch.get_num_threads()}")
     print(f"{'device':8} {'data pipeline alone':>22} {'training':>14} {'training / pipeline':>20}")
+    rows = {}
     for device in devices:
         ceiling = _pipeline_only(audio, recipe.train.batch_size, torch.device(device), args.epochs)
         speed = _training(audio, targets, device, args.epochs, recipe)
+        rows[device] = {"pipeline_windows_per_s": ceiling, "training_windows_per_s": speed}
         print(f"{device:8} {ceiling:>16.0f} win/s {speed:>8.0f} win/s {speed / ceiling:>19.4f}")
     if len(devices) == 1:
         print("no CUDA device here: the GPU row is measured where one is present")
+    save("throughput", args, {"student": recipe.student.name, "batch_size": recipe.train.batch_size,
+                              "torch_threads": torch.get_num_threads(), "devices": rows}, "throughput.py")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import EdgekdError, ModelError, first_line
+from edgekd.onnx.session import create_session
 from edgekd.teachers.base import (
     ComputedTeacher,
     embed_in_segments,
@@ -105,18 +106,9 @@ class OnnxTeacher(ComputedTeacher):
     """Any embedding model in onnxruntime (CUDA provider when present); input contract from keys or metadata."""
 
     def __init__(self, config: OnnxTeacherConfig):
-        import onnxruntime as ort
-
         self.config = config
         self.path = require_file(config.path, "onnx", "an ONNX embedding model taking (batch, samples) audio")
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
-        except Exception as err:
-            raise ModelError(f"{self.path}: onnxruntime cannot load the model ({first_line(err)})") \
-                from None
+        self.session = create_session(self.path, gpu=True)
         meta = self.session.get_modelmeta().custom_metadata_map
         inputs = {i.name: i for i in self.session.get_inputs()}
         self.input_name = config.input_name or next(iter(inputs))

@@ -1,0 +1,190 @@
+"""The README's figures, generated from the committed benchmark results (benchmarks/results/*.json).
+
+Each table sits in README.md between `<!-- benchmark: NAME -->` and `<!-- /benchmark: NAME -->` and says under it
+which command, commit, date and machine measured it.
+
+    python benchmarks/readme.py            # rewrite the tables in README.md
+    python benchmarks/readme.py --check    # exit 1 if README.md differs from what the results give
+    python benchmarks/readme.py --stale    # list tables measured on older code than the code they measure
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+RESULTS = ROOT / "benchmarks" / "results"
+MEASURED_PATHS = ("edgekd", "recipes", "devices", "pyproject.toml")  # as benchmarks/results.py records them
+_BLOCK = re.compile(r"(<!-- benchmark: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /benchmark: (?P=name) -->)", re.S)
+
+
+def _load(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def _provenance(record: dict) -> str:
+    machine = record["machine"]
+    gpus = ", ".join(machine["gpus"]) or "no GPU"
+    dirty = " plus uncommitted changes" if record["uncommitted_changes"] else ""
+    return (f"_Measured by `{record['command'].strip()}` on commit `{record['commit'][:10]}`{dirty} ({record['date']}): "
+            f"{machine['cores']} cores, {machine['cpu']}, {machine['memory_gb']:g} GB, {gpus}; torch "
+            f"{machine['torch']}, onnxruntime {machine['onnxruntime']}._\n")
+
+
+def _cell(value, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def methods_table(results: dict) -> str:
+    lines = ["| method | fidelity cos | CKA | head agree | head KL | probe acc | Δ pts | head acc | train s | "
+             "FP32 size |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        lines.append(
+            f"| {r['method']} | {_cell(r['fidelity_cosine'], '.3f')} | {_cell(r['fidelity_cka'], '.3f')} | "
+            f"{_cell(r['head_top1_agreement'], '.1%')} | {_cell(r['head_predictive_kl'], '.3f')} | "
+            f"{_cell(r['probe_accuracy'], '.1%')} | {_cell(r['probe_delta_points'], '+.1f')} | "
+            f"{_cell(r['head_accuracy'], '.1%')} | {r['training_seconds']:.1f} | {r['storage_bytes'] / 1000:.1f} kB |")
+    return "\n".join(lines).replace("%", " %") + "\n"
+
+
+def _latency(results: dict) -> str:
+    base = results["median_ms"]["onnxruntime FP32"]
+    rows = [f"| {name} | {ms:.3f} | {base / ms:.2f}x |" for name, ms in results["median_ms"].items()]
+    return "\n".join(["| variant (1 thread, batch 1) | median ms | speed vs onnxruntime FP32 |", "|---|---|---|",
+                      *rows]) + "\n"
+
+
+def _size(count: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(count) >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return f"{int(count)} B"
+
+
+def _published(results: dict) -> str:
+    lines = ["| model | figure | published | edgekd |", "|---|---|---|---|"]
+    for m in results["models"]:
+        lines.append(f"| {m['model']} | parameters / FP32 weights (network) | {m['published_params'] / 1e6:.2f} M / "
+                     f"{m['published_fp32_mb']} MB | {m['network_params'] / 1e6:.2f} M / "
+                     f"{_size(m['network_fp32_bytes'])} |")
+        lines.append(f"| | activation memory | {m['published_activation']} | largest tensor "
+                     f"{_size(m['largest_tensor_bytes'])}; working set {_size(m['working_set_bytes'])}; peak "
+                     f"{_size(m['peak_bytes'])}; arena {_size(m['arena_bytes'])} |")
+        lines.append(f"| | file (with the front-end's DFT/mel constants) | | {_size(m['storage_bytes'])} "
+                     f"(constants {_size(m['frontend_bytes'])}); profiled in {m['profile_seconds']:.2f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def _cache_reuse(results: dict) -> str:
+    lines = ["| student | recompute the teacher (s) | shared cache (s) | teacher rows computed (recompute / shared) |",
+             "|---|---|---|---|"]
+    students = results["students"]
+    for index, s in enumerate(students):
+        lines.append(f"| {index} | {s['recompute_seconds']:.1f} | {s['shared_seconds']:.1f} | "
+                     f"{s['recompute_rows']} / {s['shared_rows']} |")
+    recompute, shared = (sum(s[key] for s in students) for key in ("recompute_seconds", "shared_seconds"))
+    lines.append(f"| all ({results['windows']} windows each) | {recompute:.1f} | {shared:.1f} | "
+                 f"{recompute / shared:.2f}x less time with one cache |")
+    return "\n".join(lines) + "\n"
+
+
+def _throughput(results: dict) -> str:
+    lines = ["| device | data pipeline alone (windows/s) | training (windows/s) | training / pipeline |",
+             "|---|---|---|---|"]
+    for device, row in results["devices"].items():
+        lines.append(f"| {device} | {row['pipeline_windows_per_s']:,.0f} | {row['training_windows_per_s']:,.0f} | "
+                     f"{row['training_windows_per_s'] / row['pipeline_windows_per_s']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _startup(results: dict) -> str:
+    v, b = results["version_ms"], results["bad_recipe_ms"]
+    return "\n".join(["| command (a fresh process each, median) | ms |", "|---|---|", f"| `edgekd --version` | {v:.0f} |",
+                      f"| `edgekd distill BAD.yaml` (an unknown key) | {b:.0f} ({b / v:.2f}x) |"]) + "\n"
+
+
+def _demo(index: int) -> Callable[[dict], str]:
+    def render(results: dict) -> str:
+        run = results["commands"][index]
+        output = "\n".join(line.rstrip() for line in run["output"].rstrip().splitlines())
+        return f"```\n$ {run['command']}\n{output}\n```\n"
+
+    return render
+
+
+# table name in README.md → (results file, renderer)
+TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
+    "demo-distill": ("demo", _demo(0)),
+    "demo-export": ("demo", _demo(1)),
+    "demo-profile": ("demo", _demo(2)),
+    "methods": ("methods", methods_table),
+    "latency": ("latency", _latency),
+    "published-figures": ("published_figures", _published),
+    "cache-reuse": ("cache_reuse", _cache_reuse),
+    "throughput": ("throughput", _throughput),
+    "startup": ("startup", _startup),
+}
+
+
+def generate(text: str) -> str:
+    """README text with every marked table rendered from its results file."""
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        if name not in TABLES:
+            raise SystemExit(f"README.md: unknown benchmark table '{name}'; known: {', '.join(TABLES)}")
+        results_name, render = TABLES[name]
+        record = _load(results_name)
+        return f"{match.group(1)}{render(record['results'])}\n{_provenance(record)}{match.group(4)}"
+
+    return _BLOCK.sub(replace, text)
+
+
+def stale() -> list[str]:
+    """Tables whose results were measured on uncommitted code, or on a commit older than the last change to what
+    they measure (edgekd/, recipes/, devices/, pyproject.toml and the benchmark script itself)."""
+    found = []
+    for name, (results_name, _) in TABLES.items():
+        record = _load(results_name)
+        script = f"benchmarks/{record['command'].split()[1].split('/')[-1]}"
+        changed = subprocess.run(["git", "rev-list", "--count", f"{record['commit']}..HEAD", "--",
+                                  *MEASURED_PATHS, script], cwd=ROOT, capture_output=True, text=True)
+        if record["uncommitted_changes"]:
+            found.append(f"{name}: measured with uncommitted changes on {record['commit'][:10]}")
+        elif changed.returncode != 0:
+            found.append(f"{name}: measured on {record['commit'][:10]}, which this history does not contain")
+        elif int(changed.stdout.strip() or 0) > 0:
+            found.append(f"{name}: measured on {record['commit'][:10]}; {changed.stdout.strip()} later commit(s) "
+                         f"change what it measures (re-run {script})")
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 if README.md is not what the results give")
+    mode.add_argument("--stale", action="store_true", help="list tables measured on older code")
+    args = parser.parse_args()
+    text = README.read_text()
+    if args.stale:
+        for line in stale():
+            print(line)
+        return
+    generated = generate(text)
+    if args.check:
+        if generated != text:
+            names = [m["name"] for m, n in zip(_BLOCK.finditer(text), _BLOCK.finditer(generated)) if m[0] != n[0]]
+            sys.exit(f"README.md differs from benchmarks/results in: {', '.join(names)} "
+                     "(python benchmarks/readme.py rewrites it)")
+        return
+    README.write_text(generated)
+
+
+if __name__ == "__main__":
+    main()
