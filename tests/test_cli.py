@@ -109,7 +109,7 @@ def test_calibration_methods_frontend_constants_and_the_raw_graph(distilled, tmp
                 for name, path in (("int8", int8_file), ("fp32", fp32c_file))}
     # int8-stored DFT/mel constants: less flash, expanded in RAM at run time; FP32 ones: the other way round
     assert profiled["int8"]["storage_bytes"] < profiled["fp32"]["storage_bytes"]
-    assert profiled["int8"]["constant_ram_bytes"] > 0 and profiled["fp32"]["constant_ram_bytes"] == 0
+    assert profiled["int8"]["constant_ram_bytes"] > 100 * max(1, profiled["fp32"]["constant_ram_bytes"])
     raw = json.loads(run_cli("profile", fp32c_file, "--json", "--runs", "0", "--raw").stdout)
     assert raw["graph"] == "raw" and profiled["fp32"]["graph"] == "optimised"
     # the graph as exported keeps every Q/DQ pair apart: more live memory than onnxruntime's fused graph
