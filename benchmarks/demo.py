@@ -1,4 +1,4 @@
-"""The README's three commands on the demo, as a user runs them (a fresh teacher cache, output at 120 columns):
+"""The README's three commands on the demo, as a user runs them (a fresh teacher cache, output at 160 columns):
 `edgekd distill demo`, `edgekd export runs/demo`, `edgekd profile runs/demo/export/student.int8.onnx --device
 stm32h7`. Records what each printed and how long it took, for the README's output blocks.
 
@@ -29,7 +29,7 @@ def main() -> None:
     for folder in (args.out, CACHE):
         shutil.rmtree(folder, ignore_errors=True)
     args.out.mkdir(parents=True)
-    env = dict(os.environ, EDGEKD_CACHE_DIR=str(CACHE), COLUMNS="120", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, EDGEKD_CACHE_DIR=str(CACHE), COLUMNS="160", PYTHONWARNINGS="ignore")
     runs = []
     for command in COMMANDS:
         began = time.perf_counter()
