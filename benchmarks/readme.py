@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from edgekd.units import format_bytes
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -61,24 +63,17 @@ def _latency(results: dict) -> str:
                       *rows]) + "\n"
 
 
-def _size(count: float) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(count) >= scale:
-            return f"{count / scale:.2f} {unit}"
-    return f"{int(count)} B"
-
-
 def _published(results: dict) -> str:
     lines = ["| model | figure | published | edgekd |", "|---|---|---|---|"]
     for m in results["models"]:
         lines.append(f"| {m['model']} | parameters / FP32 weights (network) | {m['published_params'] / 1e6:.2f} M / "
                      f"{m['published_fp32_mb']} MB | {m['network_params'] / 1e6:.2f} M / "
-                     f"{_size(m['network_fp32_bytes'])} |")
+                     f"{format_bytes(m['network_fp32_bytes'])} |")
         lines.append(f"| | activation memory | {m['published_activation']} | largest tensor "
-                     f"{_size(m['largest_tensor_bytes'])}; working set {_size(m['working_set_bytes'])}; peak "
-                     f"{_size(m['peak_bytes'])}; arena {_size(m['arena_bytes'])} |")
-        lines.append(f"| | file (with the front-end's DFT/mel constants) | | {_size(m['storage_bytes'])} "
-                     f"(constants {_size(m['frontend_bytes'])}); profiled in {m['profile_seconds']:.2f} s |")
+                     f"{format_bytes(m['largest_tensor_bytes'])}; working set {format_bytes(m['working_set_bytes'])}; peak "
+                     f"{format_bytes(m['peak_bytes'])}; arena {format_bytes(m['arena_bytes'])} |")
+        lines.append(f"| | file (with the front-end's DFT/mel constants) | | {format_bytes(m['storage_bytes'])} "
+                     f"(constants {format_bytes(m['frontend_bytes'])}); profiled in {m['profile_seconds']:.2f} s |")
     return "\n".join(lines) + "\n"
 
 
