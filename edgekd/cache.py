@@ -116,7 +116,14 @@ def teacher_embeddings(
                 chunks.append(teacher.embed(batch.to(device, non_blocking=True)).float().cpu().numpy())
                 if on_progress:
                     on_progress(done + sum(len(c) for c in chunks), len(keys))
-            _write_shard(directory, [keys[i] for i in rows], np.concatenate(chunks))
+            embeddings = np.concatenate(chunks)
+            bad = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+            if len(bad):  # never cache them: a later run would reuse them
+                window = rows[bad[0]]
+                raise EdgekdError(f"teacher '{identity['teacher']}' gave non-finite embeddings for {len(bad)} of "
+                                  f"{len(rows)} windows (first: clip '{windows.clip_ids[window]}' at "
+                                  f"{windows.starts[window]:g} s); check the teacher's weights and input rate")
+            _write_shard(directory, [keys[i] for i in rows], embeddings)
             done += len(rows)
         barrier()
         cached, _ = read_shards(directory, verify=False)
@@ -168,8 +175,10 @@ def list_caches(verify: bool = False) -> list[CacheEntry]:
 
 
 def remove_cache(key: str) -> Path:
-    directory = cache_root() / "teacher" / key
-    if not key or "/" in key or not directory.is_dir():
-        raise EdgekdError(f"no teacher cache '{key}' under {cache_root() / 'teacher'} (see `edgekd cache ls`)")
-    shutil.rmtree(directory)
-    return directory
+    """Delete one cache folder; `key` must be one of the keys `edgekd cache ls` lists (a name, never a path)."""
+    root = cache_root() / "teacher"
+    keys = {path.name for path in root.iterdir() if path.is_dir() and not path.is_symlink()} if root.is_dir() else set()
+    if key not in keys:
+        raise EdgekdError(f"no teacher cache '{key}' under {root}; give a key from `edgekd cache ls`")
+    shutil.rmtree(root / key)
+    return root / key

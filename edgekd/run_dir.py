@@ -7,6 +7,8 @@ student), reduction.npz (the fitted φ), history.jsonl (one line per epoch), tra
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -44,21 +46,40 @@ class RunDir:
         return recipe_from_dict(read_yaml(self.recipe_file, "run recipe"), str(self.recipe_file))
 
     def has_run(self) -> bool:
-        return self.checkpoint.exists() or self.student_file.exists()
+        return any(path.exists() for path in (self.checkpoint, self.student_file, self.history_file,
+                                              self.metrics_file))
 
-    def prepare(self, recipe: Recipe, resume: bool, force: bool) -> None:
-        """Claim the folder for `recipe`: refuse to overwrite a run unless forced, and to resume another recipe."""
+    def check_claim(self, recipe: Recipe, resume: bool, force: bool) -> None:
+        """Refuse, before any work: a run without --resume or --force, --resume of another recipe, and a folder of
+        files edgekd did not write (they are never overwritten)."""
         if self.has_run() and not (resume or force):
             raise EdgekdError(f"{self.path} already holds a run: pass --resume to continue it or --force to start over")
         if resume and self.has_run() and self.recipe_file.is_file() and self.recipe().digest() != recipe.digest():
             raise EdgekdError(f"{self.path}: the recipe differs from the one this run started with; cannot --resume")
-        if force and not resume:
-            for path in (self.checkpoint, self.student_file, self.metrics_file, self.history_file):
-                path.unlink(missing_ok=True)
+        if not self.has_run() and self.path.is_dir() and any(self.path.iterdir()):
+            raise EdgekdError(f"{self.path}: the folder holds files that are not an edgekd run; give --out a new or "
+                              "empty folder")
+
+    def start(self, recipe: Recipe, resume: bool) -> None:
+        """Write the resolved recipe (and, for a new run, an empty epoch log) once the run's inputs have loaded."""
         self.path.mkdir(parents=True, exist_ok=True)
         write_text(self.recipe_file, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         if not resume:
             write_text(self.history_file, "")
+
+    def staging(self) -> RunDir:
+        """Where a forced run is built, so that the run it replaces stays whole until the new one has finished."""
+        staging = RunDir(self.path.with_name(self.path.name + ".edgekd-new"))
+        shutil.rmtree(staging.path, ignore_errors=True)
+        return staging
+
+    def replace_with(self, finished: RunDir) -> None:
+        """Swap a finished run in for this one: rename, never copy, so the folder is always one whole run."""
+        retired = self.path.with_name(self.path.name + ".edgekd-old")
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(self.path, retired)
+        os.replace(finished.path, self.path)
+        shutil.rmtree(retired)
 
     def finished_metrics(self, recipe: Recipe) -> dict | None:
         """metrics.json of a run that finished with this very recipe, else None."""

@@ -34,3 +34,14 @@ class SlowEmbedder(TinyEmbedder):
 
 def slow_embedder(seed: int = 0) -> nn.Module:
     return SlowEmbedder(seed).eval()
+
+
+class NanEmbedder(TinyEmbedder):
+    """A broken teacher: every embedding is NaN."""
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return super().forward(audio) * float("nan")
+
+
+def nan_embedder(seed: int = 0) -> nn.Module:
+    return NanEmbedder(seed).eval()

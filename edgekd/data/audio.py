@@ -38,6 +38,8 @@ def load_audio(path: Path, sample_rate: int, max_channels: int = 2) -> np.ndarra
     import soundfile
     import soxr
 
+    if not path.is_file():  # a FIFO, device or socket named like audio: reading it could wait forever
+        raise BadAudio("not a regular file")
     try:
         audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile raises several types for corrupt and unsupported files

@@ -140,7 +140,7 @@ def folder_clips(config: FolderConfig, sample_rate: int, report: AudioReport, se
                     r.get("split") or _hashed_split(r["path"], config.split_fractions), r.get("group") or "")
                    for r in rows]
     else:  # unlabelled domain audio, SEA's case: the sensor network's own recordings
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir())
         class_names = []
         entries = [(p, str(p.relative_to(root)), None, _hashed_split(str(p.relative_to(root)), config.split_fractions),
                     p.parent.name) for p in files]

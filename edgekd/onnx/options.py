@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
+from edgekd.errors import EdgekdError
+
 OPSET = 18
+OPSET_MAX = 23  # the newest opset checked here with the exporter
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 ActivationType = Literal["uint8", "int8"]
@@ -27,3 +31,12 @@ class ExportOptions:
     min_cosine: float = 0.99
     max_accuracy_drop: float = 1.0  # percentage points
     fallback: bool = True
+
+    def __post_init__(self) -> None:
+        """A gate that cannot fail (NaN, or a cosine outside [-1, 1]) would pass every model: refused."""
+        if not (math.isfinite(self.min_cosine) and -1 <= self.min_cosine <= 1):
+            raise EdgekdError(f"--min-cosine {self.min_cosine}: give a number between -1 and 1")
+        if not (math.isfinite(self.max_accuracy_drop) and self.max_accuracy_drop >= 0):
+            raise EdgekdError(f"--max-accuracy-drop {self.max_accuracy_drop}: give a finite number of points ≥ 0")
+        if not 17 <= self.opset <= OPSET_MAX:
+            raise EdgekdError(f"--opset {self.opset}: the exporter writes opsets 17 to {OPSET_MAX}")

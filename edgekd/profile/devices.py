@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from edgekd.errors import EdgekdError
 from edgekd.paths import list_named_files, resolve_named_file
+from edgekd.profile.operators import RUNTIME_OPS
 from edgekd.schema import ByteSize, StrictModel, load_yaml_model
 
 
@@ -21,10 +22,25 @@ class DeviceProfile(StrictModel):
     flash: ByteSize = Field(description="total storage for the model (flash) in bytes")
     ram_reserve: ByteSize = Field(0, description="RAM kept for the runtime and application")
     flash_reserve: ByteSize = Field(0, description="flash kept for firmware, runtime and application")
-    runtime: str
+    runtime: str = Field(description="one of the runtimes edgekd knows the operators of (edgekd/profile/operators.py)")
     dtypes: list[str]
     threads: int = Field(1, ge=1, description="threads for the latency measurement")
     source: str = Field(description="where the figures come from")
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, value: str) -> str:
+        if value not in RUNTIME_OPS:  # an unknown runtime would skip the operator check silently
+            raise ValueError(f"unknown runtime '{value}'; known: {', '.join(sorted(RUNTIME_OPS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _positive_budgets(self) -> DeviceProfile:
+        for total, reserve in (("ram", "ram_reserve"), ("flash", "flash_reserve")):
+            if getattr(self, total) <= 0 or getattr(self, reserve) >= getattr(self, total):
+                raise ValueError(f"'{total}' must be positive and larger than '{reserve}' (a budget of "
+                                 f"{getattr(self, total) - getattr(self, reserve)} B fits nothing)")
+        return self
 
     @property
     def ram_budget(self) -> int:

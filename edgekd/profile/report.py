@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import onnx
 
+from edgekd.errors import EdgekdError
 from edgekd.onnx.graph import (
     bytes_by_dtype,
     frontend_constants,
@@ -143,6 +145,16 @@ def _device_checks(model: onnx.ModelProto, facts: GraphFacts, profile: DevicePro
     return checks, unsupported
 
 
+def _check_budgets(max_flash, max_ram, max_macs, max_latency_ms, latency_runs: int) -> None:
+    """A budget that is not a finite non-negative number, or one nothing will measure, would pass silently."""
+    for flag, value in (("--max-flash", max_flash), ("--max-ram", max_ram), ("--max-macs", max_macs),
+                        ("--max-latency-ms", max_latency_ms)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise EdgekdError(f"{flag} {value}: a budget must be a finite number ≥ 0")
+    if max_latency_ms is not None and latency_runs < 1:
+        raise EdgekdError("--max-latency-ms needs timed runs to judge: give --runs 1 or more")
+
+
 def profile_model(
     model_path: Path,
     device: str | DeviceProfile | None = None,
@@ -153,6 +165,7 @@ def profile_model(
     latency_runs: int = 20,
     raw: bool = False,
 ) -> ProfileReport:
+    _check_budgets(max_flash, max_ram, max_macs, max_latency_ms, latency_runs)
     facts, plan = analyse_graph(model_path, raw)
     model = load_model(model_path)
     profile = load_device(device) if isinstance(device, str) else device

@@ -22,8 +22,8 @@ class ModelCheck(StrictModel):
     devices: list[str] = Field(default_factory=list, description="device names or YAML paths")
     max_flash: ByteSize | None = None
     max_ram: ByteSize | None = None
-    max_macs: float | None = None
-    max_latency_ms: float | None = None
+    max_macs: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_latency_ms: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 class SuiteConfig(StrictModel):
@@ -76,14 +76,17 @@ def run_suite(config: SuiteConfig, base: Path, runs: int, baseline: Path | None)
 
 def _read_baseline(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise EdgekdError(f"{path}: cannot read baseline ({err})") from None
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise EdgekdError(f"{path}: cannot read baseline ({first_line(err)})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise EdgekdError(f"{path}: a baseline maps each model to its figures; write one with --write-baseline")
+    return data
 
 
 def _growth_checks(report: ProfileReport, before: dict | None, percent: float, baseline: Path) -> list[Check]:
-    if before is None:
-        return []  # a new model has no baseline yet
+    if before is None:  # a growth gate with nothing to compare would pass whatever the model became
+        raise EdgekdError(f"{baseline}: no figures for model '{report.model}'; record them with --write-baseline")
     factor = 1 + percent / 100
     return [Check(f"growth:{metric}", before[metric] * factor, getattr(report, metric),
                   f"{baseline} {before[metric]:g} +{percent:g}%") for metric in GATED_METRICS if metric in before]

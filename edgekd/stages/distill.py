@@ -166,9 +166,10 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
     started = time.perf_counter()
     leader = init_from_environment() == 0  # under torchrun: join the process group; rank 0 writes the run
     hooks = hooks if hooks and leader else Hooks()
-    run = RunDir(run_dir)
-    if leader:
-        run.prepare(recipe, resume, force)
+    target = RunDir(run_dir)
+    target.check_claim(recipe, resume, force)
+    replacing = force and not resume and target.has_run()
+    run = target.staging() if replacing else target  # the finished run is replaced only by a finished one
     barrier()
     if recipe.train.num_threads:
         torch.set_num_threads(recipe.train.num_threads)
@@ -178,6 +179,9 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
     if data.skipped:
         hooks.stage(f"skipped {len(data.skipped)} unusable audio file(s), listed in metrics.json "
                     f"(first: {data.skipped[0]['path']}: {data.skipped[0]['reason']})")
+    if leader:
+        run.start(recipe, resume)
+    barrier()
     taught = _teach(recipe, teacher, data, run, leader, hooks) if teacher.embeds else None
     model, supervision = _distillation_model(recipe, data, taught, hooks)
     student_facts = _measure_student(recipe, model, data, hooks) if leader else None
@@ -196,6 +200,8 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
     metrics = _evaluate(recipe, data, taught, model, supervision, student_facts)
     metrics.training = _training_summary(history, training_seconds, time.perf_counter() - started, recipe)
     run.write_metrics(metrics.to_json())
+    if replacing:
+        target.replace_with(run)
     return DistillResult(run_dir, metrics, history)
 
 
