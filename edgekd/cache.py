@@ -167,10 +167,17 @@ def list_caches(verify: bool = False) -> list[CacheEntry]:
     entries = []
     for directory in sorted(root.glob("*")) if root.is_dir() else []:
         meta_path = directory / "teacher.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"identity": {}, "dim": 0}
+        try:
+            meta = json.loads(meta_path.read_text())
+            meta = meta if isinstance(meta, dict) and isinstance(meta.get("identity"), dict) else None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            meta = None
+        if meta is None:  # a missing or damaged identity: listed as unknown, never guessed
+            meta = {"identity": {}, "dim": 0}
         rows, damaged = read_shards(directory, verify=verify)
         size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
-        entries.append(CacheEntry(directory.name, directory, meta["identity"], len(rows), meta["dim"], size, damaged))
+        entries.append(CacheEntry(directory.name, directory, meta["identity"], len(rows), meta.get("dim", 0), size,
+                                  damaged))
     return entries
 
 

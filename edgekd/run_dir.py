@@ -17,7 +17,7 @@ import yaml
 from torch import nn
 
 from edgekd.errors import EdgekdError
-from edgekd.files import atomic_write, write_json, write_text
+from edgekd.files import atomic_write, load_weights, write_json, write_text
 from edgekd.recipe import Recipe, recipe_from_dict
 from edgekd.reduction import Reduction
 from edgekd.schema import read_yaml
@@ -108,7 +108,7 @@ class RunDir:
         if not self.student_file.is_file():
             raise EdgekdError(f"{self.path}: no student.pt; the distillation did not finish (continue it with "
                               "--resume)")
-        saved = torch.load(self.student_file, map_location="cpu", weights_only=True)
+        saved = load_weights(self.student_file, "student")
         student = build_student(recipe.student, saved["embedding_dim"])
         for method in recipe.methods.build(recipe):
             student = method.deployable(None, student, saved["state_dict"])

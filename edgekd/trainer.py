@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekd.files import atomic_write
+from edgekd.files import atomic_write, load_weights
 from edgekd.recipe import TrainConfig
 from edgekd.runtime import barrier, rank_and_world, select_device
 
@@ -161,7 +161,7 @@ def train_student(
     loop = _prepare(model, audio, rows, config)
     state = TrainState(0, Plateau(config.lr), ema=_copy(model) if config.ema else None)
     if resume and checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location=loop.device, weights_only=True)
+        saved = load_weights(checkpoint, "training checkpoint", loop.device)
         state = TrainState.from_checkpoint(saved, model, loop.optimizer)
     for epoch in range(state.epoch, config.epochs):
         if config.early_stopping and state.plateau.since_best >= config.early_stopping:

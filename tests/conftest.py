@@ -46,3 +46,31 @@ def run_cli(*args: str, cwd: Path | None = None, **env_overrides: str) -> subpro
     env = dict(os.environ, COLUMNS="200", PYTHONWARNINGS="ignore", **env_overrides)
     return subprocess.run([sys.executable, "-m", "edgekd", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=600)
+
+
+def run_cli_here(*args: str, cwd: Path | None = None, **env_overrides: str) -> subprocess.CompletedProcess:
+    """The real CLI entry point in this process (no interpreter start-up): for the many short fault cases. Output
+    is captured as a user's terminal would get it; the environment and working directory are restored after."""
+    import contextlib
+    import io
+
+    from edgekd.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd, saved_env = sys.argv, os.getcwd(), dict(os.environ)
+    sys.argv = ["edgekd", *map(str, args)]
+    os.environ.update(COLUMNS="200", **env_overrides)
+    code = 0
+    try:
+        if cwd:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())

@@ -11,7 +11,7 @@ import onnx
 import pytest
 import soundfile
 import yaml
-from conftest import MINI_RECIPE, run_cli
+from conftest import MINI_RECIPE, run_cli, run_cli_here
 from onnx import TensorProto, helper
 
 
@@ -46,7 +46,7 @@ def test_cache_rm_takes_only_existing_cache_keys(tmp_path, key):
     (cache / "teacher" / "0123456789abcdef0123" / "teacher.json").write_text("{}")
     (cache / "mine.txt").write_text("a file edgekd never wrote")
     before = _snapshot(tmp_path)
-    _one_line(run_cli("cache", "rm", key, EDGEKD_CACHE_DIR=str(cache)), 2, "edgekd cache ls")
+    _one_line(run_cli_here("cache", "rm", key, EDGEKD_CACHE_DIR=str(cache)), 2, "edgekd cache ls")
     assert _snapshot(tmp_path) == before
 
 
@@ -55,14 +55,14 @@ def test_cache_rm_takes_only_existing_cache_keys(tmp_path, key):
     (["--max-latency-ms", "inf"], "--max-latency-ms"), (["--max-latency-ms", "5", "--runs", "0"], "--runs"),
 ])
 def test_profile_budgets_that_cannot_judge_are_refused(tiny_onnx, args, flag):
-    _one_line(run_cli("profile", tiny_onnx, *args), 2, flag)
+    _one_line(run_cli_here("profile", tiny_onnx, *args), 2, flag)
 
 
 @pytest.mark.parametrize("args, flag", [(["--min-cosine", "nan"], "--min-cosine"), (["--min-cosine", "2"], "--min-cosine"),
                                         (["--max-accuracy-drop", "nan"], "--max-accuracy-drop"),
                                         (["--opset", "99"], "--opset"), (["--calib", "0"], "--calib")])
 def test_export_gates_that_cannot_fail_are_refused(tmp_path, args, flag):
-    _one_line(run_cli("export", tmp_path, *args), 2, flag)
+    _one_line(run_cli_here("export", tmp_path, *args), 2, flag)
 
 
 @pytest.mark.parametrize("change, key", [({"runtime": "tflite-nano"}, "runtime"), ({"ram": 0}, "ram"),
@@ -72,7 +72,7 @@ def test_device_profiles_with_budgets_that_fit_nothing_are_refused(tiny_onnx, tm
     device = yaml.safe_load((Path(__file__).parent.parent / "devices" / "stm32h7.yaml").read_text()) | change
     path = tmp_path / "device.yaml"
     path.write_text(yaml.safe_dump(device))
-    _one_line(run_cli("profile", tiny_onnx, "--device", path, "--runs", "0"), 2, str(path), key)
+    _one_line(run_cli_here("profile", tiny_onnx, "--device", path, "--runs", "0"), 2, str(path), key)
 
 
 @pytest.mark.parametrize("baseline", [[1, 2], {"other.onnx": {"storage_bytes": 1}}, "not json"])
@@ -80,12 +80,12 @@ def test_a_baseline_that_cannot_judge_the_model_is_refused(tiny_onnx, tmp_path, 
     (tmp_path / "edgekd.yaml").write_text(yaml.safe_dump({"checks": [{"model": tiny_onnx.name}]}))
     path = tmp_path / "baseline.json"
     path.write_text(baseline if isinstance(baseline, str) else json.dumps(baseline))
-    _one_line(run_cli("check", "--baseline", path, "--runs", "0", cwd=tmp_path), 2, str(path))
+    _one_line(run_cli_here("check", "--baseline", path, "--runs", "0", cwd=tmp_path), 2, str(path))
 
 
 @pytest.mark.parametrize("name", ["we[/]ird.onnx", "[bold]model.onnx", "[tool.edgekd].onnx"])
 def test_paths_with_markup_characters_are_printed_as_they_are(tmp_path, name):
-    _one_line(run_cli("profile", tmp_path / name), 2, name)
+    _one_line(run_cli_here("profile", tmp_path / name), 2, name)
 
 
 def _fake_run(folder: Path) -> dict[str, str]:
@@ -117,7 +117,7 @@ def test_distill_never_writes_into_a_folder_of_the_users_own_files(tmp_path):
     before = _snapshot(folder)
     recipe = tmp_path / "mini.yaml"
     recipe.write_text(yaml.safe_dump(MINI_RECIPE))
-    _one_line(run_cli("distill", recipe, "--out", folder), 2, str(folder), "not an edgekd run")
+    _one_line(run_cli_here("distill", recipe, "--out", folder), 2, str(folder), "not an edgekd run")
     assert _snapshot(folder) == before
 
 
@@ -145,3 +145,36 @@ def test_a_fifo_named_like_audio_is_skipped_not_waited_on(tmp_path):
     clips = load_clips(FolderConfig(root=str(audio)), 0, 8000)
     assert clips.ids == ["real.wav"]
     assert clips.skipped == [{"path": str(audio / "pipe.wav"), "reason": "not a regular file"}]
+
+
+def _run_with(folder: Path, student: bytes) -> Path:
+    folder.mkdir()
+    (folder / "recipe.yaml").write_text(yaml.safe_dump(MINI_RECIPE))
+    (folder / "student.pt").write_bytes(student)
+    return folder
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"not a torch file at all"])
+@pytest.mark.parametrize("command", ["export", "evaluate"])
+def test_a_damaged_student_is_one_line_naming_it(tmp_path, content, command):
+    run = _run_with(tmp_path / "run", content)
+    before = _snapshot(run)
+    _one_line(run_cli_here(command, run), 2, "student.pt", "damaged")
+    assert _snapshot(run) == before
+
+
+@pytest.mark.parametrize("n_fft", [1_000_000, 8193])
+def test_a_front_end_too_large_to_allocate_is_refused_at_validation(tmp_path, n_fft):
+    recipe = tmp_path / "huge.yaml"
+    recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, student=dict(MINI_RECIPE["student"], n_fft=n_fft))))
+    _one_line(run_cli_here("distill", recipe, "--out", tmp_path / "run"), 2, "student.n_fft")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("meta", ["{broken", "[]", '{"identity": 3}'])
+def test_a_damaged_cache_identity_is_listed_as_unknown(tmp_path, meta):
+    cache = tmp_path / "cache"
+    (cache / "teacher" / "k1").mkdir(parents=True)
+    (cache / "teacher" / "k1" / "teacher.json").write_text(meta)
+    listed = run_cli_here("cache", "ls", EDGEKD_CACHE_DIR=str(cache))
+    assert listed.returncode == 0 and "k1" in listed.stdout and "?" in listed.stdout, listed.stderr

@@ -11,7 +11,7 @@ from edgekd.schema import StrictModel
 
 class FrontendKeys(StrictModel):
     sample_rate: int = Field(8000, ge=1000, le=96000)
-    n_fft: int = Field(256, ge=16)
+    n_fft: int = Field(256, ge=16, le=8192, description="DFT size; its kernels take n_fft² values")
     hop_length: int = Field(160, ge=1)
     n_mels: int = Field(64, ge=4)
     top_db: float | None = Field(80.0, gt=0, description="dB range below each example's maximum; null: absolute dB")
