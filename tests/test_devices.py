@@ -26,7 +26,7 @@ def test_sizes():
 def test_bad_device_file_names_the_key(tmp_path):
     path = tmp_path / "board.yaml"
     path.write_text("name: b\ndescription: d\ncpu: c\ncores: 1\nclock_mhz: 1\nram: 1MB\nflash: 1MB\n"
-                    "runtime: r\ndtypes: [int8]\nsource: s\nsram: 2MB\n")
+                    "runtime: onnxruntime\ndtypes: [int8]\nsource: s\nsram: 2MB\n")
     with pytest.raises(EdgekdError, match="unknown key 'sram'"):
         load_device(str(path))
     path.write_text(path.read_text().replace("sram: 2MB", "").replace("ram: 1MB", "ram: lots"))
