@@ -15,15 +15,13 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Callable
+
+from results import MEASURED_PATHS, RESULTS, ROOT
 
 from edgekd.units import format_bytes
 
-ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-RESULTS = ROOT / "benchmarks" / "results"
-MEASURED_PATHS = ("edgekd", "recipes", "devices", "pyproject.toml")  # as benchmarks/results.py records them
 _BLOCK = re.compile(r"(<!-- benchmark: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /benchmark: (?P=name) -->)", re.S)
 
 
