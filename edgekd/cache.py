@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +38,7 @@ class CachedEmbeddings:
     directory: Path | None
     computed: int  # rows computed now (0: everything came from the cache)
     reused: int
+    discarded: list[str] = field(default_factory=list)  # damaged shards removed (their rows were recomputed)
 
     @property
     def hit(self) -> bool:
@@ -101,10 +102,14 @@ def teacher_embeddings(
     if not meta.is_file():
         write_text(meta, json.dumps({"identity": identity, "dim": teacher.dim}, indent=1))
     keys = windows.row_keys()
-    cached, _ = read_shards(directory)
+    cached, damaged = read_shards(directory)
     missing = [i for i, key in enumerate(keys) if key not in cached]
     rank, world = rank_and_world()
     barrier()  # every rank plans from the same listing before any rank writes
+    if rank == 0:  # a damaged shard's rows are recomputed: the shard goes, so it is not read and skipped forever
+        for name in damaged:
+            for part in (directory / name, (directory / name).with_suffix(".json")):
+                part.unlink(missing_ok=True)
     if missing:
         teacher.to(device)
         done = len(keys) - len(missing)
@@ -128,7 +133,8 @@ def teacher_embeddings(
         barrier()
         cached, _ = read_shards(directory, verify=False)
     embeddings = np.stack([cached[key][0][cached[key][1]] for key in keys]).astype(np.float32)
-    return CachedEmbeddings(embeddings, directory, computed=len(missing), reused=len(keys) - len(missing))
+    return CachedEmbeddings(embeddings, directory, computed=len(missing), reused=len(keys) - len(missing),
+                            discarded=damaged)
 
 
 class _ResampledWindows(torch.utils.data.Dataset):

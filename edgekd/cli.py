@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -53,7 +55,17 @@ _AFTER_INTERRUPT = {
     "distill": "the run continues from its last finished epoch with --resume",
     "cache_build": "finished cache shards are kept; run it again to compute the rest",
     "tune": "finished trials are kept; run it again to continue",
+    "export": "the previous export, if any, is as it was; run it again",
+    "evaluate": "the previous evaluation.json, if any, is as it was; run it again",
 }
+
+# A disk, permission or quota failure outside edgekd's own writers is still the environment, not a bug.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+
+
+def _report_line(text: str, label: str = "[red]error:[/]") -> None:
+    """The one way an error reaches the user: one line on stderr, user text printed as it is (never as markup)."""
+    err_console.print(f"{label} {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def _user_errors(command):
@@ -64,22 +76,32 @@ def _user_errors(command):
         try:
             return command(*args, **kwargs)
         except EdgekdError as err:
-            err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+            _report_line(str(err))
             raise typer.Exit(err.exit_code) from None
         except typer.Exit:
             raise
         except KeyboardInterrupt:
-            hint = _AFTER_INTERRUPT.get(command.__name__, "nothing was finished; run it again")
-            err_console.print(f"[yellow]interrupted[/]: {hint}", highlight=False)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            return _interrupted(command.__name__)
         except Exception as err:  # a bug, not bad input: one line unless asked for the traceback
+            if _signals_received:  # the interrupt, wrapped by a library (the exporter's tracer does)
+                return _interrupted(command.__name__)
+            if isinstance(err, OSError) and err.errno in _ENVIRONMENT_ERRNOS:
+                _report_line(f"{err.filename or 'a file'}: {err.strerror} (check the space, permissions and quota "
+                             "there, or choose another location)")
+                raise typer.Exit(EXIT_BAD_INPUT) from None
             if os.environ.get("EDGEKD_DEBUG"):
                 raise
-            err_console.print(f"[red]internal error:[/] {type(err).__name__}: {escape(str(err))} "
-                              "(EDGEKD_DEBUG=1 shows the traceback)", highlight=False, soft_wrap=True)
+            _report_line(f"{type(err).__name__}: {err} (EDGEKD_DEBUG=1 shows the traceback)", "[red]internal error:[/]")
             raise typer.Exit(EXIT_BUG) from None
 
     return wrapper
+
+
+def _interrupted(command: str):
+    """The interrupt as one line saying what the command leaves and how to go on."""
+    hint = _AFTER_INTERRUPT.get(command, "nothing was finished; run it again")
+    _report_line(hint, "[yellow]interrupted:[/]")
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _progress() -> Progress:
@@ -223,13 +245,12 @@ def export(
         result = export_run(run_dir, out or run_dir / "export", options)
     console.print(export_table(result))
     for note in result.notes:
-        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+        _report_line(note, "[yellow]note:[/]")
     for path in result.files:
         console.print(f"wrote {path}", markup=False)
     if not result.passed:
-        err_console.print("[red]accuracy gate failed[/]: " + escape("; ".join(
-            f"{v.file}: {', '.join(v.missed)}" for v in result.variants if not v.passed)), highlight=False,
-            soft_wrap=True)
+        _report_line("; ".join(f"{v.file}: {', '.join(v.missed)}" for v in result.variants if not v.passed),
+                    "[red]accuracy gate failed:[/]")
     raise typer.Exit(EXIT_OK if result.passed else EXIT_VIOLATION)
 
 
@@ -314,8 +335,7 @@ def _render_reports(reports: list, as_json: bool, junit: Optional[Path], markdow
                 console.print(f"verdict: {verdict}" + (f" {report.device}" if report.device else ""))
     for report in reports:
         for violation in report.violations:
-            err_console.print(f"[red]over budget[/] {escape(report.model)}: {escape(violation.describe())}", highlight=False,
-                              soft_wrap=True)
+            _report_line(f"{report.model}: {violation.describe()}", "[red]over budget[/]")
     if junit:
         junit.parent.mkdir(parents=True, exist_ok=True)
         write_text(junit, junit_xml(reports))
@@ -405,23 +425,31 @@ def cache_build(
         task = progress.add_task("teacher inference (windows)", total=None, status="", visible=rank == 0)
         cached = build_cache(loaded, strict, lambda done, total: progress.update(task, completed=done, total=total))
     if rank == 0:
+        if cached.discarded:
+            _report_line(f"removed {len(cached.discarded)} damaged shard(s) from {cached.directory}; their rows were "
+                         "computed again", "[yellow]note:[/]")
         console.print(f"teacher cache {cached.directory}: {cached.computed} rows computed, {cached.reused} reused",
                       markup=False)
 
 
 @cache_app.command("ls")
 @_user_errors
-def cache_ls():
-    """List teacher-embedding caches: teacher, rows, size."""
+def cache_ls(verify: bool = typer.Option(False, help="check every shard's checksum (reads every cached byte)")):
+    """List teacher-embedding caches: teacher, rows, size, and (with --verify) damaged shards."""
     from edgekd.cache import list_caches
     from edgekd.paths import cache_root
     from edgekd.render.tables import listing
     from edgekd.units import format_bytes
 
-    rows = [(e.key, e.identity.get("teacher", "?"), str(e.rows), str(e.dim), format_bytes(e.size_bytes))
-            for e in list_caches()]
-    console.print(listing(f"teacher caches in {cache_root() / 'teacher'}", ("key", "teacher", "rows", "dim", "size"),
-                          rows))
+    def state(entry) -> str:
+        if not verify:
+            return "not verified"
+        return f"{len(entry.damaged)} damaged shard(s): rows not counted" if entry.damaged else "verified"
+
+    rows = [(e.key, e.identity.get("teacher", "?"), str(e.rows), str(e.dim), format_bytes(e.size_bytes), state(e))
+            for e in list_caches(verify=verify)]
+    console.print(listing(f"teacher caches in {cache_root() / 'teacher'}",
+                          ("key", "teacher", "rows", "dim", "size", "checksums"), rows))
 
 
 @cache_app.command("info")
@@ -459,18 +487,32 @@ def _root(version: bool = typer.Option(False, "--version", help="print the versi
 _USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
+_signals_received: list[int] = []
+
+
+def _interrupt(signum, frame):
+    _signals_received.append(signum)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Usage errors are one line naming the flag (exit 2), like every other error."""
+    """Usage errors are one line naming the flag (exit 2), like every other error. SIGINT always interrupts (a
+    shell starts a script's background jobs with it ignored) and SIGTERM, as a cancelled CI job sends, interrupts
+    the same way, so that every command cleans up and exits 130."""
     if len(sys.argv) == 1:
         app()  # no arguments: the help
+    _signals_received.clear()
+    handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = app(standalone_mode=False)
     except _USAGE_ERROR as err:
         command = err.ctx.command_path if err.ctx else "edgekd"
         message = err.format_message().replace("Value error, ", "")  # pydantic's prefix on typer's choice errors
-        err_console.print(f"[red]error:[/] {escape(message)} (see `{command} --help`)", highlight=False,
-                          soft_wrap=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _report_line(f"{message} (see `{command} --help`)")
+        code = EXIT_BAD_INPUT
     except typer.Abort:
-        sys.exit(EXIT_INTERRUPTED)
+        code = EXIT_INTERRUPTED
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     sys.exit(code or EXIT_OK)

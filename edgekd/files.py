@@ -1,30 +1,68 @@
-"""Writing files so that an interruption never leaves a half-written one: write beside, flush, then rename."""
+"""Writing files so that an interruption never leaves a half-written one (write beside, flush, then rename), and a
+full disk or read-only folder is one line naming the file, never a library's message about bytes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 from edgekd.errors import EdgekdError, first_line
 
 
-def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+@contextlib.contextmanager
+def writing(path: Path):
+    """Any OS failure while writing `path` (disk full, read-only, no permission) as one line naming it: libraries
+    report it without the path (numpy: "65536 requested and 26560 written")."""
+    try:
+        yield
+    except OSError as err:
+        raise EdgekdError(f"{path}: cannot write ({err.strerror or first_line(err)}); free some space or choose a "
+                          "writable location") from None
+
+
+def check_writable(path: Path) -> None:
+    """Fail now, not after the work, when `path` could not be written (a read-only or missing folder)."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+
+
+def atomic_save(path: Path, save: Callable[[Path], Any]) -> Path:
+    """`save(tmp)` writes a file beside `path`, which then replaces `path` in one rename; on any failure or
+    interruption the partial file is removed and `path` is left as it was."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, mode) as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with writing(path):
+            save(tmp)
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda handle: handle.write(text), mode="w")
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """`write(handle)` fills an open file, flushed to disk before it replaces `path`."""
+
+    def save(tmp: Path) -> None:
+        with open(tmp, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    return atomic_save(path, save)
 
 
-def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2))
+def write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda handle: handle.write(text), mode="w")
+
+
+def write_json(path: Path, data: Any) -> Path:
+    return write_text(path, json.dumps(data, indent=2))
 
 
 def load_weights(path: Path, what: str, map_location: Any = "cpu") -> Any:

@@ -27,6 +27,8 @@ from edgekd.teachers import TEACHERS, TeacherConfig
 class WindowConfig(StrictModel):
     seconds: float = Field(1.0, gt=0, description="length of one embedding window")
     hop_seconds: float | None = Field(None, gt=0, description="hop between windows; defaults to the window length")
+    min_fraction: float = Field(0.5, gt=0, le=1, description="least share of a window that must be audio, not zero "
+                                "padding: shorter clips are skipped (and listed), shorter last windows dropped")
 
 
 class ReductionConfig(StrictModel):

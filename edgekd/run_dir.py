@@ -16,7 +16,7 @@ import torch
 import yaml
 from torch import nn
 
-from edgekd.errors import EdgekdError
+from edgekd.errors import EdgekdError, first_line
 from edgekd.files import atomic_write, load_weights, write_json, write_text
 from edgekd.recipe import Recipe, recipe_from_dict
 from edgekd.reduction import Reduction
@@ -121,7 +121,11 @@ class RunDir:
     def load_reduction(self) -> Reduction:
         if not self.reduction_file.is_file():
             raise EdgekdError(f"{self.path}: no reduction.npz; the distillation did not finish")
-        return Reduction.load(self.reduction_file)
+        try:
+            return Reduction.load(self.reduction_file)
+        except Exception as err:  # numpy raises several types for truncated and foreign files
+            raise EdgekdError(f"{self.reduction_file}: cannot read the reduction ({first_line(err)}); it is damaged: "
+                              "run `edgekd distill` again (--force)") from None
 
     def write_metrics(self, metrics: dict) -> None:
         write_json(self.metrics_file, metrics)

@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    model_validator,
+)
 
 from edgekd.errors import EdgekdError, RecipeError, first_line
 from edgekd.units import parse_size
@@ -17,9 +23,28 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors, not silently ignored."""
+    """Unknown keys are errors, not silently ignored; YAML's true/false is not taken as a number (pydantic would
+    read `epochs: true` as 1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            for key, value in raw.items():
+                field = cls.model_fields.get(key)
+                if isinstance(value, bool) and field is not None and not _accepts_bool(field.annotation):
+                    raise ValueError(f"'{key}' takes {_type_name(field.annotation)}, not {str(value).lower()}")
+        return raw
+
+
+def _accepts_bool(annotation: Any) -> bool:
+    return annotation in (bool, Any) or any(_accepts_bool(arg) for arg in typing.get_args(annotation))
+
+
+def _type_name(annotation: Any) -> str:
+    return {int: "a whole number", float: "a number", str: "text"}.get(annotation, "a value of another type")
 
 
 def _byte_size(value: Any) -> Any:

@@ -47,13 +47,22 @@ class Windows:
                 for row in self.audio]
 
 
-def make_windows(clips: Clips, seconds: float, hop_seconds: float | None) -> Windows:
-    """Cut every clip into windows of `seconds` (the last one zero-padded); clips shorter than one window give one."""
+def make_windows(clips: Clips, seconds: float, hop_seconds: float | None, min_fraction: float = 0.5) -> Windows:
+    """Cut every clip into windows of `seconds`, zero-padding the last one, which is kept only when at least
+    `min_fraction` of it is audio; a clip shorter than that gives no window and is listed in `clips.skipped` (a
+    0.1 s click would otherwise be a window of 90 % zeros)."""
     length = int(round(seconds * clips.sample_rate))
     hop = int(round((hop_seconds or seconds) * clips.sample_rate))
+    least = int(np.ceil(min_fraction * length))
     ids, starts, chunks, labels, splits, groups = [], [], [], [], [], []
     for index, (clip_id, audio) in enumerate(zip(clips.ids, clips.audio)):
+        if len(audio) < least:
+            clips.skipped.append({"path": clip_id, "reason": f"shorter than window.min_fraction {min_fraction:g} of "
+                                  f"a window ({len(audio) / clips.sample_rate:.3g} s)"})
+            continue
         count = 1 + max(0, int(np.ceil((len(audio) - length) / hop)))
+        while count > 1 and len(audio) - (count - 1) * hop < least:
+            count -= 1  # a last window mostly of padding
         for w in range(count):
             chunk = audio[w * hop : w * hop + length]
             if len(chunk) < length:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import onnx
 import torch
 from torch import nn
 
+from edgekd.files import atomic_save
 from edgekd.onnx.options import OPSET
 
 # The loggers the exporter and the quantiser report progress and advice on (onnxruntime's quantiser logs on the
@@ -46,14 +46,12 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, metadata: 
     path.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1, max=4096)
     example = example.repeat(2, *([1] * (example.dim() - 1))) if example.shape[0] == 1 else example
-    tmp = path.with_suffix(".tmp.onnx")
     with quiet():
         program = torch.onnx.export(
             module, (example,), dynamo=True, opset_version=opset, external_data=False, optimize=True,
             input_names=[input_name], output_names=[output_name], dynamic_shapes=({0: batch},), verbose=False,
         )
-        program.save(str(tmp), external_data=False)
-    model = onnx.load(str(tmp))
+    model = program.model_proto
     for index, node in enumerate(model.graph.node):
         node.name = node.name or f"{node.op_type}_{index}"  # quantisation excludes nodes by name
         del node.metadata_props[:]
@@ -62,6 +60,4 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, metadata: 
     if metadata:
         onnx.helper.set_model_props(model, {k: str(v) for k, v in metadata.items()})
     onnx.checker.check_model(model)
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
-    return path
+    return atomic_save(path, lambda tmp: onnx.save(model, str(tmp)))

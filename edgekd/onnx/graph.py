@@ -32,20 +32,17 @@ def load_model(path: Path | str) -> onnx.ModelProto:
     return model
 
 
-def storage_bytes(path: Path | str, model: onnx.ModelProto) -> int:
-    """The file plus any external-data files it references."""
+def model_files(path: Path | str) -> list[Path]:
+    """The model file and the external-data files its weights are stored in (as a device must store them)."""
     path = Path(path)
-    total = path.stat().st_size
-    locations = set()
-    for tensor in model.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                locations.add(entry.value)
-    for location in locations:
-        external = path.parent / location
-        if external.is_file():
-            total += external.stat().st_size
-    return total
+    header = onnx.load(str(path), load_external_data=False)
+    locations = {entry.value for tensor in header.graph.initializer for entry in tensor.external_data
+                 if entry.key == "location"}
+    return [path, *(path.parent / location for location in sorted(locations))]
+
+
+def storage_bytes(path: Path | str) -> int:
+    return sum(file.stat().st_size for file in model_files(path))
 
 
 def weight_initializers(model: onnx.ModelProto) -> list[onnx.TensorProto]:
@@ -113,8 +110,8 @@ def bytes_by_dtype(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def zipped_bytes(path: Path | str) -> int:
-    """The file deflated as a zip or a compressed firmware image would hold it."""
-    return len(zlib.compress(Path(path).read_bytes(), 9))
+    """The files deflated as a zip or a compressed firmware image would hold them."""
+    return sum(len(zlib.compress(file.read_bytes(), 9)) for file in model_files(path))
 
 
 def frontend_nodes(model: onnx.ModelProto) -> list[str]:

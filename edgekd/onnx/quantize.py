@@ -11,7 +11,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgekd.errors import EdgekdError
-from edgekd.files import atomic_write
+from edgekd.files import atomic_write, writing
 from edgekd.metrics import cosine_rows
 from edgekd.onnx.export import quiet
 from edgekd.onnx.graph import frontend_nodes, frontend_only_initializers
@@ -87,7 +87,7 @@ def quantize_static(fp32: Path, out: Path, calibration: np.ndarray, method: Cali
     model = onnx.load(str(fp32))
     methods = {"minmax": Method.MinMax, "entropy": Method.Entropy, "percentile": Method.Percentile}
     tmp = out.with_suffix(".calibrating.onnx")
-    with quiet():
+    with quiet(), writing(out):
         ort_quantize_static(
             str(fp32), str(tmp), _CalibrationReader(model.graph.input[0].name, calibration.astype(np.float32)),
             quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
@@ -110,7 +110,7 @@ def quantize_dynamic(fp32: Path, out: Path) -> Path:
 
     model = onnx.load(str(fp32))
     tmp = out.with_suffix(".dynamic.onnx")
-    with quiet():
+    with quiet(), writing(out):
         ort_quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8,
                              nodes_to_exclude=frontend_nodes(model))
     quantised = onnx.load(str(tmp))

@@ -17,7 +17,7 @@ import onnx
 import onnxruntime as ort
 
 from edgekd.errors import ModelError, first_line
-from edgekd.onnx.graph import node_macs
+from edgekd.onnx.graph import load_model, node_macs
 from edgekd.onnx.session import create_session
 
 # Ops whose output is a view of their first input: no new buffer, the input lives as long as the view.
@@ -42,12 +42,13 @@ class NodeStep:
 
 @dataclass
 class GraphRun:
-    """One optimised graph with the real shape of every tensor."""
+    """One graph with the shape of every tensor."""
 
     model: onnx.ModelProto
     shapes: dict[str, tuple[int, ...]]
     nbytes: dict[str, int]
     initializers: set[str] = field(default_factory=set)
+    static: bool = False  # shapes inferred, not run: the model declares tensors too large to run
 
 
 @dataclass
@@ -72,6 +73,7 @@ class MemoryPlan:
     constant_bytes: int  # of the peak: tensors computed from weights alone (e.g. int8 constants dequantised)
     steps: list[NodeStep]
     buffers: list[Buffer]
+    static: bool = False  # planned on inferred shapes, without running the model
 
     @property
     def fragmentation(self) -> float:
@@ -95,22 +97,30 @@ def example_inputs(session: ort.InferenceSession, batch: int = 1, seed: int = 0)
     return feeds
 
 
-def optimised_graph_run(model_path: Path, optimise: bool = True, batch: int = 1) -> GraphRun:
-    """Optimise with onnxruntime (fusions applied), then run once to learn every tensor's shape."""
+# Above this many bytes in one tensor, shapes come from ONNX shape inference instead of a run: no edge model has
+# such a tensor, and running one could take minutes and gigabytes (a declared [1, 1e9] input: 4.5 min, 11.8 GB).
+RUN_TENSOR_LIMIT = 256 * 2**20
+
+
+def graph_run(model_path: Path, optimise: bool = True, batch: int = 1) -> GraphRun:
+    """Every tensor's shape: statically when the graph declares a tensor too large to run, else optimise with
+    onnxruntime (fusions applied) and run once to learn them."""
+    model, name = load_model(model_path), str(model_path)
+    static = _static_shapes(model, batch)
+    if static is not None and max(static.nbytes.values(), default=0) > RUN_TENSOR_LIMIT:
+        return static
     with tempfile.TemporaryDirectory() as tmp:
         graph_path = Path(tmp) / "graph.onnx"
-        if optimise:
-            create_session(model_path, optimisation="extended", save_optimised=graph_path)
+        if optimise:  # from the loaded model: its external data is already in it
+            create_session(model.SerializeToString(), name=name, optimisation="extended", save_optimised=graph_path)
             model = onnx.load(str(graph_path))
-        else:
-            model = onnx.load(str(model_path))
         initializers = {t.name for t in model.graph.initializer}
         produced = [out for node in model.graph.node for out in node.output if out]
         existing = {o.name for o in model.graph.output}
         probe = onnx.ModelProto()
         probe.CopyFrom(model)
         probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in produced if name not in existing)
-        session = create_session(probe.SerializeToString(), name=str(model_path), optimisation="none")
+        session = create_session(probe.SerializeToString(), name=name, optimisation="none")
         try:
             feeds = example_inputs(session, batch)
             names = [o.name for o in session.get_outputs()]
@@ -118,7 +128,7 @@ def optimised_graph_run(model_path: Path, optimise: bool = True, batch: int = 1)
         except ModelError:
             raise
         except Exception as err:
-            raise ModelError(f"{model_path}: onnxruntime cannot run the model ({first_line(err)})") from None
+            raise ModelError(f"{name}: onnxruntime cannot run the model ({first_line(err)})") from None
     shapes = {name: tuple(np.shape(v)) for name, v in zip(names, values)}
     nbytes = {name: int(np.asarray(v).nbytes) for name, v in zip(names, values)}
     for name, array in feeds.items():
@@ -128,12 +138,35 @@ def optimised_graph_run(model_path: Path, optimise: bool = True, batch: int = 1)
     return GraphRun(model, shapes, nbytes, initializers)
 
 
-def plan_memory(run: GraphRun) -> MemoryPlan:
-    """Peak bytes live over the execution order; weights (initializers) live in flash and are not counted."""
+def _static_shapes(model: onnx.ModelProto, batch: int) -> GraphRun | None:
+    """Shapes and sizes from ONNX shape inference (symbolic dimensions taken as `batch`), or None when inference
+    leaves some tensor's shape or type unknown."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # inference is best effort: unknown ops and custom domains end it
+        return None
+    graph = inferred.graph
+    initializers = {t.name for t in graph.initializer}
+    shapes, nbytes = {}, {}
+    for info in (*graph.input, *graph.value_info, *graph.output):
+        tensor = info.type.tensor_type
+        if info.name in initializers or not tensor.HasField("shape") or not tensor.elem_type:
+            continue
+        shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else batch for d in tensor.shape.dim)
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
+        nbytes[info.name] = int(np.prod(shapes[info.name], dtype=np.float64)) * itemsize
+    if any(out and out not in shapes for node in graph.node for out in node.output):
+        return None
+    for tensor in graph.initializer:
+        shapes[tensor.name] = tuple(tensor.dims)
+    return GraphRun(model, shapes, nbytes, initializers, static=True)
+
+
+def _buffers(run: GraphRun) -> tuple[dict[str, str], list[Buffer]]:
+    """Each tensor's buffer (an alias op's output shares its input's) and each buffer's size and lifetime."""
     graph = run.model.graph
     nodes = list(graph.node)
     graph_outputs = {o.name for o in graph.output}
-    # Buffers: an alias op's output shares its input's buffer.
     buffer_of: dict[str, str] = {}
     for inp in graph.input:
         if inp.name not in run.initializers:
@@ -161,7 +194,14 @@ def plan_memory(run: GraphRun) -> MemoryPlan:
     for out in graph_outputs:
         if out in buffer_of:
             last[buffer_of[out]] = len(nodes) - 1
-    buffers = [Buffer(b, size[b], first.get(b, 0), last.get(b, first.get(b, 0))) for b in size]
+    return buffer_of, [Buffer(b, size[b], first.get(b, 0), last.get(b, first.get(b, 0))) for b in size]
+
+
+def plan_memory(run: GraphRun) -> MemoryPlan:
+    """Peak bytes live over the execution order; weights (initializers) live in flash and are not counted."""
+    nodes = list(run.model.graph.node)
+    buffer_of, buffers = _buffers(run)
+    size = {b.name: b.size for b in buffers}
     # Tensors computed from weights alone (a DequantizeLinear of an int8 constant, say) hold RAM like activations
     # unless a runtime folds them at load, where they hold it for good: counted, and reported apart.
     constant = set(run.initializers)
@@ -187,6 +227,7 @@ def plan_memory(run: GraphRun) -> MemoryPlan:
         constant_bytes=sum(b.size for b in buffers if b.name in constant),
         steps=steps,
         buffers=buffers,
+        static=run.static,
     )
 
 

@@ -21,7 +21,7 @@ from edgekd.onnx.graph import (
 )
 from edgekd.profile.devices import DeviceProfile, load_device
 from edgekd.profile.latency import measure_latency, measure_session_memory
-from edgekd.profile.memory import MemoryPlan, optimised_graph_run, plan_memory
+from edgekd.profile.memory import RUN_TENSOR_LIMIT, MemoryPlan, graph_run, plan_memory
 from edgekd.profile.operators import RUNTIME_OPS
 
 
@@ -72,7 +72,7 @@ class ProfileReport(GraphFacts):
     bytes_by_dtype: dict[str, int]
     constant_ram_bytes: int  # of the activation memory: constants expanded at run time (dequantised weights)
     fragmentation: float
-    graph: str  # "optimised" or "raw"
+    graph: str  # "optimised", "raw", or "static": shapes inferred for a model too large to run (no latency)
     latency_ms: float | None
     latency_p90_ms: float | None
     measured_peak_bytes: int | None
@@ -101,14 +101,14 @@ class ProfileReport(GraphFacts):
 def analyse_graph(model_path: Path, raw: bool = False) -> tuple[GraphFacts, MemoryPlan]:
     """Static facts and the memory plan: the graph-only part of a profile."""
     model = load_model(model_path)
-    plan = plan_memory(optimised_graph_run(Path(model_path), optimise=not raw))
+    plan = plan_memory(graph_run(Path(model_path), optimise=not raw))
     frontend_params, frontend_bytes = frontend_constants(model)
     facts = GraphFacts(
         params=parameter_count(model),
         frontend_params=frontend_params,
         frontend_bytes=frontend_bytes,
         knowledge_base_bytes=knowledge_base_constants(model)[1],
-        storage_bytes=storage_bytes(model_path, model),
+        storage_bytes=storage_bytes(model_path),
         activation_bytes=plan.peak_bytes,
         largest_tensor_bytes=plan.largest_tensor_bytes,
         working_set_bytes=plan.working_set_bytes,
@@ -176,7 +176,10 @@ def profile_model(
         if limit is not None:
             checks.append(Check(name, limit, actual, flag))
     latency = measured = None
-    if latency_runs > 0:
+    if plan.static and max_latency_ms is not None:
+        raise EdgekdError(f"{model_path}: --max-latency-ms cannot be judged: the model declares a tensor over "
+                          f"{RUN_TENSOR_LIMIT // 2**20} MiB ({plan.largest_tensor}), too large to run on this host")
+    if latency_runs > 0 and not plan.static:
         threads = profile.threads if profile else 1
         latency = measure_latency(Path(model_path), threads, runs=latency_runs)
         measured = measure_session_memory(Path(model_path), threads)
@@ -192,7 +195,7 @@ def profile_model(
         bytes_by_dtype=bytes_by_dtype(model),
         constant_ram_bytes=plan.constant_bytes,
         fragmentation=plan.fragmentation,
-        graph="raw" if raw else "optimised",
+        graph="static" if plan.static else "raw" if raw else "optimised",
         latency_ms=latency["median_ms"] if latency else None,
         latency_p90_ms=latency["p90_ms"] if latency else None,
         measured_peak_bytes=measured,

@@ -230,6 +230,9 @@ def _teach(recipe: Recipe, teacher: Teacher, data: DomainData, run: RunDir, lead
     hooks.stage("teacher inference")
     cached = teacher_embeddings(teacher, windows, select_device(recipe.train.device),
                                 on_progress=hooks.teacher_progress)
+    if cached.discarded:
+        hooks.stage(f"removed {len(cached.discarded)} damaged cache shard(s) from {cached.directory} (checksum or "
+                    f"size wrong: {', '.join(cached.discarded[:3])}); their rows were computed again")
     if cached.directory is not None:
         hooks.stage(f"reused cached teacher embeddings from {cached.directory}" if cached.hit else
                     f"cached teacher embeddings in {cached.directory} ({cached.computed} computed, "
@@ -248,7 +251,12 @@ def _teacher_profile(teacher: Teacher, cache_dir: Path | None, window_seconds: f
     edgekd cannot export (precomputed) or that is already an ONNX file (profile that file directly)."""
     path = cache_dir / "teacher_profile.json" if cache_dir else None
     if path and path.is_file():
-        return json.loads(path.read_text())
+        try:
+            cached = json.loads(path.read_text())
+            GraphFacts.from_json(cached)  # every figure the size table reads
+            return cached
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # damaged: measured again and rewritten
     deployable = teacher.deployable(window_seconds)
     if deployable is None:
         return None

@@ -13,7 +13,7 @@ import torch
 from edgekd.cache import teacher_embeddings
 from edgekd.data.domain import load_domain_data
 from edgekd.errors import EdgekdError
-from edgekd.files import write_json
+from edgekd.files import check_writable, write_json
 from edgekd.metrics import Fidelity, downstream_scores, fidelity
 from edgekd.recipe import Recipe, load_recipe
 from edgekd.reduction import Reduction
@@ -92,6 +92,7 @@ def evaluate_run(run_dir: Path, other_data: list[str]) -> EvaluationReport:
                           "metrics.json")
     reduction = run.load_reduction()
     others = {name: load_recipe(name) for name in other_data}  # every recipe checked before any work
+    check_writable(run_dir / "evaluation.json")
     report = EvaluationReport(evaluate_dataset(recipe, recipe, student, reduction))
     for name, other in others.items():
         report.out_of_domain[name] = evaluate_dataset(

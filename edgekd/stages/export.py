@@ -7,6 +7,7 @@ The fitted reduction is not part of the exported model: the student already outp
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from torch import nn
 
 from edgekd import __version__
 from edgekd.data.domain import load_domain_data
-from edgekd.files import write_json
+from edgekd.files import check_writable, write_json, writing
 from edgekd.metrics import cosine_rows, fit_probe, score_probe
 from edgekd.onnx.export import export_onnx
 from edgekd.onnx.options import ExportOptions
@@ -31,6 +32,9 @@ from edgekd.onnx.quantize import (
 from edgekd.onnx.session import run_onnx
 from edgekd.recipe import Recipe
 from edgekd.run_dir import RunDir
+
+# Where models that miss their accuracy gate are kept (to inspect), away from the names a deployment picks up.
+REJECTED = "rejected"
 
 
 @dataclass
@@ -100,9 +104,13 @@ class _Gate:
 
 
 def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = None) -> ExportResult:
+    """Every file is written and verified in a staging folder, then published: models that pass their gate under
+    their final names, models that miss it under rejected/, export.json last, so that export.json always describes
+    exactly the files beside it and a failed or killed export leaves the previous one as it was."""
     options = options or ExportOptions()
     run = RunDir(run_dir)
     student, recipe = run.load_student()
+    check_writable(out_dir / "export.json")
     data = load_domain_data(recipe, recipe.student.sample_rate)
     windows = data.windows
     # The gate judges held-out windows (validation and test): more windows than the test split alone, so that one
@@ -122,20 +130,48 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     probe = fit_probe(embeddings[train], windows.labels[train], recipe.probe, recipe.seed) \
         if windows.labels is not None else None
     gate = _Gate(inputs[test], embeddings[test], probe, windows.labels[test] if probe else None, options)
-    out_dir.mkdir(parents=True, exist_ok=True)
     metadata = _metadata(student, recipe, options, run.read_metrics().get("fidelity", {}))
-    fp32 = export_onnx(module, torch.from_numpy(inputs[:1]), out_dir / "student.onnx", metadata, input_name,
-                       opset=options.opset)
-    result = ExportResult([fp32], [gate.evaluate(fp32, "fp32")], gate.reference_accuracy)
-    _quantised_variants(fp32, out_dir, calib, gate, options, result)
-    report = out_dir / "export.json"
-    write_json(report, {
-        "options": asdict(options), "reference_accuracy": result.reference_accuracy,
-        "variants": [asdict(v) | {"passed": v.passed} for v in result.variants], "fp32_layers": result.fp32_layers,
-        "calibration_windows": len(calib), "held_out_windows": len(test), "notes": result.notes,
-    })
-    result.files.append(report)
+    with tempfile.TemporaryDirectory(prefix=".edgekd-export-", dir=out_dir) as staging:
+        stage = Path(staging)
+        fp32 = export_onnx(module, torch.from_numpy(inputs[:1]), stage / "student.onnx", metadata, input_name,
+                           opset=options.opset)
+        result = ExportResult([fp32], [gate.evaluate(fp32, "fp32")], gate.reference_accuracy)
+        _quantised_variants(fp32, stage, calib, gate, options, result)
+        _publish(result, out_dir, {"options": asdict(options), "calibration_windows": len(calib),
+                                   "held_out_windows": len(test)})
     return result
+
+
+def _publish(result: ExportResult, out_dir: Path, facts: dict) -> None:
+    """Move the staged files to their final names, retiring the previous export's files first."""
+    report = out_dir / "export.json"
+    previous = _listed_files(report)
+    report.unlink(missing_ok=True)  # from here until it is rewritten, no report claims any file
+    for staged, variant in zip(result.files, result.variants):
+        variant.file = staged.name if variant.passed else f"{REJECTED}/{staged.name}"
+    for old in previous - {v.file for v in result.variants}:
+        (out_dir / old).unlink(missing_ok=True)
+    published = [out_dir / v.file for v in result.variants]
+    for staged, final in zip(result.files, published):
+        with writing(final):
+            final.parent.mkdir(exist_ok=True)
+            os.replace(staged, final)
+    write_json(report, facts | {
+        "reference_accuracy": result.reference_accuracy,
+        "variants": [asdict(v) | {"passed": v.passed} for v in result.variants], "fp32_layers": result.fp32_layers,
+        "notes": result.notes,
+    })
+    result.files = [*published, report]
+
+
+def _listed_files(report: Path) -> set[str]:
+    """The model files a previous export.json lists (relative to its folder): the only files export replaces."""
+    try:
+        listed = {str(v["file"]) for v in json.loads(report.read_text())["variants"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    return {name for name in listed
+            if len(Path(name).parts) == 1 or Path(name).parts[:1] == (REJECTED,) and len(Path(name).parts) == 2}
 
 
 def _metadata(student: nn.Module, recipe: Recipe, options: ExportOptions, fidelity: dict) -> dict:
@@ -178,7 +214,7 @@ def _static_int8(fp32: Path, out: Path, calib: np.ndarray, gate: _Gate, options:
                            frontend_constants=options.frontend_constants)
     variant = gate.evaluate(path, "int8")
     if not variant.passed and options.fallback:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             found = mixed_precision_fallback(fp32, Path(tmp) / out.name, calib,
                                              lambda p: gate.evaluate(p, "int8").passed, options.calib_method,
                                              options.activations, options.frontend_constants)

@@ -50,9 +50,19 @@ class _ModuleTeacher(ComputedTeacher):
         length = self.input_samples or samples
         return self.net, example_input(length), max(1, -(-samples // length))
 
-    def _probe_dim(self) -> int:
-        with torch.no_grad():
-            return int(self.net(torch.zeros(1, self.input_samples or self.sample_rate)).shape[-1])
+    def _probe_dim(self, what: str) -> int:
+        """The embedding size, from one silent window; a model that cannot embed one is refused here, before any
+        data is read."""
+        samples = self.input_samples or self.sample_rate
+        try:
+            with torch.no_grad():
+                out = self.net(torch.zeros(1, samples))
+        except Exception as err:  # whatever the user's model raises
+            raise ModelError(f"{what}: fails on a (batch, {samples}) audio window ({first_line(err)})") from None
+        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ModelError(f"{what}: must map (batch, {samples}) audio to (batch, dim) embeddings; got {got}")
+        return int(out.shape[1])
 
 
 def _require_rate(rate: int | None, teacher: str) -> int:
@@ -74,7 +84,7 @@ class TorchScriptTeacher(_ModuleTeacher):
             raise ModelError(f"{self.path}: cannot load the program ({first_line(err)})") from None
         self.sample_rate = _require_rate(config.sample_rate, "torchscript")
         self.input_samples, self.batch_size = config.input_samples, config.batch_size
-        self.dim = self._probe_dim()
+        self.dim = self._probe_dim(str(self.path))
 
     def identity(self) -> dict:
         return {"teacher": "torchscript", "weights": file_digest(self.path), "input_samples": self.input_samples}
@@ -88,10 +98,18 @@ class PythonTeacher(_ModuleTeacher):
             factory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError, ValueError) as err:
             raise EdgekdError(f"teacher 'python': cannot import '{config.factory}' ({err})") from None
-        self.net = factory(**config.kwargs).eval()
+        what = f"teacher 'python' factory '{config.factory}'"
+        try:
+            net = factory(**config.kwargs)
+        except Exception as err:  # the user's code, called with the recipe's kwargs
+            raise EdgekdError(f"{what} raised {type(err).__name__} ({first_line(err)}); check teacher.kwargs") \
+                from None
+        if not isinstance(net, nn.Module):
+            raise EdgekdError(f"{what} must return a torch.nn.Module; it returned {type(net).__name__}")
+        self.net = net.eval()
         self.sample_rate = _require_rate(config.sample_rate, "python")
         self.input_samples, self.batch_size = config.input_samples, config.batch_size
-        self.dim = self._probe_dim()
+        self.dim = self._probe_dim(what)
 
     def identity(self) -> dict:
         digest = hashlib.sha256()
@@ -115,13 +133,22 @@ class OnnxTeacher(ComputedTeacher):
         if self.input_name not in inputs:
             raise EdgekdError(f"teacher 'onnx': input '{self.input_name}' not in the model; it has {list(inputs)}")
         self.input_rank = len(inputs[self.input_name].shape)
+        if inputs[self.input_name].type != "tensor(float)" or not 2 <= self.input_rank <= 4:
+            raise ModelError(f"{self.path}: input '{self.input_name}' is {inputs[self.input_name].type} of rank "
+                             f"{self.input_rank}; an audio teacher takes float32 (batch, samples), or with channel "
+                             "axes of size 1 before the samples")
         self.sample_rate = config.sample_rate or (int(meta["sample_rate"]) if "sample_rate" in meta else None)
         self.sample_rate = _require_rate(self.sample_rate, "onnx")
         fixed = inputs[self.input_name].shape[-1]
         self.input_samples = config.input_samples or (fixed if isinstance(fixed, int) else None)
         if self.input_samples is None and "window_seconds" in meta:
             self.input_samples = int(round(float(meta["window_seconds"]) * self.sample_rate))
-        self.dim = int(self._run(np.zeros((1, self.input_samples or self.sample_rate), np.float32)).shape[-1])
+        samples = self.input_samples or self.sample_rate
+        try:
+            self.dim = int(self._run(np.zeros((1, samples), np.float32)).shape[-1])
+        except Exception as err:  # onnxruntime's own error types: wrong fixed shape, failing op
+            raise ModelError(f"{self.path}: fails on a (1, {samples}) audio window ({first_line(err)}); check "
+                             "teacher.input_samples and teacher.sample_rate") from None
 
     def _run(self, audio: np.ndarray) -> np.ndarray:
         feed = audio.reshape(audio.shape[0], *([1] * (self.input_rank - 2)), audio.shape[1])
@@ -151,6 +178,7 @@ class PrecomputedTeacher:
     def __init__(self, config: PrecomputedTeacherConfig):
         self.path = require_file(config.path, "precomputed", "a .npz with clip_ids, starts, embeddings or a .csv")
         ids, starts, vectors = _read_precomputed(self.path)
+        _check_precomputed(self.path, ids, starts, vectors)
         self.rows = {(clip, round(float(start), 3)): index for index, (clip, start) in enumerate(zip(ids, starts))}
         self.vectors = vectors.astype(np.float32)
         self.dim = vectors.shape[1]
@@ -186,3 +214,16 @@ def _read_precomputed(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
             [[float(v) for v in r[2:]] for r in body], dtype=np.float32)
     except (OSError, KeyError, ValueError, IndexError) as err:
         raise EdgekdError(f"{path}: cannot read precomputed embeddings ({err})") from None
+
+
+def _check_precomputed(path: Path, ids: list[str], starts: np.ndarray, vectors: np.ndarray) -> None:
+    """One row per (clip, start), each a finite vector: anything else would train the student on garbage."""
+    if vectors.ndim != 2 or vectors.shape[1] == 0:
+        raise EdgekdError(f"{path}: embeddings must be 2-D (rows, dim); got shape {vectors.shape}")
+    if not len(ids) == len(starts) == len(vectors):
+        raise EdgekdError(f"{path}: {len(ids)} clip_ids, {len(starts)} starts and {len(vectors)} embedding rows; "
+                          "give one of each per window")
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if len(bad):
+        raise EdgekdError(f"{path}: {len(bad)} embedding row(s) are NaN or infinite (first: clip '{ids[bad[0]]}' "
+                          f"at {float(starts[bad[0]]):g} s)")
