@@ -97,7 +97,6 @@ def teacher_embeddings(
         return CachedEmbeddings(known, None, 0, len(windows))
     identity = teacher.identity()
     directory = teacher_directory(identity)
-    directory.mkdir(parents=True, exist_ok=True)
     meta = directory / "teacher.json"
     if not meta.is_file():
         write_text(meta, json.dumps({"identity": identity, "dim": teacher.dim}, indent=1))

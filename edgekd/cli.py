@@ -337,10 +337,8 @@ def _render_reports(reports: list, as_json: bool, junit: Optional[Path], markdow
         for violation in report.violations:
             _report_line(f"{report.model}: {violation.describe()}", "[red]over budget[/]")
     if junit:
-        junit.parent.mkdir(parents=True, exist_ok=True)
         write_text(junit, junit_xml(reports))
     if markdown:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
         write_text(markdown, markdown_summary(reports))
 
 

@@ -33,11 +33,12 @@ def check_writable(path: Path) -> None:
 
 
 def atomic_save(path: Path, save: Callable[[Path], Any]) -> Path:
-    """`save(tmp)` writes a file beside `path`, which then replaces `path` in one rename; on any failure or
-    interruption the partial file is removed and `path` is left as it was."""
+    """`save(tmp)` writes a file beside `path` (its folder made if need be), which then replaces `path` in one
+    rename; on any failure or interruption the partial file is removed and `path` is left as it was."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
             save(tmp)
             os.replace(tmp, path)
     finally:

@@ -6,6 +6,7 @@ student), reduction.npz (the fitted φ), history.jsonl (one line per epoch), tra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import yaml
 from torch import nn
 
 from edgekd.errors import EdgekdError, first_line
-from edgekd.files import atomic_write, load_weights, write_json, write_text
+from edgekd.files import atomic_save, atomic_write, load_weights, write_json, write_text
 from edgekd.recipe import Recipe, recipe_from_dict
 from edgekd.reduction import Reduction
 from edgekd.schema import read_yaml
@@ -62,10 +63,20 @@ class RunDir:
 
     def start(self, recipe: Recipe, resume: bool) -> None:
         """Write the resolved recipe (and, for a new run, an empty epoch log) once the run's inputs have loaded."""
-        self.path.mkdir(parents=True, exist_ok=True)
         write_text(self.recipe_file, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         if not resume:
             write_text(self.history_file, "")
+
+    @contextlib.contextmanager
+    def removed_on_failure(self, active: bool):
+        """Remove this folder if the block fails or is interrupted: for a new run before its first checkpoint,
+        which would otherwise be left as a folder that needs --force."""
+        try:
+            yield
+        except BaseException:
+            if active:
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
 
     def staging(self) -> RunDir:
         """Where a forced run is built, so that the run it replaces stays whole until the new one has finished."""
@@ -109,10 +120,17 @@ class RunDir:
             raise EdgekdError(f"{self.path}: no student.pt; the distillation did not finish (continue it with "
                               "--resume)")
         saved = load_weights(self.student_file, "student")
+        if not (isinstance(saved, dict) and {"state_dict", "embedding_dim"} <= saved.keys()):
+            raise EdgekdError(f"{self.student_file}: not a student edgekd saved (no state_dict and embedding_dim); "
+                              "run `edgekd distill` again (--force)")
         student = build_student(recipe.student, saved["embedding_dim"])
         for method in recipe.methods.build(recipe):
             student = method.deployable(None, student, saved["state_dict"])
-        student.load_state_dict(saved["state_dict"])
+        try:
+            student.load_state_dict(saved["state_dict"])
+        except (RuntimeError, KeyError, TypeError) as err:  # another architecture's weights
+            raise EdgekdError(f"{self.student_file}: does not match the student in {self.recipe_file} "
+                              f"({first_line(err, 120)}); run `edgekd distill` again (--force)") from None
         return student.eval(), recipe
 
     def save_reduction(self, reduction: Reduction) -> None:
@@ -157,5 +175,5 @@ def _plot_history(history: list[EpochLog], path: Path) -> None:
     right.set(xlabel="epoch", title="validation")
     right.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)

@@ -1,3 +1,4 @@
+import hashlib
 import os
 import subprocess
 import sys
@@ -74,3 +75,22 @@ def run_cli_here(*args: str, cwd: Path | None = None, **env_overrides: str) -> s
         os.environ.clear()
         os.environ.update(saved_env)
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` and a digest of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+_ERROR_LABELS = ("error:", "internal error:", "interrupted:")
+
+
+def one_line(result, code: int, *expected: str) -> None:
+    """The contract for a failed command: its exit code, one error line on stderr naming what is expected (after any
+    progress lines a long command printed), no traceback."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith(_ERROR_LABELS)]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for text in expected:
+        assert text in lines[0], (text, lines[0])

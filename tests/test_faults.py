@@ -1,7 +1,6 @@
 """Fault injection: bad, hostile and broken inputs give one line and the contract's exit code, with no traceback,
 and every file that existed before the command is still there, unchanged."""
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -11,22 +10,8 @@ import onnx
 import pytest
 import soundfile
 import yaml
-from conftest import MINI_RECIPE, run_cli, run_cli_here
+from conftest import MINI_RECIPE, one_line, run_cli, run_cli_here, snapshot
 from onnx import TensorProto, helper
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    """Every file under `folder` and a digest of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _one_line(result, code: int, *expected: str) -> None:
-    assert result.returncode == code, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for text in expected:
-        assert text in lines[0], (text, lines[0])
 
 
 @pytest.fixture
@@ -45,9 +30,9 @@ def test_cache_rm_takes_only_existing_cache_keys(tmp_path, key):
     (cache / "teacher" / "0123456789abcdef0123").mkdir(parents=True)
     (cache / "teacher" / "0123456789abcdef0123" / "teacher.json").write_text("{}")
     (cache / "mine.txt").write_text("a file edgekd never wrote")
-    before = _snapshot(tmp_path)
-    _one_line(run_cli_here("cache", "rm", key, EDGEKD_CACHE_DIR=str(cache)), 2, "edgekd cache ls")
-    assert _snapshot(tmp_path) == before
+    before = snapshot(tmp_path)
+    one_line(run_cli_here("cache", "rm", key, EDGEKD_CACHE_DIR=str(cache)), 2, "edgekd cache ls")
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("args, flag", [
@@ -55,14 +40,14 @@ def test_cache_rm_takes_only_existing_cache_keys(tmp_path, key):
     (["--max-latency-ms", "inf"], "--max-latency-ms"), (["--max-latency-ms", "5", "--runs", "0"], "--runs"),
 ])
 def test_profile_budgets_that_cannot_judge_are_refused(tiny_onnx, args, flag):
-    _one_line(run_cli_here("profile", tiny_onnx, *args), 2, flag)
+    one_line(run_cli_here("profile", tiny_onnx, *args), 2, flag)
 
 
 @pytest.mark.parametrize("args, flag", [(["--min-cosine", "nan"], "--min-cosine"), (["--min-cosine", "2"], "--min-cosine"),
                                         (["--max-accuracy-drop", "nan"], "--max-accuracy-drop"),
                                         (["--opset", "99"], "--opset"), (["--calib", "0"], "--calib")])
 def test_export_gates_that_cannot_fail_are_refused(tmp_path, args, flag):
-    _one_line(run_cli_here("export", tmp_path, *args), 2, flag)
+    one_line(run_cli_here("export", tmp_path, *args), 2, flag)
 
 
 @pytest.mark.parametrize("change, key", [({"runtime": "tflite-nano"}, "runtime"), ({"ram": 0}, "ram"),
@@ -72,7 +57,7 @@ def test_device_profiles_with_budgets_that_fit_nothing_are_refused(tiny_onnx, tm
     device = yaml.safe_load((Path(__file__).parent.parent / "devices" / "stm32h7.yaml").read_text()) | change
     path = tmp_path / "device.yaml"
     path.write_text(yaml.safe_dump(device))
-    _one_line(run_cli_here("profile", tiny_onnx, "--device", path, "--runs", "0"), 2, str(path), key)
+    one_line(run_cli_here("profile", tiny_onnx, "--device", path, "--runs", "0"), 2, str(path), key)
 
 
 @pytest.mark.parametrize("baseline", [[1, 2], {"other.onnx": {"storage_bytes": 1}}, "not json"])
@@ -80,12 +65,12 @@ def test_a_baseline_that_cannot_judge_the_model_is_refused(tiny_onnx, tmp_path, 
     (tmp_path / "edgekd.yaml").write_text(yaml.safe_dump({"checks": [{"model": tiny_onnx.name}]}))
     path = tmp_path / "baseline.json"
     path.write_text(baseline if isinstance(baseline, str) else json.dumps(baseline))
-    _one_line(run_cli_here("check", "--baseline", path, "--runs", "0", cwd=tmp_path), 2, str(path))
+    one_line(run_cli_here("check", "--baseline", path, "--runs", "0", cwd=tmp_path), 2, str(path))
 
 
 @pytest.mark.parametrize("name", ["we[/]ird.onnx", "[bold]model.onnx", "[tool.edgekd].onnx"])
 def test_paths_with_markup_characters_are_printed_as_they_are(tmp_path, name):
-    _one_line(run_cli_here("profile", tmp_path / name), 2, name)
+    one_line(run_cli_here("profile", tmp_path / name), 2, name)
 
 
 def _fake_run(folder: Path) -> dict[str, str]:
@@ -94,7 +79,7 @@ def _fake_run(folder: Path) -> dict[str, str]:
     (folder / "recipe.yaml").write_text(yaml.safe_dump(MINI_RECIPE))
     for name in ("student.pt", "checkpoint.pt", "metrics.json", "history.jsonl", "reduction.npz"):
         (folder / name).write_bytes(os.urandom(64))
-    return _snapshot(folder)
+    return snapshot(folder)
 
 
 @pytest.mark.parametrize("flags", [["--force"], ["--resume"], []])
@@ -106,7 +91,7 @@ def test_a_failed_distill_leaves_the_finished_run_it_would_replace(tmp_path, fla
     result = run_cli("distill", broken, "--out", run, *flags)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]  # after progress lines
     assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert _snapshot(run) == before
+    assert snapshot(run) == before
     assert not run.with_name("run.edgekd-new").exists() or not any(run.with_name("run.edgekd-new").iterdir())
 
 
@@ -114,11 +99,11 @@ def test_distill_never_writes_into_a_folder_of_the_users_own_files(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "recipe.yaml").write_text("my own notes, not an edgekd recipe\n")
-    before = _snapshot(folder)
+    before = snapshot(folder)
     recipe = tmp_path / "mini.yaml"
     recipe.write_text(yaml.safe_dump(MINI_RECIPE))
-    _one_line(run_cli_here("distill", recipe, "--out", folder), 2, str(folder), "not an edgekd run")
-    assert _snapshot(folder) == before
+    one_line(run_cli_here("distill", recipe, "--out", folder), 2, str(folder), "not an edgekd run")
+    assert snapshot(folder) == before
 
 
 def test_a_teacher_that_outputs_nan_is_refused_and_nothing_is_cached(tmp_path):
@@ -158,16 +143,16 @@ def _run_with(folder: Path, student: bytes) -> Path:
 @pytest.mark.parametrize("command", ["export", "evaluate"])
 def test_a_damaged_student_is_one_line_naming_it(tmp_path, content, command):
     run = _run_with(tmp_path / "run", content)
-    before = _snapshot(run)
-    _one_line(run_cli_here(command, run), 2, "student.pt", "damaged")
-    assert _snapshot(run) == before
+    before = snapshot(run)
+    one_line(run_cli_here(command, run), 2, "student.pt", "damaged")
+    assert snapshot(run) == before
 
 
 @pytest.mark.parametrize("n_fft", [1_000_000, 8193])
 def test_a_front_end_too_large_to_allocate_is_refused_at_validation(tmp_path, n_fft):
     recipe = tmp_path / "huge.yaml"
     recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, student=dict(MINI_RECIPE["student"], n_fft=n_fft))))
-    _one_line(run_cli_here("distill", recipe, "--out", tmp_path / "run"), 2, "student.n_fft")
+    one_line(run_cli_here("distill", recipe, "--out", tmp_path / "run"), 2, "student.n_fft")
     assert not (tmp_path / "run").exists()
 
 
@@ -178,3 +163,328 @@ def test_a_damaged_cache_identity_is_listed_as_unknown(tmp_path, meta):
     (cache / "teacher" / "k1" / "teacher.json").write_text(meta)
     listed = run_cli_here("cache", "ls", EDGEKD_CACHE_DIR=str(cache))
     assert listed.returncode == 0 and "k1" in listed.stdout and "?" in listed.stdout, listed.stderr
+
+
+# --- recipes: every command that takes one refuses a bad one before any work, naming the key ---------------------
+
+def _with(section: str, **change) -> dict:
+    return dict(MINI_RECIPE, **{section: dict(MINI_RECIPE[section], **change)})
+
+
+BAD_RECIPES = {
+    "epochs-true": (_with("train", epochs=True), "train"),
+    "epochs-zero": (_with("train", epochs=0), "train.epochs"),
+    "lr-text": (_with("train", lr="fast"), "train.lr"),
+    "batch-negative": (_with("train", batch_size=-1), "train.batch_size"),
+    "unknown-top-key": (dict(MINI_RECIPE, optimiser="adam"), "optimiser"),
+    "unknown-nested-key": (_with("student", widthz=[4]), "widthz"),
+    "unknown-teacher": (dict(MINI_RECIPE, teacher={"name": "gpt"}), "teacher"),
+    "unknown-data": (dict(MINI_RECIPE, data={"name": "imagenet"}), "data"),
+    "unknown-student": (dict(MINI_RECIPE, student={"name": "resnet9000"}), "student"),
+    "dim-zero": (_with("reduction", dim=0), "reduction.dim"),
+    "window-zero": (_with("window", seconds=0), "window.seconds"),
+    "min-fraction-above-one": (_with("window", min_fraction=2), "window.min_fraction"),
+    "n-mels-true": (_with("student", n_mels=True), "student"),
+    "unknown-method": (dict(MINI_RECIPE, methods={"magic": {}}), "magic"),
+    "section-a-list": (dict(MINI_RECIPE, train=[1, 2]), "train"),
+}
+
+
+@pytest.mark.parametrize("command", [["distill"], ["cache", "build"], ["tune"]])
+@pytest.mark.parametrize("case", sorted(BAD_RECIPES))
+def test_a_bad_recipe_is_refused_before_any_work(tmp_path, case, command):
+    recipe, key = BAD_RECIPES[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    before = snapshot(tmp_path)
+    one_line(run_cli_here(*command, path, cwd=tmp_path), 2, str(path), key)
+    assert snapshot(tmp_path) == before  # no run folder, no cache, nothing written
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("name: [unclosed", "not valid YAML"), ("", "mapping"), ("- a\n- b\n", "mapping"),
+    (b"\xff\xfe\x00garbage", "cannot read"), (None, "not found"),
+])
+def test_a_recipe_file_that_is_not_a_recipe_is_one_line(tmp_path, content, expected):
+    path = tmp_path / "recipe.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    result = run_cli_here("distill", path, cwd=tmp_path)
+    one_line(result, 2, "recipe.yaml")
+    assert expected in result.stderr.lower() or expected in result.stderr
+
+
+# --- model files: profile and check answer any file in one line, and never wait on a special file ----------------
+
+def _bad_model(folder: Path, kind: str) -> Path:
+    path = folder / "model.onnx"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "garbage":
+        path.write_bytes(os.urandom(256))
+    elif kind == "text":
+        path.write_text("this is not a model\n")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "missing":
+        pass
+    else:
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+                                  [onnx.numpy_helper.from_array(np.ones((64, 64), np.float32), "w")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        if kind == "truncated":
+            path.write_bytes(model.SerializeToString()[:100])
+        elif kind == "no-nodes":
+            del model.graph.node[:]
+            path.write_bytes(model.SerializeToString())
+        elif kind == "external-data-missing":
+            onnx.save(model, str(path), save_as_external_data=True, location="model.onnx.data", size_threshold=0)
+            (folder / "model.onnx.data").unlink()
+        elif kind == "unknown-op":
+            model.graph.node[0].op_type = "NoSuchOp"
+            path.write_bytes(model.SerializeToString())
+    return path
+
+
+MODEL_FAULTS = ["empty", "garbage", "text", "directory", "fifo", "missing", "truncated", "no-nodes",
+                "external-data-missing", "unknown-op"]
+
+
+@pytest.mark.parametrize("kind", MODEL_FAULTS)
+def test_profile_of_a_file_that_is_not_a_usable_model_is_one_line(tmp_path, kind):
+    path = _bad_model(tmp_path, kind)
+    before = snapshot(tmp_path) if kind != "fifo" else None
+    one_line(run_cli_here("profile", path, "--runs", "0"), 2, str(path))
+    if before is not None:
+        assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", MODEL_FAULTS)
+def test_check_of_a_config_naming_a_bad_model_is_one_line(tmp_path, kind):
+    path = _bad_model(tmp_path, kind)
+    (tmp_path / "edgekd.yaml").write_text(yaml.safe_dump({"checks": [{"model": path.name, "devices": ["stm32h7"]}]}))
+    one_line(run_cli_here("check", "--runs", "0", cwd=tmp_path), 2, path.name)
+
+
+def test_profile_counts_external_data_so_a_flash_budget_cannot_pass_falsely(tmp_path):
+    path = _bad_model(tmp_path, "external")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 512])],
+                              [onnx.numpy_helper.from_array(np.ones((256, 512), np.float32), "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path),
+              save_as_external_data=True, location="weights.bin", size_threshold=0)
+    for flags in ([], ["--raw"]):
+        result = run_cli_here("profile", path, "--runs", "0", "--max-flash", "1KB", "--json", *flags)
+        assert result.returncode == 1, result.stderr
+        assert json.loads(result.stdout)["storage_bytes"] >= 256 * 512 * 4
+
+
+@pytest.mark.parametrize("flags, code", [(["--runs", "0"], 0), (["--device", "stm32h7", "--runs", "0"], 1),
+                                         (["--max-latency-ms", "5"], 2)])
+def test_a_model_declaring_a_huge_input_is_answered_from_its_shapes_at_once(tmp_path, flags, code):
+    path = tmp_path / "huge.onnx"
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1_000_000_000])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1_000_000_000])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    result = run_cli_here("profile", path, "--json", *flags)
+    assert result.returncode == code, result.stderr
+    if code != 2:
+        assert json.loads(result.stdout)["activation_bytes"] == 8_000_000_000
+        assert json.loads(result.stdout)["graph"] == "static"
+    else:
+        one_line(result, 2, "--max-latency-ms")
+
+
+# --- run directories: export and evaluate answer a missing or damaged run in one line -----------------------------
+
+def _run_folder(folder: Path, fault: str) -> Path:
+    folder.mkdir()
+    if fault == "empty":
+        return folder
+    recipe = {"recipe-yaml-broken": "name: [", "recipe-yaml-list": "- 1\n", "recipe-unknown-key":
+              yaml.safe_dump(dict(MINI_RECIPE, extra=1))}.get(fault, yaml.safe_dump(MINI_RECIPE))
+    (folder / "recipe.yaml").write_text(recipe)
+    if fault == "student-of-another-shape":
+        import torch
+
+        from edgekd.recipe import recipe_from_dict
+        from edgekd.students import build_student
+
+        other = recipe_from_dict(_with("student", widths=[8, 16, 16]), "x")
+        net = build_student(other.student, 8)
+        torch.save({"state_dict": net.state_dict(), "embedding_dim": 8, "student": {}, "head": None},
+                   folder / "student.pt")
+    return folder
+
+
+RUN_FAULTS = ["missing", "empty", "recipe-yaml-broken", "recipe-yaml-list", "recipe-unknown-key", "no-student",
+              "student-of-another-shape"]
+
+
+@pytest.mark.parametrize("fault", RUN_FAULTS)
+@pytest.mark.parametrize("command", ["export", "evaluate"])
+def test_a_missing_or_damaged_run_is_one_line_and_left_as_it_was(tmp_path, fault, command):
+    run = tmp_path / "run"
+    if fault != "missing":
+        _run_folder(run, fault)
+    before = snapshot(tmp_path)
+    one_line(run_cli_here(command, run), 2, str(run))
+    assert snapshot(tmp_path) == before
+
+
+# --- device profiles and CI configs -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("device, key", [
+    ({"name": "x", "ram": "-1KB"}, "ram"), ("- a list\n", "mapping"), ({"ram": "lots"}, "ram"),
+    ({"threads": True}, "threads"), ({"surprise": 1}, "surprise"), ({"dtypes": ["int3"]}, "dtypes"),
+])
+def test_a_bad_device_profile_is_one_line_naming_it(tiny_onnx, tmp_path, device, key):
+    base = yaml.safe_load((Path(__file__).parent.parent / "devices" / "stm32h7.yaml").read_text())
+    path = tmp_path / "device.yaml"
+    path.write_text(device if isinstance(device, str) else yaml.safe_dump(base | device))
+    one_line(run_cli_here("profile", tiny_onnx, "--device", path, "--runs", "0"), 2, str(path), key)
+
+
+@pytest.mark.parametrize("config, expected", [
+    ("checks: [", "not valid YAML"), ({"checks": "model.onnx"}, "checks"), ({"checks": [{"devices": ["stm32h7"]}]},
+                                                                             "model"),
+    ({"checks": [{"model": "tiny.onnx", "devices": ["toaster"]}]}, "toaster"),
+    ({"checks": [{"model": "tiny.onnx", "max_ram": "nan"}]}, "max_ram"),
+    ({"checks": [{"model": "tiny.onnx", "max_macs": True}]}, "max_macs"),
+    ({"checks": [{"model": "../../etc/passwd"}]}, "passwd"),
+])
+def test_a_bad_ci_config_is_one_line_naming_it(tiny_onnx, config, expected):
+    path = tiny_onnx.parent / "edgekd.yaml"
+    path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
+    one_line(run_cli_here("check", "--runs", "0", cwd=tiny_onnx.parent), 2, expected)
+
+
+# --- teachers the user brings: refused in one line naming the file or factory, nothing cached --------------------
+
+def _precomputed(folder: Path, fault: str) -> Path:
+    from edgekd.data.audio import load_clips
+    from edgekd.data.configs import SyntheticUrbanConfig
+    from edgekd.data.windows import make_windows
+
+    windows = make_windows(load_clips(SyntheticUrbanConfig(**MINI_RECIPE["data"]), 0, 8000), 1.0, None)
+    ids, starts = np.asarray(windows.clip_ids), windows.starts
+    vectors = np.random.default_rng(0).standard_normal((len(ids), 8)).astype(np.float32)
+    if fault == "nan":
+        vectors[3, 2] = np.nan
+    elif fault == "one-dimensional":
+        vectors = vectors[:, 0]
+    elif fault == "too-few-rows":
+        ids, starts, vectors = ids[:5], starts[:5], vectors[:5]
+    elif fault == "mismatched-lengths":
+        vectors = vectors[:-1]
+    path = folder / "embeddings.npz"
+    np.savez(path, clip_ids=ids, starts=starts, embeddings=vectors)
+    return path
+
+
+def _onnx_teacher(folder: Path, fault: str) -> Path:
+    kind, shape = {"int64-input": (TensorProto.INT64, [1, 8000]), "rank-5": (TensorProto.FLOAT, [1, 1, 1, 1, 8000]),
+                   "wrong-fixed-length": (TensorProto.FLOAT, [1, 123])}[fault]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"], name="id")], "g",
+                              [helper.make_tensor_value_info("x", kind, shape)],
+                              [helper.make_tensor_value_info("y", kind, shape)])
+    path = folder / "teacher.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
+
+
+TEACHER_FAULTS = {
+    "precomputed-nan": lambda f: ({"name": "precomputed", "path": str(_precomputed(f, "nan"))}, "NaN"),
+    "precomputed-1d": lambda f: ({"name": "precomputed", "path": str(_precomputed(f, "one-dimensional"))}, "2-D"),
+    "precomputed-few": lambda f: ({"name": "precomputed", "path": str(_precomputed(f, "too-few-rows"))},
+                                  "no embedding"),
+    "precomputed-lengths": lambda f: ({"name": "precomputed", "path": str(_precomputed(f, "mismatched-lengths"))},
+                                      "rows"),
+    "onnx-int64": lambda f: ({"name": "onnx", "path": str(_onnx_teacher(f, "int64-input")), "sample_rate": 8000},
+                             "float32"),
+    "onnx-rank-5": lambda f: ({"name": "onnx", "path": str(_onnx_teacher(f, "rank-5")), "sample_rate": 8000},
+                              "rank 5"),
+    "onnx-fixed-length": lambda f: ({"name": "onnx", "path": str(_onnx_teacher(f, "wrong-fixed-length")),
+                                     "sample_rate": 8000, "input_samples": 8000}, "teacher.onnx"),
+    "factory-not-a-module": lambda f: ({"name": "python", "factory": "tiny_models:not_a_module",
+                                        "sample_rate": 8000}, "torch.nn.Module"),
+    "factory-bad-kwargs": lambda f: ({"name": "python", "factory": "tiny_models:tiny_embedder", "sample_rate": 8000,
+                                      "kwargs": {"width": 3}}, "teacher.kwargs"),
+    "factory-flat-output": lambda f: ({"name": "python", "factory": "tiny_models:flat_embedder",
+                                       "sample_rate": 8000}, "(batch, dim)"),
+    "factory-missing": lambda f: ({"name": "python", "factory": "tiny_models:nothing_here", "sample_rate": 8000},
+                                  "nothing_here"),
+    "torchscript-garbage": lambda f: ({"name": "torchscript", "path": str(_garbage(f / "t.pt")),
+                                       "sample_rate": 8000}, "t.pt"),
+}
+
+
+def _garbage(path: Path) -> Path:
+    path.write_bytes(os.urandom(128))
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(TEACHER_FAULTS))
+def test_a_teacher_that_cannot_teach_is_one_line_and_nothing_is_cached(tmp_path, case):
+    teacher, expected = TEACHER_FAULTS[case](tmp_path)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, teacher=teacher)))
+    cache = tmp_path / "cache"
+    one_line(run_cli_here("distill", recipe, "--out", tmp_path / "run", EDGEKD_CACHE_DIR=str(cache)), 2, expected)
+    assert not (tmp_path / "run").exists() and not list(cache.rglob("shard-*"))
+
+
+# --- audio screening ------------------------------------------------------------------------------------------------
+
+def test_clips_shorter_than_the_window_fraction_are_skipped_and_counted(tmp_path):
+    from edgekd.data.windows import Clips, make_windows
+
+    rate = 8000
+    audio = [np.ones(n, np.float32) for n in (1, 800, 3999, 4000, 8000, 8000 + 3000, 8000 + 5000)]
+    clips = Clips([f"c{i}" for i in range(len(audio))], audio, rate, None, [], np.asarray(["train"] * len(audio)))
+    windows = make_windows(clips, 1.0, None, min_fraction=0.5)
+    # 1 sample, 0.1 s and 0.4999 s skipped; 0.5 s is one window; 1.375 s drops its 0.375 s tail; 1.625 s keeps it
+    assert [s["path"] for s in clips.skipped] == ["c0", "c1", "c2"]
+    assert windows.clip_ids == ["c3", "c4", "c5", "c6", "c6"]
+    assert "window.min_fraction" in clips.skipped[0]["reason"]
+
+
+def test_no_windows_left_says_how_many_files_were_skipped_and_why(tmp_path):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for index in range(6):
+        soundfile.write(audio / f"click{index}.wav", np.ones(80, np.float32) * 0.5, 8000)  # 0.01 s each
+    (audio / "broken.wav").write_bytes(b"RIFF not really")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, data={"name": "folder", "root": str(audio)})))
+    one_line(run_cli_here("distill", recipe, "--out", tmp_path / "run"), 2, "7 file(s) skipped",
+             "6 shorter than window.min_fraction", "1 unreadable")
+
+
+# --- the teacher cache: rows counted only when verified, damaged shards removed with a notice ----------------------
+
+def test_cache_ls_says_whether_rows_are_verified_and_a_damaged_shard_is_removed_on_reuse(tmp_path, mini_recipe):
+    cache = tmp_path / "cache"
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, teacher={"name": "python", "factory": "tiny_models:tiny_embedder",
+                                                                "sample_rate": 8000})))
+    env = {"EDGEKD_CACHE_DIR": str(cache)}
+    assert run_cli_here("cache", "build", recipe, **env).returncode == 0
+    shard = next(cache.rglob("shard-*.npy"))
+    shard.write_bytes(shard.read_bytes()[:-16] + b"\x00" * 16)  # same size, wrong bytes
+    plain = run_cli_here("cache", "ls", **env)
+    assert "not verified" in plain.stdout
+    verified = run_cli_here("cache", "ls", "--verify", **env)
+    assert "1 damaged shard" in verified.stdout, verified.stdout
+    rebuilt = run_cli_here("cache", "build", recipe, **env)
+    assert rebuilt.returncode == 0 and "removed 1 damaged shard" in rebuilt.stderr, rebuilt.stderr
+    assert not shard.exists()
+    assert "verified" in run_cli_here("cache", "ls", "--verify", **env).stdout

@@ -45,3 +45,17 @@ class NanEmbedder(TinyEmbedder):
 
 def nan_embedder(seed: int = 0) -> nn.Module:
     return NanEmbedder(seed).eval()
+
+
+def not_a_module() -> str:
+    return "a string, not a network"
+
+
+def flat_embedder(seed: int = 0) -> nn.Module:
+    """Broken: one number per batch instead of (batch, dim)."""
+
+    class Flat(TinyEmbedder):
+        def forward(self, audio: torch.Tensor) -> torch.Tensor:
+            return super().forward(audio).sum()
+
+    return Flat(seed).eval()

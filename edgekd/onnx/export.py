@@ -43,7 +43,6 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, metadata: 
     batch axis; the exporter's per-node debug annotations (stack traces, module paths) are dropped: lossless, and
     about 7 % of a small model's file."""
     module = module.eval().cpu()
-    path.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1, max=4096)
     example = example.repeat(2, *([1] * (example.dim() - 1))) if example.shape[0] == 1 else example
     with quiet():

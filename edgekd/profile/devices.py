@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -23,7 +24,8 @@ class DeviceProfile(StrictModel):
     ram_reserve: ByteSize = Field(0, description="RAM kept for the runtime and application")
     flash_reserve: ByteSize = Field(0, description="flash kept for firmware, runtime and application")
     runtime: str = Field(description="one of the runtimes edgekd knows the operators of (edgekd/profile/operators.py)")
-    dtypes: list[str]
+    dtypes: list[Literal["float32", "float16", "bfloat16", "float64", "int8", "uint8", "int4", "uint4"]] = Field(
+        description="weight types the device computes in (as numpy names them)")
     threads: int = Field(1, ge=1, description="threads for the latency measurement")
     source: str = Field(description="where the figures come from")
 

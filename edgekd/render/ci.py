@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from edgekd.files import atomic_save
 from edgekd.units import format_bytes, format_count
 
 
@@ -62,7 +63,6 @@ def plot_timeline(report, path: Path, ram_budget: int | None = None) -> Path:
            title=f"memory timeline: {Path(report.model).name} ({report.graph} graph)")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
     return path

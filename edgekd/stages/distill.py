@@ -179,12 +179,13 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
     if data.skipped:
         hooks.stage(f"skipped {len(data.skipped)} unusable audio file(s), listed in metrics.json "
                     f"(first: {data.skipped[0]['path']}: {data.skipped[0]['reason']})")
-    if leader:
-        run.start(recipe, resume)
-    barrier()
-    taught = _teach(recipe, teacher, data, run, leader, hooks) if teacher.embeds else None
-    model, supervision = _distillation_model(recipe, data, taught, hooks)
-    student_facts = _measure_student(recipe, model, data, hooks) if leader else None
+    with run.removed_on_failure(leader and not run.path.exists()):  # a new run failing before training leaves nothing
+        if leader:
+            run.start(recipe, resume)
+        barrier()
+        taught = _teach(recipe, teacher, data, run, leader, hooks) if teacher.embeds else None
+        model, supervision = _distillation_model(recipe, data, taught, hooks)
+        student_facts = _measure_student(recipe, model, data, hooks) if leader else None
     hooks.stage("training the student")
     trained = time.perf_counter()
     history = train_student(model, data.student_audio, supervision.rows, supervision.train,

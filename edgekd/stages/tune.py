@@ -79,7 +79,6 @@ def tune_kd(recipe: Recipe, out_dir: Path, temperatures: list[float], alphas: li
     tuned["methods"]["kd"] = (tuned["methods"].get("kd") or default.model_dump()) | {
         "temperature": best.temperature, "alpha": best.alpha}
     result = TuneResult(recipe.name, "validation head accuracy", trials, best, baseline, str(out_dir / "tuned.yaml"))
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "tuned.yaml", yaml.safe_dump(tuned, sort_keys=False))
     write_json(out_dir / "tune.json", result.to_json())
     return result
