@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +23,21 @@ def writing(path: Path):
     except OSError as err:
         raise EdgekdError(f"{path}: cannot write ({err.strerror or first_line(err)}); free some space or choose a "
                           "writable location") from None
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """SIGINT and SIGTERM held back while a few renames that belong together finish, then delivered."""
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in received:
+            signal.raise_signal(sig)
 
 
 def check_writable(path: Path) -> None:

@@ -17,6 +17,7 @@ import onnx
 import onnxruntime as ort
 
 from edgekd.errors import ModelError, first_line
+from edgekd.files import atomic_write
 from edgekd.onnx.graph import load_model, node_macs
 from edgekd.onnx.session import create_session
 
@@ -111,8 +112,9 @@ def graph_run(model_path: Path, optimise: bool = True, batch: int = 1) -> GraphR
         return static
     with tempfile.TemporaryDirectory() as tmp:
         graph_path = Path(tmp) / "graph.onnx"
-        if optimise:  # from the loaded model: its external data is already in it
-            create_session(model.SerializeToString(), name=name, optimisation="extended", save_optimised=graph_path)
+        if optimise:  # the loaded model (its external data inside it) written where onnxruntime saves its graph
+            whole = atomic_write(Path(tmp) / "model.onnx", lambda handle: handle.write(model.SerializeToString()))
+            create_session(whole, name=name, optimisation="extended", save_optimised=graph_path)
             model = onnx.load(str(graph_path))
         initializers = {t.name for t in model.graph.initializer}
         produced = [out for node in model.graph.node for out in node.output if out]

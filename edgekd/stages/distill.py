@@ -188,9 +188,10 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
         student_facts = _measure_student(recipe, model, data, hooks) if leader else None
     hooks.stage("training the student")
     trained = time.perf_counter()
-    history = train_student(model, data.student_audio, supervision.rows, supervision.train,
-                            data.windows.split_index("val"), recipe.train, recipe.seed, run.checkpoint,
-                            resume=resume, on_step=hooks.step, on_epoch=_epoch_logger(run, leader, hooks))
+    with run.removed_on_failure(leader and replacing):  # a staged run cannot be resumed: it goes on failure
+        history = train_student(model, data.student_audio, supervision.rows, supervision.train,
+                                data.windows.split_index("val"), recipe.train, recipe.seed, run.checkpoint,
+                                resume=resume, on_step=hooks.step, on_epoch=_epoch_logger(run, leader, hooks))
     training_seconds = time.perf_counter() - trained
     if not leader:
         return DistillResult(run_dir, None, history)

@@ -19,7 +19,7 @@ from torch import nn
 
 from edgekd import __version__
 from edgekd.data.domain import load_domain_data
-from edgekd.files import check_writable, write_json, writing
+from edgekd.files import check_writable, signals_deferred, write_json, writing
 from edgekd.metrics import cosine_rows, fit_probe, score_probe
 from edgekd.onnx.export import export_onnx
 from edgekd.onnx.options import ExportOptions
@@ -143,24 +143,26 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
 
 
 def _publish(result: ExportResult, out_dir: Path, facts: dict) -> None:
-    """Move the staged files to their final names, retiring the previous export's files first."""
+    """Move the staged files to their final names, retiring the previous export's files first; an interrupt waits
+    until the renames are done."""
     report = out_dir / "export.json"
-    previous = _listed_files(report)
-    report.unlink(missing_ok=True)  # from here until it is rewritten, no report claims any file
-    for staged, variant in zip(result.files, result.variants):
-        variant.file = staged.name if variant.passed else f"{REJECTED}/{staged.name}"
-    for old in previous - {v.file for v in result.variants}:
-        (out_dir / old).unlink(missing_ok=True)
-    published = [out_dir / v.file for v in result.variants]
-    for staged, final in zip(result.files, published):
-        with writing(final):
-            final.parent.mkdir(exist_ok=True)
-            os.replace(staged, final)
-    write_json(report, facts | {
-        "reference_accuracy": result.reference_accuracy,
-        "variants": [asdict(v) | {"passed": v.passed} for v in result.variants], "fp32_layers": result.fp32_layers,
-        "notes": result.notes,
-    })
+    with signals_deferred():
+        previous = _listed_files(report)
+        report.unlink(missing_ok=True)  # from here until it is rewritten, no report claims any file
+        for staged, variant in zip(result.files, result.variants):
+            variant.file = staged.name if variant.passed else f"{REJECTED}/{staged.name}"
+        for old in previous - {v.file for v in result.variants}:
+            (out_dir / old).unlink(missing_ok=True)
+        published = [out_dir / v.file for v in result.variants]
+        for staged, final in zip(result.files, published):
+            with writing(final):
+                final.parent.mkdir(exist_ok=True)
+                os.replace(staged, final)
+        write_json(report, facts | {
+            "reference_accuracy": result.reference_accuracy,
+            "variants": [asdict(v) | {"passed": v.passed} for v in result.variants],
+            "fp32_layers": result.fp32_layers, "notes": result.notes,
+        })
     result.files = [*published, report]
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 import yaml
 
 from edgekd.errors import EdgekdError
-from edgekd.files import write_json, write_text
+from edgekd.files import check_writable, write_json, write_text
 from edgekd.methods.kd import KdConfig
 from edgekd.recipe import Recipe, recipe_from_dict
 from edgekd.stages.distill import distill_once
@@ -62,6 +62,7 @@ def tune_kd(recipe: Recipe, out_dir: Path, temperatures: list[float], alphas: li
     bad = [a for a in alphas if not 0 <= a <= 1] + [t for t in temperatures if t <= 0]
     if bad:
         raise EdgekdError(f"tune: α must lie in [0, 1] and T be > 0; got {bad[0]:g}")
+    check_writable(out_dir / "tune.json")
     grid = [(t, a) for t in temperatures for a in alphas]
     trials: list[Trial] = []
     for index, (temperature, alpha) in enumerate(grid):

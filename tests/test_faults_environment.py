@@ -1,0 +1,268 @@
+"""Fault injection from the environment: a full disk, read-only output, interrupts and concurrent commands. Each
+gives the contract's exit code and one line naming the file, leaves every file that existed before unchanged, and
+leaves no partial or staging file behind."""
+
+import builtins
+import contextlib
+import errno
+import io
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+from conftest import MINI_RECIPE, ROOT, one_line, run_cli_here, snapshot
+from onnx import TensorProto, helper
+
+TINY_TEACHER = {"name": "python", "factory": "tiny_models:tiny_embedder", "sample_rate": 8000}
+TINY_RECIPE = dict(MINI_RECIPE, teacher=TINY_TEACHER, train=dict(MINI_RECIPE["train"], epochs=1))
+TESTS = str(Path(__file__).parent)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A finished run with an export: copied by each test that needs one, never changed."""
+    folder = tmp_path_factory.mktemp("trained")
+    recipe = folder / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_RECIPE))
+    assert run_cli_here("distill", recipe, "--out", folder / "run").returncode == 0
+    exported = run_cli_here("export", folder / "run", "--no-fp16")
+    assert exported.returncode == 0, exported.stderr
+    return folder
+
+
+@pytest.fixture
+def workspace(tmp_path, trained) -> Path:
+    """A copy of the trained run and its recipe, a small model, and a CI config naming it."""
+    shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(tmp_path / "model.onnx"))
+    (tmp_path / "edgekd.yaml").write_text(yaml.safe_dump({"checks": [{"model": "model.onnx",
+                                                                      "devices": ["stm32h7"]}]}))
+    return tmp_path
+
+
+def _commands(space: Path, target: Path) -> dict[str, tuple[list, dict]]:
+    """Every command that writes, with its output (or cache) under `target`."""
+    cache = {"EDGEKD_CACHE_DIR": str(target / "cache")}
+    return {
+        "distill": (["distill", space / "tiny.yaml", "--out", target / "run"], {}),
+        "distill-cache": (["distill", space / "tiny.yaml", "--out", space / "new-run"], cache),
+        "cache-build": (["cache", "build", space / "tiny.yaml"], cache),
+        "export": (["export", space / "run", "--out", target / "export", "--no-fp16"], {}),
+        "tune": (["tune", space / "tiny.yaml", "--temperature", "2", "--alpha", "0.5", "--out", target / "tune"], {}),
+        "profile-junit": (["profile", space / "model.onnx", "--runs", "0", "--junit", target / "r.xml"], {}),
+        "profile-markdown": (["profile", space / "model.onnx", "--runs", "0", "--markdown", target / "r.md"], {}),
+        "profile-plot": (["profile", space / "model.onnx", "--runs", "0", "--plot", target / "p.png"], {}),
+        "check-baseline": (["check", space / "edgekd.yaml", "--runs", "0", "--write-baseline", target / "b.json"], {}),
+    }
+
+
+COMMANDS = ["distill", "distill-cache", "cache-build", "export", "tune", "profile-junit", "profile-markdown",
+            "profile-plot", "check-baseline"]
+
+
+def _no_partial_files(folder: Path) -> None:
+    leftovers = [p for p in folder.rglob("*") if p.name.endswith((".tmp", ".probe")) or ".edgekd-" in p.name]
+    assert not leftovers, leftovers
+
+
+@contextlib.contextmanager
+def _disk_full():
+    """Every write past a file's first byte fails (EFBIG), as on a full disk: RLIMIT_FSIZE needs no root, and
+    Python ignores SIGXFSZ, so the write fails instead of killing the process."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_full_disk_is_one_line_naming_the_file_and_nothing_is_lost(workspace, name):
+    out = workspace / "out"
+    out.mkdir()
+    args, env = _commands(workspace, out)[name]
+    before = snapshot(workspace)
+    with _disk_full():
+        result = run_cli_here(*args, PYTHONPATH=TESTS, **env)
+    one_line(result, 2, "cannot write")  # naming the file: the output, or a temporary file profile needs
+    after = snapshot(workspace)
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing that was there changed
+    _no_partial_files(workspace)
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Make a folder read-only for this process (tests run as root, where chmod would not stop a write): opening
+    for writing, creating, renaming or removing anything under it raises EROFS."""
+
+    def protect(folder: Path) -> None:
+        root = folder.resolve()
+
+        def inside(path) -> bool:
+            return isinstance(path, (str, bytes, os.PathLike)) and \
+                Path(os.path.abspath(os.fsdecode(path))).is_relative_to(root)
+
+        def refuse(path):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+
+        real_open, real_os_open = builtins.open, os.open
+
+        def guarded_open(file, mode="r", *args, **kwargs):
+            if set(mode) & set("wax+") and inside(file):
+                refuse(file)
+            return real_open(file, mode, *args, **kwargs)
+
+        def guarded_os_open(path, flags, *args, **kwargs):
+            if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+                refuse(path)
+            return real_os_open(path, flags, *args, **kwargs)
+
+        def guarded(real):
+            def call(path, *args, **kwargs):
+                if inside(path):
+                    refuse(path)
+                return real(path, *args, **kwargs)
+            return call
+
+        monkeypatch.setattr(builtins, "open", guarded_open)
+        monkeypatch.setattr(io, "open", guarded_open)
+        monkeypatch.setattr(os, "open", guarded_os_open)
+        for name in ("mkdir", "replace", "rename", "unlink", "rmdir"):
+            monkeypatch.setattr(os, name, guarded(getattr(os, name)))
+
+    return protect
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_read_only_output_is_one_line_naming_the_file(workspace, read_only, name):
+    out = workspace / "out"
+    out.mkdir()
+    args, env = _commands(workspace, out)[name]
+    before = snapshot(workspace)
+    read_only(out)
+    result = run_cli_here(*args, PYTHONPATH=TESTS, **env)
+    one_line(result, 2, str(out))
+    assert {k: v for k, v in snapshot(workspace).items() if k in before} == before
+    assert not any(out.iterdir())
+
+
+def test_evaluate_finds_it_cannot_write_before_doing_the_work(workspace, read_only, monkeypatch):
+    import edgekd.stages.evaluate as evaluate
+
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated before checking it could write evaluation.json")
+
+    monkeypatch.setattr(evaluate, "evaluate_dataset", never)
+    before = snapshot(workspace)
+    read_only(workspace / "run")
+    one_line(run_cli_here("evaluate", workspace / "run"), 2, "evaluation.json")
+    assert snapshot(workspace) == before
+
+
+# --- interrupts: each command says what it leaves; nothing finished is lost, no partial file stays -----------------
+
+INTERRUPTS = {
+    # command: (module attribute raising KeyboardInterrupt, args, what the line says)
+    "export": ("edgekd.stages.export.quantize_static", ["export", "{run}", "--no-fp16"], "previous export"),
+    "distill": ("edgekd.stages.distill.train_student", ["distill", "{recipe}", "--out", "{new}"], "--resume"),
+    "distill-force": ("edgekd.stages.distill.train_student", ["distill", "{recipe}", "--out", "{run}", "--force"],
+                      "--resume"),
+    "cache-build": ("edgekd.stages.distill.teacher_embeddings", ["cache", "build", "{recipe}"], "shards are kept"),
+    "evaluate": ("edgekd.stages.evaluate.evaluate_dataset", ["evaluate", "{run}"], "previous evaluation.json"),
+    "profile": ("edgekd.profile.report.measure_latency", ["profile", "{model}"], "run it again"),
+    "check": ("edgekd.profile.report.measure_latency", ["check", "{config}"], "run it again"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INTERRUPTS))
+def test_an_interrupt_is_exit_130_with_what_the_command_leaves(workspace, monkeypatch, case):
+    import importlib
+
+    target, args, expected = INTERRUPTS[case]
+    module, _, attribute = target.rpartition(".")
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module(module), attribute, interrupt)
+    paths = {"run": workspace / "run", "recipe": workspace / "tiny.yaml", "new": workspace / "new-run",
+             "model": workspace / "model.onnx", "config": workspace / "edgekd.yaml"}
+    before = snapshot(workspace)
+    result = run_cli_here(*[a.format(**paths) if isinstance(a, str) else a for a in args], PYTHONPATH=TESTS)
+    one_line(result, 130, "interrupted:", expected)
+    assert {k: v for k, v in snapshot(workspace).items() if k in before} == before
+    _no_partial_files(workspace)
+
+
+def test_an_export_killed_while_publishing_leaves_no_report_describing_other_files(workspace, monkeypatch):
+    """Publishing is a few renames with signals held back, so only a kill can stop it there: export.json is
+    removed first and written last, so it never lists files that are not the ones beside it."""
+    import edgekd.stages.export as export
+
+    def killed(*args, **kwargs):
+        raise SystemExit(137)
+
+    monkeypatch.setattr(export, "write_json", killed)
+    with pytest.raises(SystemExit):
+        export.export_run(workspace / "run", workspace / "run" / "export")
+    assert not (workspace / "run" / "export" / "export.json").exists()
+    _no_partial_files(workspace / "run")
+
+
+def _slow_profile(tmp_path: Path, **popen) -> subprocess.Popen:
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4096])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4096])])
+    path = tmp_path / "model.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return subprocess.Popen([sys.executable, "-m", "edgekd", "profile", str(path), "--runs", "100000000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, **popen)
+
+
+@pytest.mark.parametrize("sig, ignored_by_parent", [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                                    (signal.SIGINT, True)])
+def test_a_real_signal_interrupts_even_when_the_shell_ignored_sigint(tmp_path, sig, ignored_by_parent):
+    """A shell starts a script's background jobs with SIGINT ignored: `edgekd … &` then `kill -INT` must still stop
+    it; SIGTERM (a cancelled CI job) stops it the same way."""
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored_by_parent else None
+    process = _slow_profile(tmp_path, preexec_fn=ignore)
+    time.sleep(4)  # in its latency loop by now
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted:") and "Traceback" not in stderr
+
+
+# --- concurrent commands on the same files ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_concurrent_cache_builds_and_exports_leave_consistent_files(workspace):
+    cache = str(workspace / "shared-cache")
+    builds = [subprocess.Popen([sys.executable, "-m", "edgekd", "cache", "build", str(workspace / "tiny.yaml")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, EDGEKD_CACHE_DIR=cache, PYTHONPATH=TESTS)) for _ in range(2)]
+    exports = [subprocess.Popen([sys.executable, "-m", "edgekd", "export", str(workspace / "run"), "--no-fp16"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for process in builds + exports:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+    listed = run_cli_here("cache", "ls", "--verify", EDGEKD_CACHE_DIR=cache)
+    assert "verified" in listed.stdout and "damaged" not in listed.stdout
+    report = yaml.safe_load((workspace / "run" / "export" / "export.json").read_text())
+    for variant in report["variants"]:
+        assert (workspace / "run" / "export" / variant["file"]).stat().st_size == variant["size_bytes"]
+    _no_partial_files(workspace / "run")
+    assert np.isfinite([v["mean_cosine"] for v in report["variants"]]).all()
