@@ -27,7 +27,7 @@ class Method:
 
     name: ClassVar[str]  # its key under `methods:`, the name of its module
     config_model: ClassVar[type[StrictModel]]
-    order: ClassVar[int]  # methods prepare, attach and add loss terms in this order (see methods/__init__.py)
+    order: ClassVar[int]  # methods prepare, attach and add loss terms in this order (see methods/registry.py)
     needs_teacher: ClassVar[bool] = False  # works on the teacher's outputs
     needs_labels: ClassVar[bool] = False  # needs one class label per window
     requires: ClassVar[dict[str, str]] = {}  # other method → why this one needs it and what to do (one line)
@@ -77,10 +77,9 @@ class Method:
 
 
 class DistillationModel(nn.Module):
-    def __init__(self, student: nn.Module, embedding_loss: LossFn, methods: list[Method],
-                 num_classes: int | None = None):
+    def __init__(self, student: nn.Module, embedding_loss: LossFn, methods: list[Method]):
         super().__init__()
-        self.student, self.embedding_loss, self.num_classes = student, embedding_loss, num_classes
+        self.student, self.embedding_loss = student, embedding_loss
         self.methods = methods
         self.head: nn.Module | None = None  # a classification head on the embedding, when a method adds one
         self.frozen: list[nn.Module] = []  # consulted, never trained (e.g. an attention teacher)

@@ -266,3 +266,14 @@ def test_concurrent_cache_builds_and_exports_leave_consistent_files(workspace):
         assert (workspace / "run" / "export" / variant["file"]).stat().st_size == variant["size_bytes"]
     _no_partial_files(workspace / "run")
     assert np.isfinite([v["mean_cosine"] for v in report["variants"]]).all()
+
+
+def test_the_next_export_removes_a_killed_exports_staging_folder_only(workspace):
+    export = workspace / "run" / "export"
+    killed = export / ".edgekd-export-999999999-abc"  # no such process
+    running = export / f".edgekd-export-{os.getpid()}-def"
+    for folder in (killed, running):
+        folder.mkdir()
+        (folder / "student.onnx").write_bytes(b"partial")
+    assert run_cli_here("export", workspace / "run", "--no-fp16").returncode == 0
+    assert not killed.exists() and running.exists()

@@ -42,7 +42,7 @@ def _model(methods: dict, classes: int | None = 3, peer: nn.Module | None = None
     """A TinyStudent with the methods as a recipe names them, attached as distillation attaches them."""
     recipe = recipe_from_dict(dict(MINI_RECIPE, methods=methods), "r.yaml")
     built = recipe.methods.build(recipe)
-    model = DistillationModel(TinyStudent(), build_loss(MseConfig()), built, classes)
+    model = DistillationModel(TinyStudent(), build_loss(MseConfig()), built)
     labels = np.arange(classes) if classes else None
     supervision = Supervision(0, labels, np.array(["clip"]), np.arange(1), None, np.zeros((1, 4, 4), np.float32))
     for method in built:

@@ -291,7 +291,7 @@ def _distillation_model(recipe: Recipe, data: DomainData, taught: Taught | None,
         supervision.rows["target"] = taught.targets.astype(np.float32)
     for method in methods:
         method.prepare(supervision)
-    model = DistillationModel(student, build_loss(recipe.loss), methods, supervision.num_classes)
+    model = DistillationModel(student, build_loss(recipe.loss), methods)
     for method in methods:
         method.attach(model, supervision)
     return model, supervision

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from edgekd.run_dir import RunDir
 
 # Where models that miss their accuracy gate are kept (to inspect), away from the names a deployment picks up.
 REJECTED = "rejected"
+_STAGING = ".edgekd-export-"  # + the exporting process id: where files are written and verified before publishing
 
 
 @dataclass
@@ -131,7 +133,8 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
         if windows.labels is not None else None
     gate = _Gate(inputs[test], embeddings[test], probe, windows.labels[test] if probe else None, options)
     metadata = _metadata(student, recipe, options, run.read_metrics().get("fidelity", {}))
-    with tempfile.TemporaryDirectory(prefix=".edgekd-export-", dir=out_dir) as staging:
+    _remove_stale_staging(out_dir)
+    with tempfile.TemporaryDirectory(prefix=f"{_STAGING}{os.getpid()}-", dir=out_dir) as staging:
         stage = Path(staging)
         fp32 = export_onnx(module, torch.from_numpy(inputs[:1]), stage / "student.onnx", metadata, input_name,
                            opset=options.opset)
@@ -164,6 +167,24 @@ def _publish(result: ExportResult, out_dir: Path, facts: dict) -> None:
             "fp32_layers": result.fp32_layers, "notes": result.notes,
         })
     result.files = [*published, report]
+
+
+def _remove_stale_staging(out_dir: Path) -> None:
+    """Staging folders of exports that were killed (their process is gone); a running export's is left alone."""
+    for folder in out_dir.glob(f"{_STAGING}*-*"):
+        pid = folder.name.removeprefix(_STAGING).split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _listed_files(report: Path) -> set[str]:
