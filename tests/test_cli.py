@@ -177,7 +177,8 @@ def test_export_options_and_the_accuracy_gate(distilled, tmp_path):
     strict = run_cli("export", run_dir, "--out", tmp_path / "strict", "--no-fp16", "--no-fallback",
                      "--min-cosine", "0.9999999", "--max-accuracy-drop", "100")
     assert strict.returncode == 1 and "accuracy gate failed" in strict.stderr and "mean cosine" in strict.stderr
-    assert (tmp_path / "strict" / "student.int8.onnx").is_file()  # written, and reported as failing
+    assert (tmp_path / "strict" / "rejected" / "student.int8.onnx").is_file()  # kept to inspect, reported failing
+    assert not (tmp_path / "strict" / "student.int8.onnx").exists()  # never under the name a deployment takes
     bad = run_cli("export", run_dir, "--int8", "int4")
     assert bad.returncode == 2 and "'int4' is not one of 'static', 'dynamic', 'none'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
