@@ -45,7 +45,8 @@ def test_profile_budgets_that_cannot_judge_are_refused(tiny_onnx, args, flag):
 
 @pytest.mark.parametrize("args, flag", [(["--min-cosine", "nan"], "--min-cosine"), (["--min-cosine", "2"], "--min-cosine"),
                                         (["--max-accuracy-drop", "nan"], "--max-accuracy-drop"),
-                                        (["--opset", "99"], "--opset"), (["--calib", "0"], "--calib")])
+                                        (["--opset", "99"], "--opset"), (["--opset", "7"], "--opset"),
+                                        (["--calib", "0"], "--calib"), (["--int8", "int4"], "--int8")])
 def test_export_gates_that_cannot_fail_are_refused(tmp_path, args, flag):
     one_line(run_cli_here("export", tmp_path, *args), 2, flag)
 

@@ -277,3 +277,22 @@ def test_the_next_export_removes_a_killed_exports_staging_folder_only(workspace)
         (folder / "student.onnx").write_bytes(b"partial")
     assert run_cli_here("export", workspace / "run", "--no-fp16").returncode == 0
     assert not killed.exists() and running.exists()
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "foreign"])
+@pytest.mark.parametrize("name", ["reduction.npz", "checkpoint.pt"])
+def test_a_run_missing_or_with_a_damaged_file_is_one_line_naming_it(workspace, name, damage):
+    path = workspace / "run" / name
+    if damage == "missing":
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(path.read_bytes()[:40] if damage == "truncated" and path.exists() else b"not this file")
+    before = snapshot(workspace)
+    args = ["evaluate", workspace / "run"] if name == "reduction.npz" else \
+        ["distill", workspace / "tiny.yaml", "--out", workspace / "run", "--resume"]
+    result = run_cli_here(*args, PYTHONPATH=TESTS)
+    if name == "checkpoint.pt" and damage == "missing":
+        assert result.returncode == 0, result.stderr  # a finished run: --resume has nothing left to do
+        return
+    one_line(result, 2, name)
+    assert snapshot(workspace) == before
