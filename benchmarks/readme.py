@@ -42,65 +42,70 @@ def _cell(value, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def _table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table: the header, its rule, and one line per row of cells."""
+    def line(cells: list) -> str:
+        return "|" + "|".join(f" {cell} " if cell != "" else " " for cell in cells) + "|\n"
+
+    return line(header) + "|---" * len(header) + "|\n" + "".join(map(line, rows))
+
+
 def methods_table(results: dict) -> str:
-    lines = ["| method | fidelity cos | CKA | head agree | head KL | probe acc | Δ pts | head acc | train s | "
-             "FP32 size |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results["rows"]:
-        lines.append(
-            f"| {r['method']} | {_cell(r['fidelity_cosine'], '.3f')} | {_cell(r['fidelity_cka'], '.3f')} | "
-            f"{_cell(r['head_top1_agreement'], '.1%')} | {_cell(r['head_predictive_kl'], '.3f')} | "
-            f"{_cell(r['probe_accuracy'], '.1%')} | {_cell(r['probe_delta_points'], '+.1f')} | "
-            f"{_cell(r['head_accuracy'], '.1%')} | {r['training_seconds']:.1f} | {r['storage_bytes'] / 1000:.1f} kB |")
-    return "\n".join(lines).replace("%", " %") + "\n"
+    rows = [[r["method"], _cell(r["fidelity_cosine"], ".3f"), _cell(r["fidelity_cka"], ".3f"),
+             _cell(r["head_top1_agreement"], ".1%"), _cell(r["head_predictive_kl"], ".3f"),
+             _cell(r["probe_accuracy"], ".1%"), _cell(r["probe_delta_points"], "+.1f"), _cell(r["head_accuracy"], ".1%"),
+             f"{r['training_seconds']:.1f}", f"{r['storage_bytes'] / 1000:.1f} kB"] for r in results["rows"]]
+    return _table(["method", "fidelity cos", "CKA", "head agree", "head KL", "probe acc", "Δ pts", "head acc",
+                   "train s", "FP32 size"], rows).replace("%", " %")
 
 
 def _latency(results: dict) -> str:
     base = results["median_ms"]["onnxruntime FP32"]
-    rows = [f"| {name} | {ms:.3f} | {base / ms:.2f}x |" for name, ms in results["median_ms"].items()]
-    return "\n".join(["| variant (1 thread, batch 1) | median ms | speed vs onnxruntime FP32 |", "|---|---|---|",
-                      *rows]) + "\n"
+    return _table(["variant (1 thread, batch 1)", "median ms", "speed vs onnxruntime FP32"],
+                  [[name, f"{ms:.3f}", f"{base / ms:.2f}x"] for name, ms in results["median_ms"].items()])
 
 
 def _published(results: dict) -> str:
-    lines = ["| model | figure | published | edgekd |", "|---|---|---|---|"]
+    rows = []
     for m in results["models"]:
-        lines.append(f"| {m['model']} | parameters / FP32 weights (network) | {m['published_params'] / 1e6:.2f} M / "
-                     f"{m['published_fp32_mb']} MB | {m['network_params'] / 1e6:.2f} M / "
-                     f"{format_bytes(m['network_fp32_bytes'])} |")
-        lines.append(f"| | activation memory | {m['published_activation']} | largest tensor "
-                     f"{format_bytes(m['largest_tensor_bytes'])}; working set {format_bytes(m['working_set_bytes'])}; peak "
-                     f"{format_bytes(m['peak_bytes'])}; arena {format_bytes(m['arena_bytes'])} |")
-        lines.append(f"| | file (with the front-end's DFT/mel constants) | | {format_bytes(m['storage_bytes'])} "
-                     f"(constants {format_bytes(m['frontend_bytes'])}); profiled in {m['profile_seconds']:.2f} s |")
-    return "\n".join(lines) + "\n"
+        rows += [
+            [m["model"], "parameters / FP32 weights (network)",
+             f"{m['published_params'] / 1e6:.2f} M / {m['published_fp32_mb']} MB",
+             f"{m['network_params'] / 1e6:.2f} M / {format_bytes(m['network_fp32_bytes'])}"],
+            ["", "activation memory", m["published_activation"],
+             f"largest tensor {format_bytes(m['largest_tensor_bytes'])}; working set "
+             f"{format_bytes(m['working_set_bytes'])}; peak {format_bytes(m['peak_bytes'])}; arena "
+             f"{format_bytes(m['arena_bytes'])}"],
+            ["", "file (with the front-end's DFT/mel constants)", "",
+             f"{format_bytes(m['storage_bytes'])} (constants {format_bytes(m['frontend_bytes'])}); profiled in "
+             f"{m['profile_seconds']:.2f} s"],
+        ]
+    return _table(["model", "figure", "published", "edgekd"], rows)
 
 
 def _cache_reuse(results: dict) -> str:
-    lines = ["| student | recompute the teacher (s) | shared cache (s) | teacher rows computed (recompute / shared) |",
-             "|---|---|---|---|"]
     students = results["students"]
-    for index, s in enumerate(students):
-        lines.append(f"| {index} | {s['recompute_seconds']:.1f} | {s['shared_seconds']:.1f} | "
-                     f"{s['recompute_rows']} / {s['shared_rows']} |")
+    rows = [[index, f"{s['recompute_seconds']:.1f}", f"{s['shared_seconds']:.1f}",
+             f"{s['recompute_rows']} / {s['shared_rows']}"] for index, s in enumerate(students)]
     recompute, shared = (sum(s[key] for s in students) for key in ("recompute_seconds", "shared_seconds"))
-    lines.append(f"| all ({results['windows']} windows each) | {recompute:.1f} | {shared:.1f} | "
-                 f"{recompute / shared:.2f}x less time with one cache |")
-    return "\n".join(lines) + "\n"
+    rows.append([f"all ({results['windows']} windows each)", f"{recompute:.1f}", f"{shared:.1f}",
+                 f"{recompute / shared:.2f}x less time with one cache"])
+    return _table(["student", "recompute the teacher (s)", "shared cache (s)",
+                   "teacher rows computed (recompute / shared)"], rows)
 
 
 def _throughput(results: dict) -> str:
-    lines = ["| device | data pipeline alone (windows/s) | training (windows/s) | training / pipeline |",
-             "|---|---|---|---|"]
-    for device, row in results["devices"].items():
-        lines.append(f"| {device} | {row['pipeline_windows_per_s']:,.0f} | {row['training_windows_per_s']:,.0f} | "
-                     f"{row['training_windows_per_s'] / row['pipeline_windows_per_s']:.4f} |")
-    return "\n".join(lines) + "\n"
+    rows = [[device, f"{row['pipeline_windows_per_s']:,.0f}", f"{row['training_windows_per_s']:,.0f}",
+             f"{row['training_windows_per_s'] / row['pipeline_windows_per_s']:.4f}"]
+            for device, row in results["devices"].items()]
+    return _table(["device", "data pipeline alone (windows/s)", "training (windows/s)", "training / pipeline"], rows)
 
 
 def _startup(results: dict) -> str:
     v, b = results["version_ms"], results["bad_recipe_ms"]
-    return "\n".join(["| command (a fresh process each, median) | ms |", "|---|---|", f"| `edgekd --version` | {v:.0f} |",
-                      f"| `edgekd distill BAD.yaml` (an unknown key) | {b:.0f} ({b / v:.2f}x) |"]) + "\n"
+    return _table(["command (a fresh process each, median)", "ms"],
+                  [["`edgekd --version`", f"{v:.0f}"], ["`edgekd distill BAD.yaml` (an unknown key)",
+                                                        f"{b:.0f} ({b / v:.2f}x)"]])
 
 
 def _demo(index: int) -> Callable[[dict], str]:
