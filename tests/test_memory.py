@@ -5,6 +5,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from edgekd.onnx.graph import load_model
 from edgekd.profile import analyse_graph
 from edgekd.profile.memory import graph_run, plan_memory
 
@@ -34,7 +35,7 @@ def test_branch_peak_by_hand(tmp_path):
         helper.make_node("Add", ["a", "b"], ["c"], name="add"),
         helper.make_node("Neg", ["c"], ["d"], name="neg"),
     ], [_tensor("x", [1, n])], [_tensor("d", [1, n])])
-    plan = plan_memory(graph_run(path, optimise=False))
+    plan = plan_memory(graph_run(load_model(path), str(path), optimise=False))
     assert [s.live_bytes for s in plan.steps] == [2 * n * F, 3 * n * F, 3 * n * F, 2 * n * F]
     assert plan.peak_bytes == 3 * n * F
     assert plan.largest_tensor_bytes == n * F
@@ -49,7 +50,7 @@ def test_reshape_is_a_view_and_weights_are_not_activations(tmp_path):
         helper.make_node("Reshape", ["y", "shape"], ["z"], name="reshape"),
         helper.make_node("Relu", ["z"], ["r"], name="relu"),
     ], [_tensor("x", [1, 64])], [_tensor("r", [16, 16])], [w, shape])
-    plan = plan_memory(graph_run(path, optimise=False))
+    plan = plan_memory(graph_run(load_model(path), str(path), optimise=False))
     # mm: x + y; reshape: y (z shares it); relu: y/z + r
     assert [s.live_bytes for s in plan.steps] == [(64 + 256) * F, 256 * F, 2 * 256 * F]
     assert plan.steps[0].macs == 64 * 256
@@ -72,8 +73,8 @@ def test_conv_macs_and_optimised_graph_fuses_batchnorm(tmp_path):
         helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["b"], name="bn"),
         helper.make_node("Relu", ["b"], ["y"], name="relu"),
     ], [_tensor("x", [1, 1, 10, 10])], [_tensor("y", [1, 8, 10, 10])], inits)
-    raw = plan_memory(graph_run(path, optimise=False))
-    fused = plan_memory(graph_run(path, optimise=True))
+    raw = plan_memory(graph_run(load_model(path), str(path), optimise=False))
+    fused = plan_memory(graph_run(load_model(path), str(path), optimise=True))
     conv_out = 8 * 10 * 10 * F
     assert raw.peak_bytes == 2 * conv_out  # c and b, or b and y
     assert fused.peak_bytes == 10 * 10 * F + conv_out  # one fused Conv(+BN+Relu): x and y

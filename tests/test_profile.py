@@ -12,6 +12,7 @@ from conftest import run_cli
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekd.onnx.export import export_onnx
+from edgekd.onnx.graph import load_model
 from edgekd.profile import profile_model
 from edgekd.profile.memory import Buffer, graph_run, greedy_arena, plan_memory
 from edgekd.render.ci import junit_xml
@@ -90,7 +91,7 @@ def test_arena_plan_by_hand():
 def test_arena_never_below_peak_and_close_to_it(tmp_path):
     for path in _graphs(tmp_path):
         for optimise in (False, True):
-            plan = plan_memory(graph_run(path, optimise=optimise))
+            plan = plan_memory(graph_run(load_model(path), str(path), optimise=optimise))
             assert plan.largest_tensor_bytes <= plan.working_set_bytes <= plan.peak_bytes <= plan.arena_bytes, path
             assert plan.arena_bytes <= 1.10 * plan.peak_bytes, (path.name, plan.arena_bytes, plan.peak_bytes)
             for a in plan.buffers:  # no two buffers alive together share bytes

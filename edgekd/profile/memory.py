@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from edgekd.errors import ModelError, first_line
 from edgekd.files import atomic_write
-from edgekd.onnx.graph import load_model, node_macs
+from edgekd.onnx.graph import node_macs
 from edgekd.onnx.session import create_session
 
 # Ops whose output is a view of their first input: no new buffer, the input lives as long as the view.
@@ -103,10 +103,9 @@ def example_inputs(session: ort.InferenceSession, batch: int = 1, seed: int = 0)
 RUN_TENSOR_LIMIT = 256 * 2**20
 
 
-def graph_run(model_path: Path, optimise: bool = True, batch: int = 1) -> GraphRun:
-    """Every tensor's shape: statically when the graph declares a tensor too large to run, else optimise with
-    onnxruntime (fusions applied) and run once to learn them."""
-    model, name = load_model(model_path), str(model_path)
+def graph_run(model: onnx.ModelProto, name: str, optimise: bool = True, batch: int = 1) -> GraphRun:
+    """Every tensor's shape of a loaded model (`name` is what errors call it): statically when the graph declares a
+    tensor too large to run, else optimise with onnxruntime (fusions applied) and run once to learn them."""
     static = _static_shapes(model, batch)
     if static is not None and max(static.nbytes.values(), default=0) > RUN_TENSOR_LIMIT:
         return static

@@ -100,8 +100,11 @@ class ProfileReport(GraphFacts):
 
 def analyse_graph(model_path: Path, raw: bool = False) -> tuple[GraphFacts, MemoryPlan]:
     """Static facts and the memory plan: the graph-only part of a profile."""
-    model = load_model(model_path)
-    plan = plan_memory(graph_run(Path(model_path), optimise=not raw))
+    return _analyse(model_path, load_model(model_path), raw)
+
+
+def _analyse(model_path: Path, model: onnx.ModelProto, raw: bool) -> tuple[GraphFacts, MemoryPlan]:
+    plan = plan_memory(graph_run(model, str(model_path), optimise=not raw))
     frontend_params, frontend_bytes = frontend_constants(model)
     facts = GraphFacts(
         params=parameter_count(model),
@@ -166,8 +169,8 @@ def profile_model(
     raw: bool = False,
 ) -> ProfileReport:
     _check_budgets(max_flash, max_ram, max_macs, max_latency_ms, latency_runs)
-    facts, plan = analyse_graph(model_path, raw)
     model = load_model(model_path)
+    facts, plan = _analyse(model_path, model, raw)
     profile = load_device(device) if isinstance(device, str) else device
     checks, unsupported = _device_checks(model, facts, profile) if profile is not None else ([], [])
     for name, limit, actual, flag in (("flash", max_flash, facts.storage_bytes, "--max-flash"),
