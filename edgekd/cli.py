@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import os
@@ -24,12 +23,14 @@ from rich.progress import (
 
 from edgekd import __version__
 from edgekd.errors import (
+    ENVIRONMENT_ERRNOS,
     EXIT_BAD_INPUT,
     EXIT_BUG,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_VIOLATION,
     EdgekdError,
+    environment_error,
 )
 from edgekd.onnx.options import (
     ActivationType,
@@ -59,9 +60,6 @@ _AFTER_INTERRUPT = {
     "evaluate": "the previous evaluation.json, if any, is as it was; run it again",
 }
 
-# A disk, permission or quota failure outside edgekd's own writers is still the environment, not a bug.
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
-
 
 def _report_line(text: str, label: str = "[red]error:[/]") -> None:
     """The one way an error reaches the user: one line on stderr, user text printed as it is (never as markup)."""
@@ -85,9 +83,8 @@ def _user_errors(command):
         except Exception as err:  # a bug, not bad input: one line unless asked for the traceback
             if _signals_received:  # the interrupt, wrapped by a library (the exporter's tracer does)
                 return _interrupted(command.__name__)
-            if isinstance(err, OSError) and err.errno in _ENVIRONMENT_ERRNOS:
-                _report_line(f"{err.filename or 'a file'}: {err.strerror} (check the space, permissions and quota "
-                             "there, or choose another location)")
+            if isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS:  # outside edgekd's own writers
+                _report_line(str(environment_error(err.filename or "a file", err, doing="use")))
                 raise typer.Exit(EXIT_BAD_INPUT) from None
             if os.environ.get("EDGEKD_DEBUG"):
                 raise

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from edgekd.errors import EdgekdError, first_line
+from edgekd.errors import EdgekdError, environment_error, first_line
 
 
 @contextlib.contextmanager
@@ -21,8 +21,7 @@ def writing(path: Path):
     try:
         yield
     except OSError as err:
-        raise EdgekdError(f"{path}: cannot write ({err.strerror or first_line(err)}); free some space or choose a "
-                          "writable location") from None
+        raise environment_error(path, err) from None
 
 
 @contextlib.contextmanager
