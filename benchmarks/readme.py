@@ -108,6 +108,31 @@ def _startup(results: dict) -> str:
                                                         f"{b:.0f} ({b / v:.2f}x)"]])
 
 
+def _scale(results: dict) -> str:
+    rows = []
+    for r in results["sizes"]:
+        stages, per_hour = r["stages"], r["seconds_per_hour"]
+        rows.append([f"{r['hours']:g} h ({r['files']:,} files)", f"{r['windows']:,}", f"{r['store_mb']:,.0f} MB",
+                     f"{stages['store_build']['seconds']:.0f} ({per_hour['store_build']:.0f})",
+                     f"{stages['teacher_inference']['seconds']:.0f} ({per_hour['teacher_inference']:.0f})",
+                     f"{r['epoch_seconds']:.0f} ({per_hour['training_epoch']:.0f})",
+                     " / ".join(f"{stages[k]['peak_rss_mb']:,}" for k in ("store_build", "teacher_inference",
+                                                                          "distill"))])
+    sonyc = results.get("sonyc_ust_layout")
+    if sonyc:
+        rows.append([f"SONYC-UST layout, {sonyc['hours']:g} h ({sonyc['clips']:,} clips), one cold `distill`",
+                     f"{sonyc['windows']:,}", "", "", "", "", f"{sonyc['peak_rss_mb']:,} ({sonyc['seconds']:.0f} s)"])
+    growth, fidelity = results["rss_growth"], results["fidelity_int16"]
+    return (_table(["audio on disk", "windows", "store (int16, 2 rates)", "store build s (s/h)",
+                    "teacher inference s (s/h)", "training epoch s (s/h)",
+                    "peak RSS MB: data build / cache build / distill"], rows)
+            + f"\nPeak RSS from {growth['from_hours']:g} h to {growth['to_hours']:g} h of audio: "
+              f"{growth['percent']:+.1f} %. int16 store over the demo's {fidelity['clips']} clips: quantisation SNR "
+              f"{fidelity['snr_db_min']:.1f} dB at worst (median {fidelity['snr_db_median']:.1f} dB); "
+              f"{fidelity['teacher']} embeddings of windows read from the store vs from float32 audio: cosine "
+              f"{fidelity['embedding_cosine_min']:.7f} at worst.\n")
+
+
 def _demo(index: int) -> Callable[[dict], str]:
     def render(results: dict) -> str:
         run = results["commands"][index]
@@ -128,6 +153,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "cache-reuse": ("cache_reuse", _cache_reuse),
     "throughput": ("throughput", _throughput),
     "startup": ("startup", _startup),
+    "scale": ("scale", _scale),
 }
 
 

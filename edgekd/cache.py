@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from edgekd.data.windows import Windows, resample
+from edgekd.data.windows import WindowAudio, Windows
 from edgekd.errors import EdgekdError
 from edgekd.files import atomic_write, write_text
 from edgekd.paths import cache_root
@@ -87,11 +87,13 @@ def _write_shard(directory: Path, keys: list[str], embeddings: np.ndarray) -> No
 def teacher_embeddings(
     teacher: Teacher,
     windows: Windows,
+    audio: WindowAudio,
     device: torch.device,
     batch_size: int = 16,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> CachedEmbeddings:
-    """Every window's teacher embedding: cached rows are read, missing rows computed and cached."""
+    """Every window's teacher embedding: cached rows are read, missing rows computed from `audio` (the windows at
+    the teacher's rate, streamed from the audio store) and cached."""
     known = teacher.known_embeddings(windows.clip_ids, windows.starts)
     if known is not None:  # precomputed embeddings are their own cache
         return CachedEmbeddings(known, None, 0, len(windows))
@@ -100,7 +102,7 @@ def teacher_embeddings(
     meta = directory / "teacher.json"
     if not meta.is_file():
         write_text(meta, json.dumps({"identity": identity, "dim": teacher.dim}, indent=1))
-    keys = windows.row_keys()
+    keys = audio.row_keys()
     cached, damaged = read_shards(directory)
     missing = [i for i, key in enumerate(keys) if key not in cached]
     rank, world = rank_and_world()
@@ -116,7 +118,7 @@ def teacher_embeddings(
         for start in range(rank * SHARD_ROWS, len(missing), world * SHARD_ROWS):
             rows = missing[start : start + SHARD_ROWS]
             chunks = []
-            for batch in _loader(windows, rows, teacher.sample_rate, batch_size, device):
+            for batch in _loader(audio, rows, batch_size, device):
                 chunks.append(teacher.embed(batch.to(device, non_blocking=True)).float().cpu().numpy())
                 if on_progress:
                     on_progress(done + sum(len(c) for c in chunks), len(keys))
@@ -131,29 +133,32 @@ def teacher_embeddings(
             done += len(rows)
         barrier()
         cached, _ = read_shards(directory, verify=False)
-    embeddings = np.stack([cached[key][0][cached[key][1]] for key in keys]).astype(np.float32)
+    embeddings = np.empty((len(keys), teacher.dim), np.float32)
+    for row, key in enumerate(keys):
+        shard, position = cached[key]
+        embeddings[row] = shard[position]
     return CachedEmbeddings(embeddings, directory, computed=len(missing), reused=len(keys) - len(missing),
                             discarded=damaged)
 
 
-class _ResampledWindows(torch.utils.data.Dataset):
-    def __init__(self, windows: Windows, rows: list[int], sample_rate: int):
-        self.windows, self.rows, self.sample_rate = windows, rows, sample_rate
+class _Rows(torch.utils.data.Dataset):
+    def __init__(self, audio: WindowAudio, rows: list[int]):
+        self.audio, self.rows = audio, rows
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        row = self.windows.audio[self.rows[index]][None]
-        return torch.from_numpy(resample(row, self.windows.sample_rate, self.sample_rate)[0])
+        return torch.from_numpy(self.audio[self.rows[index]])
 
 
-def _loader(windows: Windows, rows: list[int], sample_rate: int, batch_size: int, device: torch.device):
+def _loader(audio: WindowAudio, rows: list[int], batch_size: int, device: torch.device):
     """Batches in row order (so a resumed run batches exactly as an uninterrupted one). On CUDA, worker processes
-    resample while the GPU runs the teacher, into pinned memory; on the CPU the teacher needs every core."""
+    read windows from the store while the GPU runs the teacher, into pinned memory; on the CPU the teacher needs
+    every core."""
     workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
-    return torch.utils.data.DataLoader(_ResampledWindows(windows, rows, sample_rate), batch_size=batch_size,
-                                       shuffle=False, num_workers=workers, pin_memory=device.type == "cuda")
+    return torch.utils.data.DataLoader(_Rows(audio, rows), batch_size=batch_size, shuffle=False,
+                                       num_workers=workers, pin_memory=device.type == "cuda")
 
 
 @dataclass

@@ -31,7 +31,9 @@ class Reduction:
             return self.anchor_coords.shape[1]
         return len(self.mean) if self.components is None else len(self.components)
 
-    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+    def transform(self, embeddings: np.ndarray, chunk: int = 65536) -> np.ndarray:
+        if len(embeddings) > chunk:  # chunk by chunk: the float64 intermediates stay small for any number of rows
+            return np.concatenate([self.transform(embeddings[i : i + chunk]) for i in range(0, len(embeddings), chunk)])
         if self.anchors is not None:
             return self._interpolate(embeddings)
         if self.components is None:

@@ -8,16 +8,46 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+
+from edgekd.metrics import logmel_statistics
+
+
+class LogMel:
+    """The student front-end's log-mel of windows, computed batch by batch when asked (all windows' log-mels would
+    not fit in memory for hours of audio): input of the log-mel baseline and of methods that need a cheap view of
+    the audio (MiniPLM's reference model, ReffAKD's autoencoder)."""
+
+    def __init__(self, frontend: torch.nn.Module, audio, batch_size: int = 256):
+        self.frontend, self.audio, self.batch_size = frontend, audio, batch_size
+
+    def __len__(self) -> int:
+        return len(self.audio)
+
+    @torch.no_grad()
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        """(rows, mels, frames) float32."""
+        return self.frontend(torch.from_numpy(self.audio[rows])).numpy()
+
+    def batches(self, rows: np.ndarray):
+        for start in range(0, len(rows), self.batch_size):
+            yield self[rows[start : start + self.batch_size]]
+
+    def statistics(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Mean and std of each band for `rows` (every window when None)."""
+        rows = np.arange(len(self)) if rows is None else rows
+        parts = [logmel_statistics(batch) for batch in self.batches(rows)]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
 @dataclass
 class Supervision:
     seed: int
     labels: np.ndarray | None  # class index per window, (windows, tags) for multi-label, None when unlabelled
-    clips: np.ndarray  # clip id per window: folds and selections never split a clip
+    clips: np.ndarray  # clip of each window: folds and selections never split a clip
     train: np.ndarray  # training windows (methods may narrow them)
     teacher: np.ndarray | None  # raw teacher embeddings; None without a teacher
-    logmel: np.ndarray  # the student front-end's log-mel of every window
+    logmel: LogMel  # the student front-end's log-mel of any window, computed when asked
     rows: dict[str, np.ndarray] = field(default_factory=dict)  # per window: what the trainer feeds the objective
     report: dict = field(default_factory=dict)  # for metrics.json
     teacher_log_probabilities: np.ndarray | None = None  # the teacher head's, once a method asked for it

@@ -18,9 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekd.data.windows import WindowAudio
 from edgekd.files import atomic_write, load_weights
 from edgekd.recipe import TrainConfig
 from edgekd.runtime import barrier, rank_and_world, select_device
+
+Audio = WindowAudio | np.ndarray  # windows by row: read from the audio store, or already in memory (tests)
 
 
 @dataclass
@@ -107,19 +110,13 @@ def _ema_update(ema: dict[str, torch.Tensor], model: nn.Module, decay: float) ->
 
 
 @torch.no_grad()
-def predict(model: nn.Module, audio: torch.Tensor, batch_size: int = 64):
-    """The model's outputs for every row, batch by batch: a tensor, or a dict of tensors for a DistillationModel."""
+def predict(model: nn.Module, audio: Audio, rows: np.ndarray | None = None, batch_size: int = 64) -> torch.Tensor:
+    """A network's output for each of `rows` (every row when None), reading `audio[rows]` batch by batch: a
+    WindowAudio streams the windows from the audio store, so only one batch of audio is in memory."""
     model.eval()
-    outputs = [model(audio[i : i + batch_size]) for i in range(0, len(audio), batch_size)]
-    if isinstance(outputs[0], dict):
-        return {key: _concatenate([o[key] for o in outputs]) for key in outputs[0]}
-    return torch.cat(outputs)
-
-
-def _concatenate(parts: list):
-    if isinstance(parts[0], list):  # attention maps: one tensor per layer
-        return [torch.cat(layer) for layer in zip(*parts)]
-    return torch.cat(parts)
+    rows = np.arange(len(audio)) if rows is None else rows
+    return torch.cat([model(torch.as_tensor(audio[rows[i : i + batch_size]]))
+                      for i in range(0, len(rows), batch_size)])
 
 
 @dataclass
@@ -128,7 +125,7 @@ class _Loop:
 
     model: nn.Module
     wrapped: nn.Module
-    x: torch.Tensor
+    x: Audio
     y: dict[str, torch.Tensor]
     optimizer: torch.optim.Optimizer
     config: TrainConfig
@@ -143,7 +140,7 @@ class _Loop:
 
 def train_student(
     model: nn.Module,
-    audio: np.ndarray,
+    audio: Audio,
     rows: dict[str, np.ndarray],
     train_index: np.ndarray,
     val_index: np.ndarray,
@@ -154,10 +151,11 @@ def train_student(
     on_step: Callable[[int, int, int], None] | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> list[EpochLog]:
-    """Train a DistillationModel in place on `rows` (per-window arrays: `target` embeddings, `label`, `soft` targets,
-    `trust`); on return it holds the weights (their EMA, when enabled) with the best validation score. With
-    `schedule: plateau` and `optimizer: adam` this is SEA's recipe: the rate drops ×plateau_factor when the
-    validation loss has not improved for plateau_patience epochs, and `early_stopping` ends the run."""
+    """Train a DistillationModel in place on the windows of `audio` (read per batch) and `rows` (per-window arrays:
+    `target` embeddings, `label`, `soft` targets, `trust`); on return it holds the weights (their EMA, when enabled)
+    with the best validation score. With `schedule: plateau` and `optimizer: adam` this is SEA's recipe: the rate
+    drops ×plateau_factor when the validation loss has not improved for plateau_patience epochs, and
+    `early_stopping` ends the run."""
     loop = _prepare(model, audio, rows, config)
     state = TrainState(0, Plateau(config.lr), ema=_copy(model) if config.ema else None)
     if resume and checkpoint.is_file():
@@ -180,7 +178,7 @@ def train_student(
     return state.history
 
 
-def _prepare(model: nn.Module, audio: np.ndarray, rows: dict[str, np.ndarray], config: TrainConfig) -> _Loop:
+def _prepare(model: nn.Module, audio: Audio, rows: dict[str, np.ndarray], config: TrainConfig) -> _Loop:
     rank, world = rank_and_world()
     device = select_device(config.device)
     model.to(device)
@@ -197,8 +195,8 @@ def _prepare(model: nn.Module, audio: np.ndarray, rows: dict[str, np.ndarray], c
     optimizer = optimizer_class([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                 weight_decay=config.weight_decay)
     y = {key: torch.from_numpy(value) for key, value in rows.items()}
-    # the audio stays in host memory; batches go to the device
-    return _Loop(model, wrapped, torch.from_numpy(audio), y, optimizer, config, device, rank, world)
+    # the audio stays on disk (in the store); each batch is read, then goes to the device
+    return _Loop(model, wrapped, audio, y, optimizer, config, device, rank, world)
 
 
 def _epoch(loop: _Loop, state: TrainState, epoch: int, train_index: np.ndarray, val_index: np.ndarray, seed: int,
@@ -245,8 +243,16 @@ def _validate(loop: _Loop, state: TrainState, val_index: np.ndarray, log: EpochL
     if state.ema is not None:
         live = _copy(model)
         model.load_state_dict(state.ema)
-    val_x, val_y = next(batches(loop.x, loop.y, [val_index], loop.device, 0))
-    log.val_loss, log.val_cosine, log.val_accuracy = model.validation(predict(model, val_x), val_y)
+    model.eval()
+    outputs, wanted = [], []
+    with torch.no_grad():  # batch by batch; only what validation scores (embedding, logits) is kept
+        chunks = [val_index[i : i + 64] for i in range(0, len(val_index), 64)]
+        for inputs, targets in batches(loop.x, loop.y, chunks, loop.device, 0):
+            out = model(inputs)
+            outputs.append({key: out[key] for key in ("embedding", "logits") if key in out})
+            wanted.append(targets)
+    joined = [{key: torch.cat([part[key] for part in parts]) for key in parts[0]} for parts in (outputs, wanted)]
+    log.val_loss, log.val_cosine, log.val_accuracy = model.validation(*joined)
     if log.score() > state.best_score:
         state.best_score, state.best_weights = log.score(), _copy(model)
     if live is not None:
@@ -300,24 +306,26 @@ def _swap_batch_norms(model: nn.Module, kind: type[nn.BatchNorm2d]) -> None:
 
 
 class _Rows(torch.utils.data.Dataset):
-    def __init__(self, x: torch.Tensor, y: dict[str, torch.Tensor]):
+    def __init__(self, x: Audio, y: dict[str, torch.Tensor]):
         self.x, self.y = x, y
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.x[index], {key: value[index] for key, value in self.y.items()}
+        return torch.as_tensor(self.x[index]), {key: value[index] for key, value in self.y.items()}
 
 
-def batches(x: torch.Tensor, y: dict[str, torch.Tensor], index_batches: list[np.ndarray], device: torch.device,
+def batches(x: Audio, y: dict[str, torch.Tensor], index_batches: list[np.ndarray], device: torch.device,
             workers: int):
-    """(inputs, {name: rows}) on `device` for each list of row indices, in the given order. With workers (on CUDA),
-    a DataLoader gathers the next batches into pinned memory while the GPU trains; copies run without blocking."""
+    """(inputs, {name: rows}) on `device` for each list of row indices, in the given order; the audio of each batch
+    is read when it is needed. With workers (on CUDA), a DataLoader reads the next batches into pinned memory while
+    the GPU trains; copies run without blocking."""
     if workers == 0:
         for index in index_batches:
-            rows = torch.from_numpy(np.asarray(index))
-            yield x[rows].to(device), {key: value[rows].to(device) for key, value in y.items()}
+            rows = np.asarray(index)
+            yield (torch.as_tensor(x[rows]).to(device),
+                   {key: value[torch.from_numpy(rows)].to(device) for key, value in y.items()})
         return
     loader = torch.utils.data.DataLoader(_Rows(x, y), batch_sampler=[list(map(int, b)) for b in index_batches],
                                          num_workers=workers, pin_memory=device.type == "cuda")

@@ -42,6 +42,30 @@ def mini_recipe(tmp_path) -> Path:
     return path
 
 
+def data_recipe(data, rate: int = 8000, **window):
+    """MINI_RECIPE over `data` (a data config or its dict), its student at `rate`, windows as given (1 s default)."""
+    from edgekd.recipe import recipe_from_dict
+
+    data = data if isinstance(data, dict) else data.model_dump(mode="json")
+    return recipe_from_dict(dict(MINI_RECIPE, data=data, window=window or {"seconds": 1.0},
+                                 student=dict(MINI_RECIPE["student"], sample_rate=rate)), "test.yaml")
+
+
+def load_data(data, rate: int = 8000, **window):
+    """A dataset decoded into the audio store at `rate` and windowed (as `distill` does, without its checks that
+    every split has windows): `.windows`, `.teacher_audio` (= `.student_audio`), `.skipped`."""
+    from edgekd.data.domain import catalogue, load_domain_data
+    from edgekd.data.store import build_stores
+
+    recipe = data_recipe(data, rate, **window)
+    build_stores(catalogue(recipe), [rate])
+    return load_domain_data(recipe, rate, build=False)
+
+
+def synthetic_data(per_class: int = 3, rate: int = 8000, **window):
+    return load_data({"name": "synthetic_urban", "clips_per_class": per_class, "sample_rate": rate}, rate, **window)
+
+
 def run_cli(*args: str, cwd: Path | None = None, **env_overrides: str) -> subprocess.CompletedProcess:
     """The real CLI, as a user runs it."""
     env = dict(os.environ, COLUMNS="200", PYTHONWARNINGS="ignore", **env_overrides)

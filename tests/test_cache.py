@@ -8,13 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
-from conftest import run_cli
+from conftest import load_data, run_cli, synthetic_data
 
 from edgekd.cache import SHARD_ROWS, teacher_embeddings
-from edgekd.data.audio import load_clips
-from edgekd.data.configs import SyntheticUrbanConfig
-from edgekd.data.windows import make_windows
 from edgekd.teachers import build_teacher
 from edgekd.teachers.configs import PythonTeacherConfig
 
@@ -24,41 +22,45 @@ sys.path.insert(0, str(TESTS))
 CPU = torch.device("cpu")
 
 
-def _windows(per_class=3):
-    return make_windows(load_clips(SyntheticUrbanConfig(clips_per_class=per_class, sample_rate=8000), 0, 8000), 1.0,
-                        None)
+def _embed(data, teacher=None):
+    return teacher_embeddings(teacher or _teacher(), data.windows, data.teacher_audio, CPU)
 
 
 def _teacher(factory="tiny_models:tiny_embedder"):
     return build_teacher(PythonTeacherConfig(factory=factory, sample_rate=8000))
 
 
-def test_rows_are_reused_and_a_changed_window_invalidates_only_its_row():
-    windows = _windows()
-    first = teacher_embeddings(_teacher(), windows, CPU)
-    assert (first.computed, first.reused) == (30, 0) and first.embeddings.dtype == np.float32
-    again = teacher_embeddings(_teacher(), windows, CPU)
-    assert (again.computed, again.reused) == (30 - 30, 30) and again.hit
+def test_rows_are_reused_and_a_changed_file_invalidates_only_its_rows(tmp_path):
+    rng = np.random.default_rng(0)
+    for index in range(6):
+        soundfile.write(tmp_path / f"{index}.wav", 0.1 * rng.standard_normal(16000), 8000)  # 2 windows each
+    data = load_data({"name": "folder", "root": str(tmp_path)})
+    first = _embed(data)
+    assert (first.computed, first.reused) == (12, 0) and first.embeddings.dtype == np.float32
+    again = _embed(load_data({"name": "folder", "root": str(tmp_path)}))
+    assert (again.computed, again.reused) == (0, 12) and again.hit
     np.testing.assert_array_equal(first.embeddings, again.embeddings)
-    windows.audio[4] *= 0.5  # one file changed on disk
-    changed = teacher_embeddings(_teacher(), windows, CPU)
-    assert (changed.computed, changed.reused) == (1, 29)
-    np.testing.assert_array_equal(np.delete(changed.embeddings, 4, 0), np.delete(first.embeddings, 4, 0))
-    assert not np.array_equal(changed.embeddings[4], first.embeddings[4])
+    soundfile.write(tmp_path / "4.wav", 0.05 * rng.standard_normal(16000), 8000)  # one file changed on disk
+    changed_data = load_data({"name": "folder", "root": str(tmp_path)})
+    changed = _embed(changed_data)
+    rows = np.flatnonzero(changed_data.windows.clip_ids == "4.wav")
+    assert (changed.computed, changed.reused) == (2, 10) and len(rows) == 2
+    np.testing.assert_array_equal(np.delete(changed.embeddings, rows, 0), np.delete(first.embeddings, rows, 0))
+    assert not np.array_equal(changed.embeddings[rows], first.embeddings[rows])
     stored = list(first.directory.glob("shard-*.npy"))
     assert stored and np.load(stored[0]).dtype == np.float16
 
 
 def test_damaged_shard_is_detected_and_recomputed():
-    windows = _windows()
-    first = teacher_embeddings(_teacher(), windows, CPU)
+    data = synthetic_data()
+    first = _embed(data)
     shard = next(first.directory.glob("shard-*.npy"))
-    data = bytearray(shard.read_bytes())
-    data[-10] ^= 0xFF
-    shard.write_bytes(bytes(data))
+    damaged = bytearray(shard.read_bytes())
+    damaged[-10] ^= 0xFF
+    shard.write_bytes(bytes(damaged))
     listed = run_cli("cache", "info", first.directory.name)
     assert listed.returncode == 0 and shard.name in listed.stdout
-    again = teacher_embeddings(_teacher(), windows, CPU)
+    again = _embed(data)
     assert again.computed == 30
     np.testing.assert_allclose(again.embeddings, first.embeddings)
 
@@ -66,15 +68,13 @@ def test_damaged_shard_is_detected_and_recomputed():
 _CACHE_SCRIPT = """
 import sys, numpy as np, torch
 sys.path.insert(0, {tests!r})
+from conftest import synthetic_data
 from edgekd.cache import teacher_embeddings
-from edgekd.data.audio import load_clips
-from edgekd.data.windows import make_windows
-from edgekd.data.configs import SyntheticUrbanConfig
 from edgekd.teachers import build_teacher
 from edgekd.teachers.configs import PythonTeacherConfig
-windows = make_windows(load_clips(SyntheticUrbanConfig(clips_per_class=60, sample_rate=8000), 0, 8000), 1.0, None)
+data = synthetic_data(60)
 teacher = build_teacher(PythonTeacherConfig(factory="tiny_models:slow_embedder", sample_rate=8000))
-result = teacher_embeddings(teacher, windows, torch.device("cpu"))
+result = teacher_embeddings(teacher, data.windows, data.teacher_audio, torch.device("cpu"))
 np.save(sys.argv[1], result.embeddings)
 print(result.computed, result.reused)
 """
@@ -111,7 +111,7 @@ def test_killed_while_caching_then_rerun_gives_identical_rows(tmp_path):
 def test_cache_commands(tmp_path, monkeypatch):
     cache = str(tmp_path / "c")
     monkeypatch.setenv("EDGEKD_CACHE_DIR", cache)
-    result = teacher_embeddings(_teacher(), _windows(), CPU)
+    result = _embed(synthetic_data())
     listed = run_cli("cache", "ls", EDGEKD_CACHE_DIR=cache)
     assert listed.returncode == 0 and result.directory.name in listed.stdout and "python" in listed.stdout
     info = run_cli("cache", "info", result.directory.name, EDGEKD_CACHE_DIR=cache)

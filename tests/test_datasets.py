@@ -6,14 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from conftest import data_recipe, load_data
 
-from edgekd.data.audio import load_clips
 from edgekd.data.configs import (
     Esc50Config,
     FolderConfig,
     SonycUstConfig,
     UrbanSound8KConfig,
 )
+from edgekd.data.domain import load_domain_data
 from edgekd.errors import EdgekdError
 
 
@@ -43,8 +44,10 @@ def test_urbansound8k_official_folds_and_resampling(tmp_path):
             rows.append([file, "0", "0", "1", "1", fold, class_id, name])
     _write_csv(tmp_path / "metadata" / "UrbanSound8K.csv",
                ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"], rows)
-    clips = load_clips(UrbanSound8KConfig(root=str(tmp_path)), 0, 16000)
-    assert len(clips.ids) == 20 and clips.sample_rate == 16000 and len(clips.audio[0]) == 16000
+    data = load_data(UrbanSound8KConfig(root=str(tmp_path)), 16000)
+    clips = data.windows.clips
+    assert len(clips.ids) == 20 and data.teacher_audio.sample_rate == 16000 and clips.seconds[0] == 1.0
+    assert data.teacher_audio.stored[0].length == 16000
     assert clips.class_names == ["air_conditioner", "dog_bark"]
     assert sorted(set(clips.labels.tolist())) == [0, 1]
     assert (clips.splits == "test").sum() == 2 and (clips.splits == "val").sum() == 2
@@ -59,8 +62,9 @@ def test_esc50_layout(tmp_path):
         rows.append([file, fold, 0, "dog", "True", 100, "A"])
     _write_csv(tmp_path / "meta" / "esc50.csv", ["filename", "fold", "target", "category", "esc10", "src_file",
                                                   "take"], rows)
-    clips = load_clips(Esc50Config(root=str(tmp_path)), 0, 8000)
-    assert len(clips.ids) == 5 and len(clips.audio[0]) == 40000
+    data = load_data(Esc50Config(root=str(tmp_path)), 8000)
+    clips = data.windows.clips
+    assert len(clips.ids) == 5 and data.teacher_audio.stored[0].length == 40000
     assert clips.splits.tolist() == ["train", "train", "train", "val", "test"]
 
 
@@ -75,11 +79,11 @@ def test_sonyc_ust_multi_label_majority_vote(tmp_path):
     _write_csv(tmp_path / "annotations.csv", header, rows)
     for name in ("a.wav", "b.wav", "c.wav"):
         _tone(tmp_path / "audio" / name, rate=48000, seconds=10.0)
-    coarse = load_clips(SonycUstConfig(root=str(tmp_path)), 0, 8000)
+    coarse = load_data(SonycUstConfig(root=str(tmp_path)), 8000).windows.clips
     assert coarse.class_names == ["1_engine", "2_machinery-impact"]
     assert coarse.labels.tolist() == [[1, 0], [0, 1], [1, 1]]  # a: engine 3/3, impact 1/3 → absent
     assert coarse.splits.tolist() == ["train", "val", "test"] and coarse.groups == ["s1", "s2", "s3"]
-    fine = load_clips(SonycUstConfig(root=str(tmp_path), level="fine"), 0, 8000)
+    fine = load_data(SonycUstConfig(root=str(tmp_path), level="fine"), 8000).windows.clips
     assert fine.class_names == ["1-1_small-sounding-engine"] and fine.labels[:, 0].tolist() == [1, 0, 0]
 
 
@@ -103,15 +107,16 @@ def test_unlabelled_folder_skips_and_lists_bad_audio(tmp_path):
     _tone(tmp_path / "sensor-b" / "x.ogg", rate=32000, subtype="VORBIS", channels=2)
     _tone(tmp_path / "sensor-b" / "y.mp3", rate=16000, subtype="MPEG_LAYER_III")
     expected = _bad_files(tmp_path / "bad")
-    clips = load_clips(FolderConfig(root=str(tmp_path)), 0, 16000)
+    data = load_data(FolderConfig(root=str(tmp_path)), 16000)
+    clips = data.windows.clips
     assert clips.labels is None and len(clips.ids) == 8
-    assert all(abs(len(a) - 16000) <= 1152 and a.dtype == np.float32 for a in clips.audio)  # mp3 frames pad
-    reasons = {Path(s["path"]).name: s["reason"] for s in clips.skipped}
+    assert all(abs(clip.length - 16000) <= 1152 for clip in data.teacher_audio.stored)  # mp3 frames pad
+    reasons = {Path(s["path"]).name: s["reason"] for s in data.skipped}
     assert set(reasons) == set(expected)
     for name, reason in expected.items():
         assert reason in reasons[name], (name, reasons[name])
     with pytest.raises(EdgekdError, match=r"\(--strict\)"):
-        load_clips(FolderConfig(root=str(tmp_path)), 0, 16000, strict=True)
+        load_domain_data(data_recipe(FolderConfig(root=str(tmp_path)), 16000), 16000, strict=True)
 
 
 def test_folder_with_labels_csv(tmp_path):
@@ -120,13 +125,13 @@ def test_folder_with_labels_csv(tmp_path):
     _write_csv(tmp_path / "labels.csv", ["path", "label", "group", "split"],
                [["0.wav", "bird", "g1", "train"], ["1.wav", "car", "g1", "train"], ["2.wav", "bird", "g2", "val"],
                 ["3.wav", "car", "g2", "test"]])
-    clips = load_clips(FolderConfig(root=str(tmp_path), labels_csv=str(tmp_path / "labels.csv")), 0, 16000)
+    clips = load_data(FolderConfig(root=str(tmp_path), labels_csv=str(tmp_path / "labels.csv")), 16000).windows.clips
     assert clips.class_names == ["bird", "car"] and clips.labels.tolist() == [0, 1, 0, 1]
     assert clips.splits.tolist() == ["train", "train", "val", "test"] and clips.groups == ["g1", "g1", "g2", "g2"]
 
 
 def test_missing_metadata_is_a_one_line_error(tmp_path):
     with pytest.raises(EdgekdError, match="metadata file not found"):
-        load_clips(UrbanSound8KConfig(root=str(tmp_path)), 0, 16000)
+        load_data(UrbanSound8KConfig(root=str(tmp_path)), 16000)
     with pytest.raises(EdgekdError, match="folder not found"):
-        load_clips(FolderConfig(root=str(tmp_path / "nope")), 0, 16000)
+        load_data(FolderConfig(root=str(tmp_path / "nope")), 16000)

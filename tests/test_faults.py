@@ -117,20 +117,19 @@ def test_a_teacher_that_outputs_nan_is_refused_and_nothing_is_cached(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "teacher 'python' gave non-finite embeddings" in errors[0]
-    assert not list(cache.rglob("shard-*"))
+    assert not list(cache.glob("teacher/*/shard-*"))
 
 
 def test_a_fifo_named_like_audio_is_skipped_not_waited_on(tmp_path):
-    from edgekd.data.audio import load_clips
-    from edgekd.data.configs import FolderConfig
+    from conftest import load_data
 
     audio = tmp_path / "audio"
     audio.mkdir()
     soundfile.write(audio / "real.wav", (0.1 * np.random.default_rng(0).standard_normal(8000)).astype("float32"), 8000)
     os.mkfifo(audio / "pipe.wav")
-    clips = load_clips(FolderConfig(root=str(audio)), 0, 8000)
-    assert clips.ids == ["real.wav"]
-    assert clips.skipped == [{"path": str(audio / "pipe.wav"), "reason": "not a regular file"}]
+    data = load_data({"name": "folder", "root": str(audio)})
+    assert data.windows.clips.ids == ["real.wav"]
+    assert data.skipped == [{"path": str(audio / "pipe.wav"), "reason": "not a regular file"}]
 
 
 def _run_with(folder: Path, student: bytes) -> Path:
@@ -371,11 +370,9 @@ def test_a_bad_ci_config_is_one_line_naming_it(tiny_onnx, config, expected):
 # --- teachers the user brings: refused in one line naming the file or factory, nothing cached --------------------
 
 def _precomputed(folder: Path, fault: str) -> Path:
-    from edgekd.data.audio import load_clips
-    from edgekd.data.configs import SyntheticUrbanConfig
-    from edgekd.data.windows import make_windows
+    from conftest import load_data
 
-    windows = make_windows(load_clips(SyntheticUrbanConfig(**MINI_RECIPE["data"]), 0, 8000), 1.0, None)
+    windows = load_data(MINI_RECIPE["data"]).windows
     ids, starts = np.asarray(windows.clip_ids), windows.starts
     vectors = np.random.default_rng(0).standard_normal((len(ids), 8)).astype(np.float32)
     if fault == "nan":
@@ -440,7 +437,7 @@ def test_a_teacher_that_cannot_teach_is_one_line_and_nothing_is_cached(tmp_path,
     recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, teacher=teacher)))
     cache = tmp_path / "cache"
     one_line(run_cli_here("distill", recipe, "--out", tmp_path / "run", EDGEKD_CACHE_DIR=str(cache)), 2, expected)
-    assert not (tmp_path / "run").exists() and not list(cache.rglob("shard-*"))
+    assert not (tmp_path / "run").exists() and not list(cache.glob("teacher/*/shard-*"))
 
 
 # --- audio screening ------------------------------------------------------------------------------------------------
@@ -449,13 +446,13 @@ def test_clips_shorter_than_the_window_fraction_are_skipped_and_counted(tmp_path
     from edgekd.data.windows import Clips, make_windows
 
     rate = 8000
-    audio = [np.ones(n, np.float32) for n in (1, 800, 3999, 4000, 8000, 8000 + 3000, 8000 + 5000)]
-    clips = Clips([f"c{i}" for i in range(len(audio))], audio, rate, None, [], np.asarray(["train"] * len(audio)))
-    windows = make_windows(clips, 1.0, None, min_fraction=0.5)
+    lengths = np.asarray([1, 800, 3999, 4000, 8000, 8000 + 3000, 8000 + 5000])
+    clips = Clips([f"c{i}" for i in range(len(lengths))], lengths / rate, None, [], np.asarray(["train"] * 7))
+    windows, skipped = make_windows(clips, 1.0, None, 0.5, rate)
     # 1 sample, 0.1 s and 0.4999 s skipped; 0.5 s is one window; 1.375 s drops its 0.375 s tail; 1.625 s keeps it
-    assert [s["path"] for s in clips.skipped] == ["c0", "c1", "c2"]
-    assert windows.clip_ids == ["c3", "c4", "c5", "c6", "c6"]
-    assert "window.min_fraction" in clips.skipped[0]["reason"]
+    assert [s["path"] for s in skipped] == ["c0", "c1", "c2"]
+    assert windows.clip_ids.tolist() == ["c3", "c4", "c5", "c6", "c6"]
+    assert "window.min_fraction" in skipped[0]["reason"]
 
 
 def test_no_windows_left_says_how_many_files_were_skipped_and_why(tmp_path):
@@ -479,7 +476,7 @@ def test_cache_ls_says_whether_rows_are_verified_and_a_damaged_shard_is_removed_
                                                                 "sample_rate": 8000})))
     env = {"EDGEKD_CACHE_DIR": str(cache)}
     assert run_cli_here("cache", "build", recipe, **env).returncode == 0
-    shard = next(cache.rglob("shard-*.npy"))
+    shard = next(cache.glob("teacher/*/shard-*.npy"))
     shard.write_bytes(shard.read_bytes()[:-16] + b"\x00" * 16)  # same size, wrong bytes
     plain = run_cli_here("cache", "ls", **env)
     assert "not verified" in plain.stdout

@@ -59,6 +59,7 @@ def _commands(space: Path, target: Path) -> dict[str, tuple[list, dict]]:
         "distill": (["distill", space / "tiny.yaml", "--out", target / "run"], {}),
         "distill-cache": (["distill", space / "tiny.yaml", "--out", space / "new-run"], cache),
         "cache-build": (["cache", "build", space / "tiny.yaml"], cache),
+        "data-build": (["data", "build", space / "tiny.yaml"], cache),
         "export": (["export", space / "run", "--out", target / "export", "--no-fp16"], {}),
         "tune": (["tune", space / "tiny.yaml", "--temperature", "2", "--alpha", "0.5", "--out", target / "tune"], {}),
         "profile-junit": (["profile", space / "model.onnx", "--runs", "0", "--junit", target / "r.xml"], {}),
@@ -68,8 +69,8 @@ def _commands(space: Path, target: Path) -> dict[str, tuple[list, dict]]:
     }
 
 
-COMMANDS = ["distill", "distill-cache", "cache-build", "export", "tune", "profile-junit", "profile-markdown",
-            "profile-plot", "check-baseline"]
+COMMANDS = ["distill", "distill-cache", "cache-build", "data-build", "export", "tune", "profile-junit",
+            "profile-markdown", "profile-plot", "check-baseline"]
 
 
 def _no_partial_files(folder: Path) -> None:

@@ -22,7 +22,12 @@ from edgekd.methods.selection import teacher_reliability
 from edgekd.methods.teacher_free import TeacherFreeConfig, autoencoder_soft_labels
 from edgekd.metrics import head_fidelity
 from edgekd.recipe import recipe_from_dict
-from edgekd.supervision import Supervision, out_of_fold_log_probabilities, select_top
+from edgekd.supervision import (
+    LogMel,
+    Supervision,
+    out_of_fold_log_probabilities,
+    select_top,
+)
 
 
 class TinyStudent(nn.Module):
@@ -44,7 +49,8 @@ def _model(methods: dict, classes: int | None = 3, peer: nn.Module | None = None
     built = recipe.methods.build(recipe)
     model = DistillationModel(TinyStudent(), build_loss(MseConfig()), built)
     labels = np.arange(classes) if classes else None
-    supervision = Supervision(0, labels, np.array(["clip"]), np.arange(1), None, np.zeros((1, 4, 4), np.float32))
+    logmel = LogMel(torch.nn.Identity(), np.zeros((1, 4, 4), np.float32))
+    supervision = Supervision(0, labels, np.array(["clip"]), np.arange(1), None, logmel)
     for method in built:
         method.attach(model, supervision)
     if peer is not None:
@@ -145,7 +151,8 @@ def test_difference_sampling_keeps_what_the_teacher_knows_and_the_reference_does
     reference[easy_for_reference] += np.eye(3)[labels[easy_for_reference]] * 4
     train = np.arange(n)
     clips = np.arange(n).astype(str)
-    supervision = Supervision(0, labels, clips, train, teacher, np.zeros((n, 4, 4), np.float32))
+    logmel = LogMel(torch.nn.Identity(), np.zeros((n, 4, 4), np.float32))
+    supervision = Supervision(0, labels, clips, train, teacher, logmel)
     supervision.teacher_log_probabilities = out_of_fold_log_probabilities(teacher, labels, train, clips, 5, 0, 3)
     scores = difference_scores(supervision, reference)
     kept = select_top(scores, train, 0.5, labels)
@@ -188,7 +195,8 @@ def test_teacher_free_reffakd_soft_labels_rank_each_class_first():
     logmel = rng.standard_normal((30, 16, 20)).astype(np.float32)
     logmel[labels == 1, :8] += 3  # classes differ in spectrum
     logmel[labels == 2, 8:] += 3
-    soft, mse = autoencoder_soft_labels(logmel, labels, np.arange(30), 3, TeacherFreeConfig(latent=8, epochs=5), 0)
+    soft, mse = autoencoder_soft_labels(LogMel(torch.nn.Identity(), logmel), labels, np.arange(30), 3,
+                                        TeacherFreeConfig(latent=8, epochs=5), 0)
     p = np.exp(soft)
     assert np.isfinite(mse) and np.allclose(p.sum(1), 1, atol=1e-5)
     assert (p.argmax(1) == labels).all() and (p.max(1) < 0.999).all()  # soft, and right

@@ -4,11 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_data
 
 from edgekd.cache import teacher_embeddings
-from edgekd.data.audio import load_clips
-from edgekd.data.configs import SyntheticUrbanConfig
-from edgekd.data.windows import make_windows
 from edgekd.errors import EdgekdError
 from edgekd.metrics import cosine_rows
 from edgekd.onnx.export import export_onnx
@@ -24,30 +22,34 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import tiny_embedder  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def windows():
-    clips = load_clips(SyntheticUrbanConfig(clips_per_class=3, sample_rate=8000), 0, 8000)
-    return make_windows(clips, 1.0, None)
+@pytest.fixture
+def data():
+    return synthetic_data()
 
 
-def test_onnx_and_pytorch_forms_of_one_network_cache_the_same_embeddings(tmp_path, windows):
+@pytest.fixture
+def windows(data):
+    return data.windows
+
+
+def test_onnx_and_pytorch_forms_of_one_network_cache_the_same_embeddings(tmp_path, data):
     onnx_path = export_onnx(tiny_embedder(), torch.zeros(1, 8000), tmp_path / "tiny.onnx", {"sample_rate": 8000})
     from_python = build_teacher(PythonTeacherConfig(factory="tiny_models:tiny_embedder", sample_rate=8000))
     from_onnx = build_teacher(OnnxTeacherConfig(path=str(onnx_path)))  # rate read from the model's metadata
     assert from_onnx.sample_rate == 8000 and from_onnx.input_samples == 8000 and from_onnx.dim == 16
-    a = teacher_embeddings(from_python, windows, torch.device("cpu")).embeddings
-    b = teacher_embeddings(from_onnx, windows, torch.device("cpu")).embeddings
+    a = teacher_embeddings(from_python, data.windows, data.teacher_audio, torch.device("cpu")).embeddings
+    b = teacher_embeddings(from_onnx, data.windows, data.teacher_audio, torch.device("cpu")).embeddings
     assert a.shape == b.shape == (30, 16)
     assert cosine_rows(a, b).min() > 0.999
 
 
-def test_torchscript_and_torch_export_programs(tmp_path, windows):
+def test_torchscript_and_torch_export_programs(tmp_path, data):
     net = tiny_embedder()
     torch.jit.save(torch.jit.trace(net, torch.zeros(2, 8000)), str(tmp_path / "tiny.pt"))
     torch.export.save(torch.export.export(net, (torch.zeros(2, 8000),),
                                           dynamic_shapes=({0: torch.export.Dim("b", min=1, max=64)},)),
                       str(tmp_path / "tiny.pt2"))
-    audio = torch.from_numpy(windows.audio[:4])
+    audio = torch.from_numpy(data.teacher_audio[:4])
     with torch.no_grad():
         ref = net(audio)
     for name in ("tiny.pt", "tiny.pt2"):
@@ -55,7 +57,7 @@ def test_torchscript_and_torch_export_programs(tmp_path, windows):
         assert torch.allclose(teacher.embed(audio), ref, atol=1e-5), name
 
 
-def test_precomputed_embeddings_by_clip_and_start(tmp_path, windows):
+def test_precomputed_embeddings_by_clip_and_start(tmp_path, data, windows):
     vectors = np.random.default_rng(0).standard_normal((len(windows), 5)).astype(np.float32)
     np.savez(tmp_path / "emb.npz", clip_ids=np.array(windows.clip_ids), starts=windows.starts, embeddings=vectors)
     rows = ["clip_id,start," + ",".join(f"v{i}" for i in range(5))]
@@ -63,12 +65,13 @@ def test_precomputed_embeddings_by_clip_and_start(tmp_path, windows):
     (tmp_path / "emb.csv").write_text("\n".join(rows))
     for name in ("emb.npz", "emb.csv"):
         teacher = build_teacher(PrecomputedTeacherConfig(path=str(tmp_path / name)))
-        got = teacher_embeddings(teacher, windows, torch.device("cpu"))
+        got = teacher_embeddings(teacher, windows, data.teacher_audio, torch.device("cpu"))
         np.testing.assert_allclose(got.embeddings, vectors, rtol=1e-6)
     partial = tmp_path / "partial.npz"
     np.savez(partial, clip_ids=np.array(windows.clip_ids[:3]), starts=windows.starts[:3], embeddings=vectors[:3])
     with pytest.raises(EdgekdError, match="no embedding for 27 of 30 windows"):
-        teacher_embeddings(build_teacher(PrecomputedTeacherConfig(path=str(partial))), windows, torch.device("cpu"))
+        teacher_embeddings(build_teacher(PrecomputedTeacherConfig(path=str(partial))), windows, data.teacher_audio,
+                           torch.device("cpu"))
 
 
 def test_missing_inputs_are_one_line_errors(tmp_path):
@@ -115,10 +118,9 @@ def test_every_teacher_kind_embeds_through_the_cache(name, tmp_path, windows):
     if name == "none":
         assert not teacher.embeds and teacher.sample_rate is None and teacher.deployable(1.0) is None
         return
-    few = make_windows(load_clips(SyntheticUrbanConfig(clips_per_class=3, sample_rate=teacher.sample_rate or 8000),
-                                  0, teacher.sample_rate or 8000), 1.0, None) if name != "precomputed" else windows
-    first = teacher_embeddings(teacher, few, torch.device("cpu"))
-    again = teacher_embeddings(teacher, few, torch.device("cpu"))
-    assert first.embeddings.shape == (len(few), teacher.dim) and np.isfinite(first.embeddings).all()
+    few = synthetic_data(3, teacher.sample_rate or 8000)
+    first = teacher_embeddings(teacher, few.windows, few.teacher_audio, torch.device("cpu"))
+    again = teacher_embeddings(teacher, few.windows, few.teacher_audio, torch.device("cpu"))
+    assert first.embeddings.shape == (len(few.windows), teacher.dim) and np.isfinite(first.embeddings).all()
     np.testing.assert_array_equal(first.embeddings, again.embeddings)
-    assert name == "precomputed" or (first.computed == len(few) and again.hit)
+    assert name == "precomputed" or (first.computed == len(few.windows) and again.hit)

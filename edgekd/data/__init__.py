@@ -1,5 +1,6 @@
-"""Domain data: the dataset registry and its configs (light to import); audio loading and windows live in
-edgekd.data.audio and edgekd.data.windows."""
+"""Domain data: the dataset registry and its configs (light to import); the catalogue of clips
+(edgekd.data.sources), decoding (audio), the audio store (store), windows (windows) and a recipe's data as the stages
+see it (domain) are imported where they are used."""
 
 from edgekd.data.configs import DataConfig
 from edgekd.data.registry import DATASETS

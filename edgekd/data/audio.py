@@ -1,45 +1,26 @@
-"""Reading domain audio: soundfile (wav, flac, ogg, mp3), mono mix-down, soxr resampling, and bad-file screening."""
+"""Reading domain audio files: soundfile (wav, flac, ogg, mp3), mono mix-down and bad-file screening. Resampling to
+each consumer's rate happens once, in the audio store."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from edgekd.data.configs import DataConfig
-from edgekd.data.registry import DATASETS
-from edgekd.data.windows import Clips
-from edgekd.errors import EdgekdError, first_line
+from edgekd.data.sources import BadAudio, Decoded, Source
+from edgekd.errors import first_line
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 SILENCE_PEAK = 1e-6  # a file whose peak is below this carries no signal
 
 
-class BadAudio(Exception):
-    """A file that cannot be used, with the reason."""
-
-
-@dataclass
-class AudioReport:
-    """Files skipped while loading, with why: listed in the run's metrics, or an error with --strict."""
-
-    strict: bool = False
-    skipped: list[dict] = field(default_factory=list)
-
-    def skip(self, path: Path, reason: str) -> None:
-        if self.strict:
-            raise EdgekdError(f"{path}: {reason} (--strict)")
-        self.skipped.append({"path": str(path), "reason": reason})
-
-
-def load_audio(path: Path, sample_rate: int, max_channels: int = 2) -> np.ndarray:
-    """Mono float32 at `sample_rate`; raises BadAudio for unreadable, empty, silent or non-finite files."""
+def load_audio(path: Path, max_channels: int = 2) -> Decoded:
+    """(mono float32, the file's rate); raises BadAudio for unreadable, empty, silent or non-finite files."""
     import soundfile
-    import soxr
 
     if not path.is_file():  # a FIFO, device or socket named like audio: reading it could wait forever
-        raise BadAudio("not a regular file")
+        raise BadAudio("not a regular file" if path.exists() else "file not found")
     try:
         audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile raises several types for corrupt and unsupported files
@@ -53,13 +34,26 @@ def load_audio(path: Path, sample_rate: int, max_channels: int = 2) -> np.ndarra
     mono = audio.mean(axis=1)
     if np.abs(mono).max() < SILENCE_PEAK:
         raise BadAudio("all silent")
-    if rate != sample_rate:
-        mono = soxr.resample(mono, rate, sample_rate, quality="HQ").astype(np.float32)
-    return mono
+    return mono, rate
 
 
-def load_clips(config: DataConfig, seed: int, sample_rate: int, strict: bool = False) -> Clips:
-    """Clips at `sample_rate` (a dataset's own `sample_rate` key wins); bad files are skipped and listed."""
-    report = AudioReport(strict=strict)
-    rate = getattr(config, "sample_rate", None) or sample_rate
-    return DATASETS[config.name].build(config, rate, report, seed)
+def file_decoder(max_channels: int):
+    def decode(sources: list[Source]) -> Iterator[tuple[Source, Decoded | BadAudio]]:
+        for source in sources:
+            try:
+                yield source, load_audio(source.path, max_channels)
+            except BadAudio as err:
+                yield source, err
+
+    return decode
+
+
+def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """One clip (or (n, samples) rows) resampled with soxr (high quality), kept float32."""
+    if source_rate == target_rate:
+        return audio.astype(np.float32, copy=False)
+    import soxr
+
+    if audio.ndim == 1:
+        return soxr.resample(audio, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+    return np.stack([soxr.resample(row, source_rate, target_rate, quality="HQ") for row in audio]).astype(np.float32)

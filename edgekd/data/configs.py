@@ -28,7 +28,6 @@ class SyntheticUrbanConfig(StrictModel):
 
 class LayoutConfig(StrictModel):
     root: str = Field(description="the dataset's top folder")
-    sample_rate: int | None = Field(None, ge=1000, description="load rate; default: the teacher's rate")
     max_clips: int | None = Field(None, ge=1, description="use only the first N clips (quick trials)")
     max_channels: int = Field(2, ge=1)
 

@@ -1,7 +1,7 @@
 """Real dataset layouts: UrbanSound8K, ESC-50, SONYC-UST, and a generic folder (optionally with a labels CSV).
 
-Each loader reads the dataset's own metadata, keeps its official folds or splits, and returns Clips at the rate
-asked for. Unreadable, empty, silent or non-finite files are skipped and reported (errors with --strict).
+Each lister reads the dataset's own metadata and keeps its official folds or splits; no audio is read here (the
+audio store decodes each file once, screening unreadable, empty, silent or non-finite ones).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.data.audio import AUDIO_SUFFIXES, AudioReport, BadAudio, load_audio
+from edgekd.data.audio import AUDIO_SUFFIXES, file_decoder
 from edgekd.data.configs import (
     Esc50Config,
     FolderConfig,
@@ -20,7 +20,7 @@ from edgekd.data.configs import (
     SonycUstConfig,
     UrbanSound8KConfig,
 )
-from edgekd.data.windows import Clips
+from edgekd.data.sources import Catalogue, Source
 from edgekd.errors import EdgekdError
 
 
@@ -37,27 +37,10 @@ def _require_columns(rows: list[dict], columns: set[str], path: Path) -> None:
         raise EdgekdError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
 
 
-def _load_all(entries: list[tuple[Path, str, object, str, str]], config: LayoutConfig, sample_rate: int,
-              report: AudioReport, class_names: list[str]) -> Clips:
-    """entries: (file, clip id, label or None, split, group)."""
-    entries = entries[: config.max_clips] if config.max_clips else entries
-    ids, audio, labels, splits, groups = [], [], [], [], []
-    for path, clip_id, label, split, group in entries:
-        try:
-            audio.append(load_audio(path, sample_rate, config.max_channels))
-        except BadAudio as err:
-            report.skip(path, str(err))
-            continue
-        ids.append(clip_id)
-        labels.append(label)
-        splits.append(split)
-        groups.append(group)
-    if not ids:
-        raise EdgekdError(f"{config.root}: no usable audio ({len(report.skipped)} files skipped)")
-    has_labels = labels[0] is not None
-    return Clips(ids=ids, audio=audio, sample_rate=sample_rate,
-                 labels=np.asarray(labels) if has_labels else None, class_names=class_names,
-                 splits=np.asarray(splits), groups=groups, skipped=report.skipped)
+def _catalogue(entries: list[Source], config: LayoutConfig, class_names: list[str]) -> Catalogue:
+    sources = entries[: config.max_clips] if config.max_clips else entries
+    identity = {"dataset": config.name, "root": str(Path(config.root).resolve()), "max_channels": config.max_channels}
+    return Catalogue(sources, class_names, identity, file_decoder(config.max_channels))
 
 
 def _classes(rows: list[dict], id_column: str, name_column: str) -> tuple[list[str], dict[int, int]]:
@@ -71,32 +54,31 @@ def _fold_split(fold: int, config) -> str:
     return "test" if fold in config.test_folds else "val" if fold in config.val_folds else "train"
 
 
-def _folded_clips(config, sample_rate: int, report: AudioReport, meta: Path, columns: tuple[str, str, str],
-                  audio_path) -> Clips:
+def _folded_clips(config, meta: Path, columns: tuple[str, str, str], audio_path) -> Catalogue:
     """A dataset with one metadata CSV of (file, fold, class id, class name) rows and official folds."""
     file_column, id_column, name_column = columns
     rows = _read_csv(meta)
     _require_columns(rows, {file_column, "fold", id_column, name_column}, meta)
     class_names, label_of = _classes(rows, id_column, name_column)
-    entries = [(audio_path(r), r[file_column], label_of[int(r[id_column])], _fold_split(int(r["fold"]), config),
-                f"fold{r['fold']}") for r in rows]
-    return _load_all(entries, config, sample_rate, report, class_names)
+    entries = [Source(r[file_column], audio_path(r), label_of[int(r[id_column])], _fold_split(int(r["fold"]), config),
+                      f"fold{r['fold']}") for r in rows]
+    return _catalogue(entries, config, class_names)
 
 
-def urbansound8k_clips(config: UrbanSound8KConfig, sample_rate: int, report: AudioReport, seed: int) -> Clips:
+def urbansound8k_clips(config: UrbanSound8KConfig, seed: int) -> Catalogue:
     root = Path(config.root)
-    return _folded_clips(config, sample_rate, report, root / "metadata" / "UrbanSound8K.csv",
+    return _folded_clips(config, root / "metadata" / "UrbanSound8K.csv",
                          ("slice_file_name", "classID", "class"),
                          lambda r: root / "audio" / f"fold{r['fold']}" / r["slice_file_name"])
 
 
-def esc50_clips(config: Esc50Config, sample_rate: int, report: AudioReport, seed: int) -> Clips:
+def esc50_clips(config: Esc50Config, seed: int) -> Catalogue:
     root = Path(config.root)
-    return _folded_clips(config, sample_rate, report, root / "meta" / "esc50.csv", ("filename", "target", "category"),
+    return _folded_clips(config, root / "meta" / "esc50.csv", ("filename", "target", "category"),
                          lambda r: root / "audio" / r["filename"])
 
 
-def sonyc_ust_clips(config: SonycUstConfig, sample_rate: int, report: AudioReport, seed: int) -> Clips:
+def sonyc_ust_clips(config: SonycUstConfig, seed: int) -> Catalogue:
     """Multi-label: a tag is present when most of a clip's annotators marked it; groups are sensor ids."""
     root = Path(config.root)
     meta = root / "annotations.csv"
@@ -117,8 +99,8 @@ def sonyc_ust_clips(config: SonycUstConfig, sample_rate: int, report: AudioRepor
         labels = (np.mean(presences, axis=0) > 0.5).astype(np.int64)
         folder = root / "audio"
         path = folder / filename if (folder / filename).is_file() else root / f"audio-{row['split']}" / filename
-        entries.append((path, filename, labels, split_names.get(row["split"], "train"), row["sensor_id"]))
-    return _load_all(entries, config, sample_rate, report, tags)
+        entries.append(Source(filename, path, labels, split_names.get(row["split"], "train"), row["sensor_id"]))
+    return _catalogue(entries, config, tags)
 
 
 def _hashed_split(path: str, fractions) -> str:
@@ -127,7 +109,7 @@ def _hashed_split(path: str, fractions) -> str:
     return "train" if value < fractions[0] else "val" if value < fractions[0] + fractions[1] else "test"
 
 
-def folder_clips(config: FolderConfig, sample_rate: int, report: AudioReport, seed: int) -> Clips:
+def folder_clips(config: FolderConfig, seed: int) -> Catalogue:
     root = Path(config.root)
     if not root.is_dir():
         raise EdgekdError(f"key 'data.root': folder not found: {root}")
@@ -136,14 +118,15 @@ def folder_clips(config: FolderConfig, sample_rate: int, report: AudioReport, se
         rows = _read_csv(meta)
         _require_columns(rows, {"path", "label"}, meta)
         class_names = sorted({r["label"] for r in rows})
-        entries = [(root / r["path"], r["path"], class_names.index(r["label"]),
-                    r.get("split") or _hashed_split(r["path"], config.split_fractions), r.get("group") or "")
+        entries = [Source(r["path"], root / r["path"], class_names.index(r["label"]),
+                          r.get("split") or _hashed_split(r["path"], config.split_fractions), r.get("group") or "")
                    for r in rows]
     else:  # unlabelled domain audio, SEA's case: the sensor network's own recordings
         files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir())
         class_names = []
-        entries = [(p, str(p.relative_to(root)), None, _hashed_split(str(p.relative_to(root)), config.split_fractions),
-                    p.parent.name) for p in files]
+        names = [str(p.relative_to(root)) for p in files]
+        entries = [Source(name, p, None, _hashed_split(name, config.split_fractions), p.parent.name)
+                   for name, p in zip(names, files)]
     if not entries:
         raise EdgekdError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
-    return _load_all(entries, config, sample_rate, report, class_names)
+    return _catalogue(entries, config, class_names)

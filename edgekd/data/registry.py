@@ -1,4 +1,4 @@
-"""Dataset registry: name → config model and loader (config, sample rate, report, seed) → Clips."""
+"""Dataset registry: name → config model and lister (config, seed) → Catalogue (the clips, before any audio is read)."""
 
 from __future__ import annotations
 

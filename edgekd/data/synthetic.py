@@ -2,7 +2,7 @@
 
 Each clip is one sound event (with random onset, duration, pitch, timbre and modulation) over background noise of
 random colour at a random SNR, so that classes overlap in plain log-mel statistics. It exists so that the demo and
-the tests run offline; real datasets come in through the same Clips interface.
+the tests run offline; real datasets come in through the same Catalogue interface and audio store.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 from scipy import signal
 
 from edgekd.data.configs import SyntheticUrbanConfig
-from edgekd.data.windows import Clips
+from edgekd.data.sources import Catalogue, Source
 
 URBANSOUND8K_CLASSES = [
     "air_conditioner",
@@ -199,31 +199,40 @@ def _split_assignment(count: int, fractions, rng) -> np.ndarray:
     return labels[rng.permutation(count)]
 
 
-def synthetic_urban_clips(config: SyntheticUrbanConfig, sample_rate: int, report, seed: int) -> Clips:
-    """Generated at the config's own rate (`sample_rate` is not used); nothing to skip (`report`)."""
+def synthetic_urban_clips(config: SyntheticUrbanConfig, seed: int) -> Catalogue:
+    """The clips' ids, labels and splits; their audio is generated when the audio store asks for it."""
+    sources = []
+    for label, name in enumerate(URBANSOUND8K_CLASSES):
+        # One stream per class: adding clips to one class does not change the others.
+        class_splits = _split_assignment(config.clips_per_class, config.split_fractions,
+                                         np.random.default_rng([seed, label]))
+        sources += [Source(f"{name}-{index:04d}", None, label, str(class_splits[index]))
+                    for index in range(config.clips_per_class)]
+    identity = {"dataset": config.name, "seed": seed} | config.model_dump(mode="json", exclude={"name"})
+
+    def decode(wanted: list[Source]):
+        wanted_ids = {source.clip_id for source in wanted}
+        for label, generate in enumerate(_GENERATORS):
+            if not any(source.label == label for source in wanted):
+                continue
+            for index, (clip_id, audio) in enumerate(_class_clips(config, seed, label, generate)):
+                if clip_id in wanted_ids:
+                    yield sources[label * config.clips_per_class + index], (audio, config.sample_rate)
+
+    return Catalogue(sources, list(URBANSOUND8K_CLASSES), identity, decode)
+
+
+def _class_clips(config: SyntheticUrbanConfig, seed: int, label: int, generate):
+    """(clip id, audio) of one class, in order: each clip continues its class's random stream."""
     sr = config.sample_rate
     n = int(round(config.clip_seconds * sr))
-    ids, audio, labels, splits = [], [], [], []
-    for label, generate in enumerate(_GENERATORS):
-        # One stream per class: adding clips to one class does not change the others.
-        rng = np.random.default_rng([seed, label])
-        class_splits = _split_assignment(config.clips_per_class, config.split_fractions, rng)
-        for index in range(config.clips_per_class):
-            event = generate(rng, n, sr)
-            background = _background(rng, n, sr)
-            snr = rng.uniform(*config.snr_db)
-            background *= _rms(event) / _rms(background) / (10 ** (snr / 20))
-            mix = event + background
-            mix *= rng.uniform(0.05, 0.5) / np.max(np.abs(mix))  # random playback level
-            ids.append(f"{URBANSOUND8K_CLASSES[label]}-{index:04d}")
-            audio.append(mix.astype(np.float32))
-            labels.append(label)
-            splits.append(class_splits[index])
-    return Clips(
-        ids=ids,
-        audio=audio,
-        sample_rate=sr,
-        labels=np.asarray(labels, dtype=np.int64),
-        class_names=list(URBANSOUND8K_CLASSES),
-        splits=np.asarray(splits),
-    )
+    rng = np.random.default_rng([seed, label])
+    _split_assignment(config.clips_per_class, config.split_fractions, rng)  # the draws the splits took
+    for index in range(config.clips_per_class):
+        event = generate(rng, n, sr)
+        background = _background(rng, n, sr)
+        snr = rng.uniform(*config.snr_db)
+        background *= _rms(event) / _rms(background) / (10 ** (snr / 20))
+        mix = event + background
+        mix *= rng.uniform(0.05, 0.5) / np.max(np.abs(mix))  # random playback level
+        yield f"{URBANSOUND8K_CLASSES[label]}-{index:04d}", mix.astype(np.float32)

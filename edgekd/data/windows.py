@@ -1,96 +1,113 @@
-"""What a dataset hands the rest of the pipeline: clips, then fixed-length windows."""
+"""What a dataset hands the rest of the pipeline: fixed-length windows as rows of an index (clip, start), never
+copies of the audio, so overlapping windows cost nothing; their audio at any rate is read from the store per batch."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from edgekd.data.store import AudioStore, StoredClip
 
 SPLITS = ("train", "val", "test")
 
 
 @dataclass
 class Clips:
+    """The usable clips of a dataset, in its own order, with their metadata and their length in seconds."""
+
     ids: list[str]
-    audio: list[np.ndarray]  # mono float32 at sample_rate, one array per clip
-    sample_rate: int
+    seconds: np.ndarray
     labels: np.ndarray | None  # class index per clip, (clips, tags) 0/1 for multi-label, None when unlabelled
     class_names: list[str]
     splits: np.ndarray  # one of SPLITS per clip
     groups: list[str] | None = None  # sensor, source or fold of each clip
-    skipped: list[dict] = field(default_factory=list)  # files left out, with the reason
 
 
 @dataclass
 class Windows:
-    clip_ids: list[str]
+    clips: Clips
+    clip: np.ndarray  # index into `clips` of each window
     starts: np.ndarray  # window start in seconds within its clip
-    audio: np.ndarray  # (n, samples) float32 at sample_rate
-    sample_rate: int
-    labels: np.ndarray | None
-    class_names: list[str]
-    splits: np.ndarray
-    groups: list[str] | None = None
+    seconds: float  # window length
 
     def __len__(self) -> int:
-        return len(self.clip_ids)
+        return len(self.clip)
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return None if self.clips.labels is None else self.clips.labels[self.clip]
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.clips.class_names
+
+    @property
+    def splits(self) -> np.ndarray:
+        return self.clips.splits[self.clip]
+
+    @property
+    def clip_ids(self) -> np.ndarray:
+        return np.asarray(self.clips.ids)[self.clip]
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        return None if self.clips.groups is None else np.asarray(self.clips.groups)[self.clip]
 
     def split_index(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.splits == split)
 
-    def row_keys(self) -> list[str]:
-        """One content hash per window (audio and rate): the teacher-embedding cache's row key, so a changed file
-        invalidates only its own windows' rows."""
-        rate = str(self.sample_rate).encode()
-        return [hashlib.blake2b(rate + np.ascontiguousarray(row).tobytes(), digest_size=16).hexdigest()
-                for row in self.audio]
 
-
-def make_windows(clips: Clips, seconds: float, hop_seconds: float | None, min_fraction: float = 0.5) -> Windows:
-    """Cut every clip into windows of `seconds`, zero-padding the last one, which is kept only when at least
-    `min_fraction` of it is audio; a clip shorter than that gives no window and is listed in `clips.skipped` (a
-    0.1 s click would otherwise be a window of 90 % zeros)."""
-    length = int(round(seconds * clips.sample_rate))
-    hop = int(round((hop_seconds or seconds) * clips.sample_rate))
+def make_windows(clips: Clips, seconds: float, hop_seconds: float | None, min_fraction: float,
+                 rate: int) -> tuple[Windows, list[dict]]:
+    """Cut every clip into windows of `seconds` (counted in samples at `rate`), zero-padding the last one, which is
+    kept only when at least `min_fraction` of it is audio. A clip shorter than that gives no window and is returned
+    as skipped (a 0.1 s click would otherwise be a window of 90 % zeros)."""
+    length = int(round(seconds * rate))
+    hop = int(round((hop_seconds or seconds) * rate))
     least = int(np.ceil(min_fraction * length))
-    ids, starts, chunks, labels, splits, groups = [], [], [], [], [], []
-    for index, (clip_id, audio) in enumerate(zip(clips.ids, clips.audio)):
-        if len(audio) < least:
-            clips.skipped.append({"path": clip_id, "reason": f"shorter than window.min_fraction {min_fraction:g} of "
-                                  f"a window ({len(audio) / clips.sample_rate:.3g} s)"})
+    clip_rows, starts, skipped = [], [], []
+    for index, clip_seconds in enumerate(clips.seconds):
+        samples = int(round(clip_seconds * rate))
+        if samples < least:
+            skipped.append({"path": clips.ids[index], "reason": f"shorter than window.min_fraction {min_fraction:g} "
+                            f"of a window ({clip_seconds:.3g} s)"})
             continue
-        count = 1 + max(0, int(np.ceil((len(audio) - length) / hop)))
-        while count > 1 and len(audio) - (count - 1) * hop < least:
+        count = 1 + max(0, int(np.ceil((samples - length) / hop)))
+        while count > 1 and samples - (count - 1) * hop < least:
             count -= 1  # a last window mostly of padding
-        for w in range(count):
-            chunk = audio[w * hop : w * hop + length]
-            if len(chunk) < length:
-                chunk = np.pad(chunk, (0, length - len(chunk)))
-            ids.append(clip_id)
-            starts.append(w * hop / clips.sample_rate)
-            chunks.append(chunk.astype(np.float32, copy=False))
-            splits.append(clips.splits[index])
-            groups.append(clips.groups[index] if clips.groups else "")
-            if clips.labels is not None:
-                labels.append(clips.labels[index])
-    return Windows(
-        clip_ids=ids,
-        starts=np.asarray(starts, dtype=np.float64),
-        audio=np.stack(chunks) if chunks else np.zeros((0, length), np.float32),
-        sample_rate=clips.sample_rate,
-        labels=np.asarray(labels, dtype=np.int64) if clips.labels is not None else None,
-        class_names=clips.class_names,
-        splits=np.asarray(splits),
-        groups=groups if clips.groups else None,
-    )
+        clip_rows.append(np.full(count, index, np.int32))
+        starts.append(np.arange(count) * hop / rate)
+    concatenate = (lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype))
+    return Windows(clips, concatenate(clip_rows, np.int32), concatenate(starts, np.float64), seconds), skipped
 
 
-def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Resample (n, samples) windows with soxr (high quality), keeping float32."""
-    if source_rate == target_rate:
-        return audio
-    import soxr
+class WindowAudio:
+    """The windows' audio at one rate, read from that rate's store on request: `audio[rows]` is a (rows, samples)
+    float32 array, `audio[row]` one window. Only what is asked for is ever in memory."""
 
-    out = [soxr.resample(row, source_rate, target_rate, quality="HQ") for row in audio]
-    return np.stack(out).astype(np.float32, copy=False)
+    def __init__(self, windows: Windows, store: AudioStore, stored: list[StoredClip]):
+        self.store, self.stored = store, stored
+        self.sample_rate = store.rate
+        self.samples = int(round(windows.seconds * store.rate))
+        self.clip = windows.clip
+        self.starts = np.round(windows.starts * store.rate).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.clip)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if isinstance(rows, (int, np.integer)):
+            return self.store.read(self.stored[self.clip[rows]], int(self.starts[rows]), self.samples)
+        rows = np.arange(len(self))[rows]
+        out = np.empty((len(rows), self.samples), np.float32)
+        for position, row in enumerate(rows):
+            out[position] = self[row]
+        return out
+
+    def row_keys(self) -> list[str]:
+        """One key per window from its clip's content digest, start, length and rate: the teacher-embedding cache's
+        row key, so a changed file invalidates only its own windows' rows."""
+        return [hashlib.blake2b(f"{self.stored[clip].digest}:{start}:{self.samples}:{self.sample_rate}".encode(),
+                                digest_size=16).hexdigest() for clip, start in zip(self.clip, self.starts)]

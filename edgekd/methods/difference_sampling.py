@@ -8,7 +8,6 @@ import numpy as np
 from pydantic import Field
 
 from edgekd.distillation import Method
-from edgekd.metrics import logmel_statistics
 from edgekd.schema import StrictModel
 from edgekd.supervision import Supervision, out_of_fold_log_probabilities, select_top
 
@@ -50,7 +49,7 @@ class DifferenceSampling(Method):
 
     def prepare(self, supervision: Supervision) -> None:
         train = supervision.train
-        scores = difference_scores(supervision, logmel_statistics(supervision.logmel))
+        scores = difference_scores(supervision, supervision.logmel.statistics())
         classes = supervision.labels if supervision.num_classes is not None else None
         kept = select_top(scores, train, self.config.keep, classes)
         dropped = np.setdiff1d(train, kept)

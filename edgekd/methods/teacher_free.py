@@ -12,7 +12,7 @@ from torch import nn
 from edgekd.distillation import Method
 from edgekd.runtime import seeded
 from edgekd.schema import StrictModel
-from edgekd.supervision import Supervision
+from edgekd.supervision import LogMel, Supervision
 
 
 class TeacherFreeConfig(StrictModel):
@@ -34,16 +34,18 @@ class _AutoEncoder(nn.Module):
         return code.mean(dim=(2, 3)), self.decode(code)
 
 
-def autoencoder_soft_labels(logmel: np.ndarray, labels: np.ndarray, train: np.ndarray, num_classes: int,
+def autoencoder_soft_labels(logmel: LogMel, labels: np.ndarray, train: np.ndarray, num_classes: int,
                             config: TeacherFreeConfig, seed: int) -> tuple[np.ndarray, float]:
     """Train a compact autoencoder on the training log-mels, average its pooled codes per class, and give each window
-    the soft label of its class: softmax over classes of the cosine similarity between class codes.
-    Returns (log soft labels per window, final reconstruction MSE)."""
-    # pad time and mel to multiples of 8 so three stride-2 convs and their transposes give back the input shape
-    x = torch.from_numpy(logmel)[:, None]
-    x = (x - x[torch.from_numpy(train)].mean()) / (x[torch.from_numpy(train)].std() + 1e-6)
-    pad_mel, pad_time = -x.shape[2] % 8, -x.shape[3] % 8
-    x = nn.functional.pad(x, (0, pad_time, 0, pad_mel))
+    the soft label of its class: softmax over classes of the cosine similarity between class codes. Log-mels are
+    computed per batch, never all at once. Returns (log soft labels per window, final reconstruction MSE)."""
+    mean, std = _moments(logmel, train)
+
+    def inputs(rows: np.ndarray) -> torch.Tensor:
+        # pad time and mel to multiples of 8 so three stride-2 convs and their transposes give back the input shape
+        x = (torch.from_numpy(logmel[rows])[:, None] - mean) / (std + 1e-6)
+        return nn.functional.pad(x, (0, -x.shape[3] % 8, 0, -x.shape[2] % 8))
+
     with seeded(seed):
         model = _AutoEncoder(config.latent)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -52,19 +54,29 @@ def autoencoder_soft_labels(logmel: np.ndarray, labels: np.ndarray, train: np.nd
     for _ in range(config.epochs):
         order = train[torch.randperm(len(train), generator=generator).numpy()]
         for start in range(0, len(order), 32):
-            batch = x[torch.from_numpy(order[start : start + 32])]
+            batch = inputs(order[start : start + 32])
             loss = nn.functional.mse_loss(model(batch)[1], batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             mse = loss.item()
     with torch.no_grad():
-        codes = model(x[torch.from_numpy(train)])[0]
+        codes = torch.cat([model(inputs(train[i : i + 256]))[0] for i in range(0, len(train), 256)])
     centres = torch.stack([codes[torch.from_numpy(labels[train] == c)].mean(0) if (labels[train] == c).any()
                            else torch.zeros(codes.shape[1]) for c in range(num_classes)])
     similarity = nn.functional.normalize(centres, dim=1) @ nn.functional.normalize(centres, dim=1).T
     class_soft = torch.log_softmax(similarity / config.temperature, 1).numpy().astype(np.float32)
     return class_soft[labels], mse
+
+
+def _moments(logmel: LogMel, rows: np.ndarray) -> tuple[float, float]:
+    """Mean and (unbiased) standard deviation of every log-mel value of `rows`, accumulated batch by batch."""
+    count, total, squares = 0, 0.0, 0.0
+    for batch in logmel.batches(rows):
+        values = batch.astype(np.float64)
+        count, total, squares = count + values.size, total + values.sum(), squares + (values**2).sum()
+    mean = total / count
+    return mean, float(np.sqrt(max(squares - count * mean**2, 0.0) / max(count - 1, 1)))
 
 
 class TeacherFree(Method):

@@ -10,6 +10,7 @@ from rich.table import Table
 from edgekd.units import format_bytes, format_count
 
 if TYPE_CHECKING:  # the stages' results, rendered here; importing them would import torch
+    from edgekd.data.domain import DataSummary
     from edgekd.profile import ProfileReport
     from edgekd.stages.distill import DistillMetrics
     from edgekd.stages.evaluate import EvaluationReport
@@ -187,6 +188,19 @@ def listing(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def data_table(summary: DataSummary, shown: int = 10) -> Table:
+    """`edgekd data build|info`: the recipe's data in the audio store, and the files left out with why."""
+    windows = ", ".join(f"{count:,} {split}" for split, count in summary.windows.items())
+    rows = [("clips", f"{summary.clips:,}"), ("hours", f"{summary.hours:.3f}"), ("windows", windows)]
+    rows += [(f"store at {store['rate']} Hz", f"{format_bytes(store['bytes'])} in {store['directory']}")
+             for store in summary.stores]
+    rows += [(f"skipped: {reason}", f"{count:,}") for reason, count in summary.skipped_by_reason.items()]
+    rows += [("  " + entry["path"], entry["reason"]) for entry in summary.skipped[:shown]]
+    if len(summary.skipped) > shown:
+        rows.append(("  …", f"{len(summary.skipped) - shown:,} more (--json lists them all)"))
+    return listing("domain data", ("", ""), rows)
 
 
 def presets_table(sizes: list[PresetSize], sample_rate: int, seconds: float) -> Table:

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 from edgekd import __version__
 from edgekd.cache import CachedEmbeddings, teacher_embeddings
 from edgekd.data.domain import DomainData, load_domain_data
-from edgekd.data.windows import Windows
+from edgekd.data.windows import WindowAudio, Windows
 from edgekd.distillation import DistillationModel
 from edgekd.errors import EdgekdError
 from edgekd.files import write_json
@@ -27,7 +27,6 @@ from edgekd.metrics import (
     Fidelity,
     fidelity,
     head_fidelity,
-    logmel_statistics,
     probe_accuracy,
 )
 from edgekd.profile import GraphFacts
@@ -37,7 +36,7 @@ from edgekd.reduction import Reduction, fit_reduction
 from edgekd.run_dir import RunDir
 from edgekd.runtime import barrier, init_from_environment, seeded, select_device
 from edgekd.students import build_student
-from edgekd.supervision import Supervision
+from edgekd.supervision import LogMel, Supervision
 from edgekd.teachers import build_teacher
 from edgekd.teachers.base import Teacher
 from edgekd.trainer import EpochLog, predict, train_student
@@ -157,8 +156,9 @@ def build_cache(recipe: Recipe, strict: bool = False, on_progress=None) -> Cache
     teacher = build_teacher(recipe.teacher)
     if not teacher.embeds:
         raise EdgekdError(f"{recipe.source}: teacher 'none' has no embeddings to cache")
-    data = load_domain_data(recipe, teacher.sample_rate or recipe.student.sample_rate, strict)
-    return teacher_embeddings(teacher, data.windows, select_device(recipe.train.device), on_progress=on_progress)
+    data = load_domain_data(recipe, teacher.sample_rate, strict)
+    return teacher_embeddings(teacher, data.windows, data.teacher_audio, select_device(recipe.train.device),
+                              on_progress=on_progress)
 
 
 def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = False, strict: bool = False,
@@ -174,8 +174,11 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
     if recipe.train.num_threads:
         torch.set_num_threads(recipe.train.num_threads)
     teacher = build_teacher(recipe.teacher)
-    hooks.stage("loading and windowing domain data")
-    data = load_domain_data(recipe, teacher.sample_rate or recipe.student.sample_rate, strict)
+    hooks.stage("decoding new audio into the audio store, indexing windows")
+    data = load_domain_data(recipe, teacher.sample_rate, strict)
+    if data.discarded:
+        hooks.stage(f"removed {len(data.discarded)} damaged audio-store shard(s) (checksum or size wrong: "
+                    f"{', '.join(data.discarded[:3])}); their clips were decoded again")
     if data.skipped:
         hooks.stage(f"skipped {len(data.skipped)} unusable audio file(s), listed in metrics.json "
                     f"(first: {data.skipped[0]['path']}: {data.skipped[0]['reason']})")
@@ -230,7 +233,7 @@ def _teach(recipe: Recipe, teacher: Teacher, data: DomainData, run: RunDir, lead
     windows = data.windows
     train = windows.split_index("train")
     hooks.stage("teacher inference")
-    cached = teacher_embeddings(teacher, windows, select_device(recipe.train.device),
+    cached = teacher_embeddings(teacher, windows, data.teacher_audio, select_device(recipe.train.device),
                                 on_progress=hooks.teacher_progress)
     if cached.discarded:
         hooks.stage(f"removed {len(cached.discarded)} damaged cache shard(s) from {cached.directory} (checksum or "
@@ -240,12 +243,18 @@ def _teach(recipe: Recipe, teacher: Teacher, data: DomainData, run: RunDir, lead
                     f"cached teacher embeddings in {cached.directory} ({cached.computed} computed, "
                     f"{cached.reused} reused)")
     facts = _teacher_profile(teacher, cached.directory, recipe.window.seconds) if leader else None
-    loudness = 20 * np.log10(np.sqrt((windows.audio[train] ** 2).mean(1)) + 1e-10)  # dB RMS, for `loudness`
-    groups = [windows.groups[i] for i in train] if windows.groups else None
+    loudness = _loudness(data.teacher_audio, train) if recipe.reduction.sample == "loudness" else None
+    groups = list(windows.groups[train]) if windows.groups is not None else None
     reduction = fit_reduction(recipe.reduction, cached.embeddings[train], recipe.seed, groups, loudness)
     if leader:
         run.save_reduction(reduction)
     return Taught(cached.embeddings, reduction, reduction.transform(cached.embeddings), cached, facts)
+
+
+def _loudness(audio: WindowAudio, rows: np.ndarray, batch: int = 1024) -> np.ndarray:
+    """dB RMS of each window in `rows`, read batch by batch (the `loudness` reduction sample)."""
+    return np.concatenate([20 * np.log10(np.sqrt((audio[rows[i : i + batch]] ** 2).mean(1)) + 1e-10)
+                           for i in range(0, len(rows), batch)])
 
 
 def _teacher_profile(teacher: Teacher, cache_dir: Path | None, window_seconds: float) -> dict | None:
@@ -284,8 +293,8 @@ def _distillation_model(recipe: Recipe, data: DomainData, taught: Taught | None,
     if unlabelled:
         raise EdgekdError(f"{recipe.source}: methods.{unlabelled[0]} needs one class label per clip; the data "
                           f"'{recipe.data.name}' has {'none' if windows.labels is None else 'multi-label tags'}")
-    supervision = Supervision(recipe.seed, windows.labels, np.asarray(windows.clip_ids), windows.split_index("train"),
-                              taught.raw if taught else None, logmel_features(student, data.student_audio),
+    supervision = Supervision(recipe.seed, windows.labels, windows.clip, windows.split_index("train"),
+                              taught.raw if taught else None, LogMel(student.frontend, data.student_audio),
                               report={"enabled": recipe.methods.enabled()})
     if taught:
         supervision.rows["target"] = taught.targets.astype(np.float32)
@@ -318,7 +327,7 @@ def _evaluate(recipe: Recipe, data: DomainData, taught: Taught | None, model: Di
     windows = data.windows
     train, val, test = (windows.split_index(s) for s in ("train", "val", "test"))
     # the deployed network alone: evaluation runs no peer, attention teacher or training-only branch
-    embeddings = predict(model.deployable(), torch.from_numpy(data.student_audio))
+    embeddings = predict(model.deployable(), data.student_audio)
     student_out = embeddings.numpy()
     teacher = NetworkSummary(recipe.teacher.name)
     metrics = DistillMetrics(
@@ -354,22 +363,14 @@ def _evaluate(recipe: Recipe, data: DomainData, taught: Taught | None, model: Di
     return metrics
 
 
-def _probes(recipe: Recipe, windows: Windows, student_out: np.ndarray, logmel: np.ndarray, taught: Taught | None,
+def _probes(recipe: Recipe, windows: Windows, student_out: np.ndarray, logmel: LogMel, taught: Taught | None,
             train: np.ndarray, test: np.ndarray) -> ProbeScores:
     labels = windows.labels
 
-    def probe(features: np.ndarray) -> float:
-        return probe_accuracy(features[train], labels[train], features[test], labels[test], recipe.probe, recipe.seed)
+    def probe(features: Callable[[np.ndarray], np.ndarray]) -> float:
+        return probe_accuracy(features(train), labels[train], features(test), labels[test], recipe.probe, recipe.seed)
 
-    scores = ProbeScores(probe(student_out), probe(logmel_statistics(logmel)))
+    scores = ProbeScores(probe(student_out.__getitem__), probe(logmel.statistics))
     if taught is not None:
-        scores.teacher, scores.teacher_reduced = probe(taught.raw), probe(taught.targets)
+        scores.teacher, scores.teacher_reduced = probe(taught.raw.__getitem__), probe(taught.targets.__getitem__)
     return scores
-
-
-@torch.no_grad()
-def logmel_features(student: torch.nn.Module, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The student front-end's log-mel of every window: input of the log-mel baseline and of methods that need a
-    cheap view of the audio (MiniPLM's reference model, ReffAKD's autoencoder)."""
-    return torch.cat([student.frontend(torch.from_numpy(audio[i : i + batch_size]))
-                      for i in range(0, len(audio), batch_size)]).numpy()

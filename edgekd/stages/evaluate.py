@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from edgekd.cache import teacher_embeddings
 from edgekd.data.domain import load_domain_data
@@ -65,11 +64,11 @@ def _probe_splits(groups: list[str] | None, windows) -> tuple[list[tuple[np.ndar
 
 def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, student, reduction: Reduction) -> DatasetEvaluation:
     teacher = build_teacher(run_recipe.teacher)
-    data = load_domain_data(data_recipe, teacher.sample_rate or run_recipe.student.sample_rate)
+    data = load_domain_data(data_recipe, teacher.sample_rate)
     windows = data.windows
-    raw = teacher_embeddings(teacher, windows, select_device(run_recipe.train.device)).embeddings
+    raw = teacher_embeddings(teacher, windows, data.teacher_audio, select_device(run_recipe.train.device)).embeddings
     target = reduction.transform(raw)
-    output = predict(student, torch.from_numpy(data.student_audio)).numpy()
+    output = predict(student, data.student_audio).numpy()
     held_out = windows.split_index("test")
     result = DatasetEvaluation(data_recipe.data.model_dump(mode="json"), len(windows),
                                fidelity(output[held_out], target[held_out]))

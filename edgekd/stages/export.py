@@ -33,9 +33,12 @@ from edgekd.onnx.quantize import (
 from edgekd.onnx.session import run_onnx
 from edgekd.recipe import Recipe
 from edgekd.run_dir import RunDir
+from edgekd.supervision import LogMel
+from edgekd.trainer import predict
 
 # Where models that miss their accuracy gate are kept (to inspect), away from the names a deployment picks up.
 REJECTED = "rejected"
+GATE_WINDOWS = 4096  # held-out windows the gate runs each variant on, at most
 _STAGING = ".edgekd-export-"  # + the exporting process id: where files are written and verified before publishing
 
 
@@ -114,35 +117,40 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     student, recipe = run.load_student()
     check_writable(out_dir / "export.json")
     data = load_domain_data(recipe, recipe.student.sample_rate)
-    windows = data.windows
+    windows, audio = data.windows, data.student_audio
     # The gate judges held-out windows (validation and test): more windows than the test split alone, so that one
-    # flipped prediction is not mistaken for a lost point of accuracy.
+    # flipped prediction is not mistaken for a lost point of accuracy; at most GATE_WINDOWS of them, spread evenly,
+    # so an export of a model distilled on hundreds of hours takes minutes and bounded memory.
     train = windows.split_index("train")
-    test = np.concatenate([windows.split_index("val"), windows.split_index("test")])
-    audio = torch.from_numpy(data.student_audio)
-    with torch.no_grad():
-        if options.frontend == "include":
-            module, inputs, input_name = student, audio, "audio"
-        else:
-            module, inputs, input_name = _Network(student), student.frontend(audio), "logmel"
-        embeddings = student(audio).numpy()
-    inputs = inputs.numpy()
-    # Calibration windows are spread over the training split so every class is seen.
-    calib = inputs[train[np.linspace(0, len(train) - 1, min(options.calib, len(train))).astype(int)]]
-    probe = fit_probe(embeddings[train], windows.labels[train], recipe.probe, recipe.seed) \
+    test = _spread(np.concatenate([windows.split_index("val"), windows.split_index("test")]), GATE_WINDOWS)
+    calib_rows = _spread(train, options.calib)  # spread over the training split so every class is seen
+    if options.frontend == "include":
+        module, input_name = student, "audio"
+        inputs = audio.__getitem__
+    else:
+        module, input_name = _Network(student), "logmel"
+        inputs = LogMel(student.frontend, audio).__getitem__
+    calib = inputs(calib_rows)
+    probe = fit_probe(predict(student, audio, train).numpy(), windows.labels[train], recipe.probe, recipe.seed) \
         if windows.labels is not None else None
-    gate = _Gate(inputs[test], embeddings[test], probe, windows.labels[test] if probe else None, options)
+    gate = _Gate(inputs(test), predict(student, audio, test).numpy(), probe, windows.labels[test] if probe else None,
+                 options)
     metadata = _metadata(student, recipe, options, run.read_metrics().get("fidelity", {}))
     _remove_stale_staging(out_dir)
     with tempfile.TemporaryDirectory(prefix=f"{_STAGING}{os.getpid()}-", dir=out_dir) as staging:
         stage = Path(staging)
-        fp32 = export_onnx(module, torch.from_numpy(inputs[:1]), stage / "student.onnx", metadata, input_name,
+        fp32 = export_onnx(module, torch.from_numpy(calib[:1]), stage / "student.onnx", metadata, input_name,
                            opset=options.opset)
         result = ExportResult([fp32], [gate.evaluate(fp32, "fp32")], gate.reference_accuracy)
         _quantised_variants(fp32, stage, calib, gate, options, result)
         _publish(result, out_dir, {"options": asdict(options), "calibration_windows": len(calib),
                                    "held_out_windows": len(test)})
     return result
+
+
+def _spread(rows: np.ndarray, most: int) -> np.ndarray:
+    """At most `most` of `rows`, evenly spaced (all of them when there are fewer)."""
+    return rows if len(rows) <= most else rows[np.linspace(0, len(rows) - 1, most).astype(int)]
 
 
 def _publish(result: ExportResult, out_dir: Path, facts: dict) -> None:
