@@ -43,7 +43,7 @@ def load_domain_data(recipe: Recipe, teacher_rate: int | None, strict: bool = Fa
     With `build=False`, only what the stores already hold is indexed (nothing is checked: `edgekd data info`)."""
     listed = catalogue(recipe)
     rates = list(dict.fromkeys([teacher_rate or recipe.student.sample_rate, recipe.student.sample_rate]))
-    discarded = build_stores(listed, rates, rank_and_world(), on_progress) if build else []
+    discarded = build_stores(listed, rates, rank_and_world(), on_progress, barrier) if build else []
     barrier()  # every rank sees every shard
     stores = [open_store(store_directory(listed.identity, rate), rate, verify=False) for rate in rates]
     clips, stored, skipped = _usable_clips(listed, stores)

@@ -161,9 +161,12 @@ class _ShardWriter:
 
 
 def build_stores(catalogue: Catalogue, rates: list[int], share: tuple[int, int] = (0, 1),
-                 on_progress: Callable[[int, int], None] | None = None) -> list[str]:
+                 on_progress: Callable[[int, int], None] | None = None,
+                 planned: Callable[[], None] = lambda: None) -> list[str]:
     """Decode every clip missing from the store of each rate (this process's `share` (rank, world) of them) and
-    write it there; returns the damaged shards removed. Decoding happens once per clip for all rates."""
+    write it there; returns the damaged shards removed. Decoding happens once per clip for all rates. `planned` is
+    called once the missing clips are known (under torchrun, a barrier: every rank plans from the same listing
+    before any rank writes or removes)."""
     directories = [store_directory(catalogue.identity, rate) for rate in rates]
     stores = []
     for directory, rate in zip(directories, rates):
@@ -172,14 +175,15 @@ def build_stores(catalogue: Catalogue, rates: list[int], share: tuple[int, int] 
         if not meta.is_file():
             write_text(meta, json.dumps({"identity": catalogue.identity, "rate": rate}, indent=1))
         stores.append(open_store(directory, rate))
+    keys = {source.key: (source.key, signature(source)) for source in catalogue.sources}
+    missing = [s for s in catalogue.sources if not all(store.has(keys[s.key]) for store in stores)]
+    planned()
     discarded = [name for store in stores for name in store.discarded]
     if share[0] == 0:
         for store in stores:
             for name in store.discarded:  # a damaged shard goes, so its clips are not read and skipped forever
                 for part in (store.directory / name, (store.directory / name).with_suffix(".json")):
                     part.unlink(missing_ok=True)
-    keys = {source.key: (source.key, signature(source)) for source in catalogue.sources}
-    missing = [s for s in catalogue.sources if not all(store.has(keys[s.key]) for store in stores)]
     mine = missing[share[0] :: share[1]]
     writers = [_ShardWriter(store.directory, f"{os.getpid()}-{share[0]}") for store in stores]
     for done, (source, decoded) in enumerate(catalogue.decode(mine), 1):

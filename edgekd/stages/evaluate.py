@@ -41,13 +41,13 @@ class EvaluationReport:
         return asdict(self)
 
 
-def _fold_splits(groups: list[str] | None) -> list[str]:
+def _fold_splits(groups: np.ndarray | None) -> list[str]:
     """Official folds, when the dataset has them (UrbanSound8K's fold1..10, ESC-50's fold1..5)."""
-    folds = sorted({g for g in groups or [] if g.startswith("fold")}, key=lambda g: int(g[4:]) if g[4:].isdigit() else 0)
+    folds = sorted({g for g in ([] if groups is None else set(groups)) if g.startswith("fold")}, key=lambda g: int(g[4:]) if g[4:].isdigit() else 0)
     return folds if len(folds) >= 3 else []
 
 
-def _probe_splits(groups: list[str] | None, windows) -> tuple[list[tuple[np.ndarray, ...]], str]:
+def _probe_splits(groups: np.ndarray | None, windows) -> tuple[list[tuple[np.ndarray, ...]], str]:
     """(train, validation, test) windows per round, and the protocol: the official folds when there are any (each
     fold in turn the test set, the next one the validation set), else the data's own split."""
     folds = _fold_splits(groups)
