@@ -113,9 +113,9 @@ def _scale(results: dict) -> str:
     for r in results["sizes"]:
         stages, per_hour = r["stages"], r["seconds_per_hour"]
         rows.append([f"{r['hours']:g} h ({r['files']:,} files)", f"{r['windows']:,}", f"{r['store_mb']:,.0f} MB",
-                     f"{stages['store_build']['seconds']:.0f} ({per_hour['store_build']:.0f})",
-                     f"{stages['teacher_inference']['seconds']:.0f} ({per_hour['teacher_inference']:.0f})",
-                     f"{r['epoch_seconds']:.0f} ({per_hour['training_epoch']:.0f})",
+                     f"{stages['store_build']['seconds']:.1f} ({per_hour['store_build']:.1f})",
+                     f"{stages['teacher_inference']['seconds']:.1f} ({per_hour['teacher_inference']:.1f})",
+                     f"{r['epoch_seconds']:.1f} ({per_hour['training_epoch']:.1f})",
                      " / ".join(f"{stages[k]['peak_rss_mb']:,}" for k in ("store_build", "teacher_inference",
                                                                           "distill"))])
     sonyc = results.get("sonyc_ust_layout")
