@@ -133,7 +133,7 @@ def _int16_fidelity(work: Path) -> dict:
     and the cosine between CREPE-tiny embeddings of the demo windows read from float32 audio and from the store."""
     import torch
 
-    from edgekd.data.domain import catalogue, load_domain_data
+    from edgekd.data.domain import catalogues, load_domain_data
     from edgekd.recipe import load_recipe, recipe_from_dict
     from edgekd.teachers import build_teacher
 
@@ -143,13 +143,13 @@ def _int16_fidelity(work: Path) -> dict:
     recipe = recipe_from_dict(raw | {"teacher": {"name": "crepe", "variant": "tiny", "hop_ms": 250}}, demo.source)
     teacher = build_teacher(recipe.teacher)
     data = load_domain_data(recipe, teacher.sample_rate)
-    listed = catalogue(recipe)
+    listed, = catalogues(recipe)
     exact = {source.clip_id: audio for source, (audio, _) in listed.decode(listed.sources)}  # generated at 16 kHz
     stored = data.teacher_audio
     snr = []
     for index, clip_id in enumerate(data.windows.clips.ids):
         clip = stored.stored[index]
-        back = stored.store.read(clip, 0, clip.length)
+        back = stored.stores[0].read(clip, 0, clip.length)
         error = back - exact[clip_id]
         snr.append(10 * np.log10((exact[clip_id] ** 2).mean() / max((error**2).mean(), 1e-30)))
     rows = np.arange(len(stored))

@@ -351,7 +351,7 @@ def recipes():
     rows = []
     for path in list_named_files("recipes"):
         recipe = recipe_from_dict(read_yaml(path, "recipe"), str(path))
-        rows.append((path.stem, recipe.teacher.name, recipe.student.name, recipe.data.name, str(path)))
+        rows.append((path.stem, recipe.teacher.name, recipe.student.name, recipe.data_names, str(path)))
     console.print(listing("recipes", ("name", "teacher", "student", "data", "file"), rows))
 
 

@@ -70,7 +70,7 @@ SECTIONS = ("name", "seed", "data", "window", "teacher", "reduction", "student",
 class Recipe:
     name: str
     seed: int
-    data: DataConfig
+    data: tuple[DataConfig, ...]  # one or several datasets, read as one (their clips side by side)
     window: WindowConfig
     teacher: TeacherConfig
     reduction: ReductionConfig
@@ -83,11 +83,18 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved recipe (defaults filled in), as written to a run directory."""
-        out: dict[str, Any] = {"name": self.name, "seed": self.seed}
-        for key in SECTIONS[2:-1]:
+        datasets = [config.model_dump(mode="json") for config in self.data]
+        # one dataset is written as its mapping, as recipes give it (and as digests were taken before lists)
+        out: dict[str, Any] = {"name": self.name, "seed": self.seed,
+                               "data": datasets[0] if len(datasets) == 1 else datasets}
+        for key in SECTIONS[3:-1]:
             out[key] = getattr(self, key).model_dump(mode="json")
         out["methods"] = self.methods.to_dict()
         return out
+
+    @property
+    def data_names(self) -> str:
+        return " + ".join(config.name for config in self.data)
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
@@ -101,9 +108,25 @@ def _validate_registered(registry: dict[str, Entry], raw: Any, source: str, sect
         allowed = ", ".join(sorted(registry))
         if name is None:
             raise RecipeError(f"{source}: missing key '{section}.name'; allowed: {allowed}")
-        raise RecipeError(f"{source}: key '{section}.name': unknown {section} '{name}'; allowed: {allowed}")
+        raise RecipeError(f"{source}: key '{section}.name': unknown {section.split('[')[0]} '{name}'; allowed: "
+                          f"{allowed}")
     raw["name"] = name
     return validate_section(registry[name].config, raw, source, section)
+
+
+def _datasets(raw: Any, source: str) -> tuple[BaseModel, ...]:
+    """`data:` as one dataset's mapping, or a list of them (e.g. unlabelled domain audio beside a labelled set)."""
+    if not isinstance(raw, list):
+        return (_validate_registered(DATASETS, raw, source, "data", None),)
+    if not raw:
+        raise RecipeError(f"{source}: key 'data' is an empty list; give one dataset's mapping or a list of them")
+    datasets = tuple(_validate_registered(DATASETS, entry, source, f"data[{index}]", None)
+                     for index, entry in enumerate(raw))
+    for index, config in enumerate(datasets):
+        if config in datasets[:index]:
+            raise RecipeError(f"{source}: key 'data[{index}]' repeats data[{datasets.index(config)}]; each dataset "
+                              "once, or its clips would count twice")
+    return datasets
 
 
 def _scalar(raw: dict, key: str, kind: type, default: Any, source: str) -> Any:
@@ -123,7 +146,7 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
     sections = dict(
         name=_scalar(raw, "name", str, Path(source).stem, source),
         seed=_scalar(raw, "seed", int, 0, source),
-        data=_validate_registered(DATASETS, raw.get("data"), source, "data", None),
+        data=_datasets(raw.get("data"), source),
         window=validate_section(WindowConfig, raw.get("window"), source, "window"),
         teacher=_validate_registered(TEACHERS, raw.get("teacher"), source, "teacher", None),
         reduction=validate_section(ReductionConfig, raw.get("reduction"), source, "reduction"),

@@ -43,10 +43,14 @@ def mini_recipe(tmp_path) -> Path:
 
 
 def data_recipe(data, rate: int = 8000, **window):
-    """MINI_RECIPE over `data` (a data config or its dict), its student at `rate`, windows as given (1 s default)."""
+    """MINI_RECIPE over `data` (a data config or its dict, or a list of them), its student at `rate`, windows as
+    given (1 s default)."""
     from edgekd.recipe import recipe_from_dict
 
-    data = data if isinstance(data, dict) else data.model_dump(mode="json")
+    def plain(config):
+        return config if isinstance(config, dict) else config.model_dump(mode="json")
+
+    data = [plain(config) for config in data] if isinstance(data, list) else plain(data)
     return recipe_from_dict(dict(MINI_RECIPE, data=data, window=window or {"seconds": 1.0},
                                  student=dict(MINI_RECIPE["student"], sample_rate=rate)), "test.yaml")
 
@@ -54,11 +58,12 @@ def data_recipe(data, rate: int = 8000, **window):
 def load_data(data, rate: int = 8000, **window):
     """A dataset decoded into the audio store at `rate` and windowed (as `distill` does, without its checks that
     every split has windows): `.windows`, `.teacher_audio` (= `.student_audio`), `.skipped`."""
-    from edgekd.data.domain import catalogue, load_domain_data
+    from edgekd.data.domain import catalogues, load_domain_data
     from edgekd.data.store import build_stores
 
     recipe = data_recipe(data, rate, **window)
-    build_stores(catalogue(recipe), [rate])
+    for listed in catalogues(recipe):
+        build_stores(listed, [rate])
     return load_domain_data(recipe, rate, build=False)
 
 

@@ -135,3 +135,75 @@ def test_missing_metadata_is_a_one_line_error(tmp_path):
         load_data(UrbanSound8KConfig(root=str(tmp_path)), 16000)
     with pytest.raises(EdgekdError, match="folder not found"):
         load_data(FolderConfig(root=str(tmp_path / "nope")), 16000)
+
+
+def _unlabelled_folder(root: Path, files: int = 6) -> dict:
+    for index in range(files):
+        _tone(root / f"sensor-{index % 2}" / f"{index}.wav", rate=16000, seconds=2.0, freq=300 + 50 * index)
+    return {"name": "folder", "root": str(root)}
+
+
+SYNTHETIC = {"name": "synthetic_urban", "clips_per_class": 3, "sample_rate": 8000}
+
+
+def test_unlabelled_domain_audio_beside_a_labelled_set_is_one_dataset(tmp_path):
+    alone = load_data(SYNTHETIC)
+    synthetic_store = alone.student_audio.stores[0].directory
+    before = sorted(p.name for p in synthetic_store.iterdir())
+    data = load_data([_unlabelled_folder(tmp_path / "domain"), SYNTHETIC])
+    windows = data.windows
+    # the labelled set already in its store is not decoded again: listing it beside another adds nothing there
+    assert sorted(p.name for p in synthetic_store.iterdir()) == before
+    assert [store.directory for store in data.student_audio.stores][1] == synthetic_store
+    assert len(windows.clips.ids) == 6 + 30
+    assert windows.clips.ids[0].startswith("folder:sensor-0/") and windows.clips.ids[6].startswith("synthetic_urban:")
+    assert windows.class_names == alone.windows.class_names
+    assert (windows.clips.labels[:6] == -1).all() and (windows.clips.labels[6:] == alone.windows.clips.labels).all()
+    assert not windows.fully_labelled and alone.windows.fully_labelled
+    every = np.arange(len(windows))
+    assert (windows.labelled_rows(every) == every[windows.clip >= 6]).all()
+    # each dataset's windows read the same audio as that dataset alone
+    own = every[windows.clip >= 6]
+    assert np.array_equal(data.student_audio[own], alone.student_audio[np.arange(len(alone.windows))])
+    assert np.abs(data.student_audio[every[windows.clip < 6]]).max() > 0.1
+
+
+def test_a_run_over_several_datasets_probes_on_the_labelled_one(tmp_path):
+    from edgekd.stages.distill import distill
+
+    recipe = data_recipe([_unlabelled_folder(tmp_path / "domain"), SYNTHETIC])
+    metrics = distill(recipe, tmp_path / "run").metrics
+    assert sum(metrics.windows.values()) == 6 * 2 + 30  # every window of both distils (2 s clips: 2 windows each)
+    assert metrics.probe_metric == "accuracy" and 0 <= metrics.probe.student <= 1
+    assert -1 <= metrics.fidelity["test"].cosine <= 1
+
+
+@pytest.mark.parametrize("data, message", [
+    ([], "key 'data' is an empty list"),
+    ([SYNTHETIC, SYNTHETIC], "key 'data[1]' repeats data[0]"),
+    ([SYNTHETIC, {"name": "nope"}], "key 'data[1].name': unknown data 'nope'"),
+])
+def test_a_bad_data_list_is_one_line_naming_the_entry(data, message):
+    from edgekd.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        data_recipe(data)
+
+
+def test_labelled_datasets_listed_together_must_share_their_classes(tmp_path):
+    root = tmp_path / "labelled"
+    _tone(root / "a.wav", rate=16000)
+    _tone(root / "b.wav", rate=16000)
+    _write_csv(tmp_path / "labels.csv", ["path", "label"], [["a.wav", "bird"], ["b.wav", "car"]])
+    with pytest.raises(EdgekdError, match=r"key 'data\[1\]' has classes \(bird, car, \.\.\.\) unlike data\[0\]"):
+        load_data([SYNTHETIC, {"name": "folder", "root": str(root), "labels_csv": str(tmp_path / "labels.csv")}])
+
+
+def test_a_method_that_needs_labels_on_partly_labelled_data_is_one_line(tmp_path):
+    from edgekd.recipe import recipe_from_dict
+    from edgekd.stages.distill import distill
+
+    raw = data_recipe([_unlabelled_folder(tmp_path / "domain"), SYNTHETIC]).to_dict() | {"methods": {"kd": {}}}
+    with pytest.raises(EdgekdError, match="methods.kd needs one class label per clip; the data 'folder \\+ "
+                                          "synthetic_urban' has unlabelled clips beside labelled ones"):
+        distill(recipe_from_dict(raw, "test.yaml"), tmp_path / "run")

@@ -10,9 +10,10 @@ from typing import Callable
 import numpy as np
 
 from edgekd.data.registry import DATASETS
-from edgekd.data.sources import Catalogue
+from edgekd.data.sources import Catalogue, Source
 from edgekd.data.store import (
     AudioStore,
+    StoredClip,
     build_stores,
     open_store,
     signature,
@@ -33,24 +34,42 @@ class DomainData:
     discarded: list[str]  # damaged store shards removed and decoded again
 
 
-def catalogue(recipe: Recipe) -> Catalogue:
-    return DATASETS[recipe.data.name].build(recipe.data, recipe.seed)
+def catalogues(recipe: Recipe) -> list[Catalogue]:
+    """The clips of each dataset the recipe's `data:` lists, in its order."""
+    return [DATASETS[config.name].build(config, recipe.seed) for config in recipe.data]
 
 
 def load_domain_data(recipe: Recipe, teacher_rate: int | None, strict: bool = False,
                      on_progress: Callable[[int, int], None] | None = None, build: bool = True) -> DomainData:
     """Build what is missing from the stores (under torchrun each rank decodes its share), then index the windows.
-    With `build=False`, only what the stores already hold is indexed (nothing is checked: `edgekd data info`)."""
-    listed = catalogue(recipe)
+    Each dataset has its own stores, so listing one beside others decodes nothing it already holds. With
+    `build=False`, only what the stores already hold is indexed (nothing is checked: `edgekd data info`)."""
+    listed = catalogues(recipe)
     rates = list(dict.fromkeys([teacher_rate or recipe.student.sample_rate, recipe.student.sample_rate]))
-    discarded = build_stores(listed, rates, rank_and_world(), on_progress, barrier) if build else []
+    discarded = [name for catalogue in listed
+                 for name in (build_stores(catalogue, rates, rank_and_world(), on_progress, barrier) if build else [])]
     barrier()  # every rank sees every shard
-    stores = [open_store(store_directory(listed.identity, rate), rate, verify=False) for rate in rates]
-    clips, stored, skipped = _usable_clips(listed, stores)
+    stores = [[open_store(store_directory(catalogue.identity, rate), rate, verify=False) for rate in rates]
+              for catalogue in listed]
+    usable = [_usable_clips(catalogue, its_stores) for catalogue, its_stores in zip(listed, stores)]
+    tags = _dataset_tags(recipe) if len(listed) > 1 else [""] * len(listed)
+    kept = [(tag, source) for tag, (sources, _, _) in zip(tags, usable) for source in sources]
+    clips = Clips(ids=[tag + source.clip_id for tag, source in kept],
+                  seconds=np.asarray([clip.length / rates[0] for _, stored, _ in usable for clip in stored[0]],
+                                     dtype=np.float64),
+                  labels=_labels(recipe, listed, [sources for sources, _, _ in usable]),
+                  class_names=next((c.class_names for c in listed if _has_labels(c)), listed[0].class_names),
+                  splits=np.asarray([source.split for _, source in kept]),
+                  groups=[tag + source.group if source.group else "" for tag, source in kept]
+                  if any(source.group for _, source in kept) else None)
     windows, short = make_windows(clips, recipe.window.seconds, recipe.window.hop_seconds, recipe.window.min_fraction,
                                   rates[0])
-    audio = [WindowAudio(windows, store, clips_of_store) for store, clips_of_store in zip(stores, stored)]
-    data = DomainData(windows, audio[0], audio[-1], skipped + short, discarded)
+    store_of = np.concatenate([np.full(len(sources), index, np.int32) for index, (sources, _, _) in enumerate(usable)])
+    audio = [WindowAudio(windows, rate, [its_stores[column] for its_stores in stores], store_of,
+                         [clip for _, stored, _ in usable for clip in stored[column]])
+             for column, rate in enumerate(rates)]
+    data = DomainData(windows, audio[0], audio[-1], [entry for _, _, skipped in usable for entry in skipped] + short,
+                      discarded)
     if build:
         _check(recipe, data, strict)
     return data
@@ -68,8 +87,40 @@ def _check(recipe: Recipe, data: DomainData, strict: bool) -> None:
                               "clips or change the split")
 
 
-def _usable_clips(listed: Catalogue, stores: list[AudioStore]) -> tuple[Clips, list[list], list[dict]]:
-    """The clips every store holds (with their stored form per store), and the files screened out, with why."""
+def _dataset_tags(recipe: Recipe) -> list[str]:
+    """'esc50:' before each clip id and group of a dataset listed beside others ('folder#2:' for a second folder),
+    so that two datasets' clips never share a name."""
+    names = [config.name for config in recipe.data]
+    return [f"{name}:" if names.count(name) == 1 else f"{name}#{names[:index + 1].count(name)}:"
+            for index, name in enumerate(names)]
+
+
+def _has_labels(catalogue: Catalogue) -> bool:
+    return any(source.label is not None for source in catalogue.sources)
+
+
+def _labels(recipe: Recipe, listed: list[Catalogue], kept: list[list[Source]]) -> np.ndarray | None:
+    """One label per usable clip; -1 (a row of -1 for tags) for the clips of an unlabelled dataset listed beside a
+    labelled one. Labelled datasets listed together must share their classes."""
+    labelled = [index for index, catalogue in enumerate(listed) if _has_labels(catalogue)]
+    if not labelled:
+        return None
+    first = labelled[0]
+    for index in labelled[1:]:
+        if listed[index].class_names != listed[first].class_names:
+            raise EdgekdError(f"{recipe.source}: key 'data[{index}]' has classes ({', '.join(listed[index].class_names[:4])}"
+                              f", ...) unlike data[{first}] ({', '.join(listed[first].class_names[:4])}, ...); "
+                              "labelled datasets in one recipe must share their classes")
+    example = np.asarray(next(s.label for s in listed[first].sources if s.label is not None))
+    unlabelled = np.full(example.shape, -1, np.int64)
+    return np.asarray([unlabelled if source.label is None else source.label for sources in kept for source in sources],
+                      dtype=np.int64).reshape(-1, *example.shape)
+
+
+def _usable_clips(listed: Catalogue, stores: list[AudioStore]) -> tuple[list[Source], list[list[StoredClip]],
+                                                                         list[dict]]:
+    """The sources every store of a dataset holds (with their stored form per store), and the files screened out,
+    with why."""
     kept, stored, skipped = [], [[] for _ in stores], []
     for source in listed.sources:
         key = (source.key, signature(source))
@@ -82,13 +133,7 @@ def _usable_clips(listed: Catalogue, stores: list[AudioStore]) -> tuple[Clips, l
         kept.append(source)
         for column, store in zip(stored, stores):
             column.append(store.clips[key])
-    labels = [source.label for source in kept]
-    clips = Clips(ids=[source.clip_id for source in kept],
-                  seconds=np.asarray([clip.length / stores[0].rate for clip in stored[0]], dtype=np.float64),
-                  labels=np.asarray(labels, dtype=np.int64) if kept and labels[0] is not None else None,
-                  class_names=listed.class_names, splits=np.asarray([source.split for source in kept]),
-                  groups=[source.group for source in kept] if any(source.group for source in kept) else None)
-    return clips, stored, skipped
+    return kept, stored, skipped
 
 
 def _skip_summary(skipped: list[dict]) -> str:
@@ -121,8 +166,8 @@ class DataSummary:
 
 def summarise(data: DomainData) -> DataSummary:
     windows = data.windows
-    stores = [{"rate": audio.sample_rate, "directory": str(audio.store.directory), "bytes": audio.store.size_bytes}
-              for audio in dict.fromkeys([data.teacher_audio, data.student_audio])]
+    stores = [{"rate": audio.sample_rate, "directory": str(store.directory), "bytes": store.size_bytes}
+              for audio in dict.fromkeys([data.teacher_audio, data.student_audio]) for store in audio.stores]
     return DataSummary(len(windows.clips.ids), round(float(windows.clips.seconds.sum()) / 3600, 4),
                        {split: int(len(windows.split_index(split))) for split in ("train", "val", "test")},
                        stores, data.skipped, dict(_reasons(data.skipped)))

@@ -19,7 +19,8 @@ class Clips:
 
     ids: list[str]
     seconds: np.ndarray
-    labels: np.ndarray | None  # class index per clip, (clips, tags) 0/1 for multi-label, None when unlabelled
+    labels: np.ndarray | None  # class index per clip, (clips, tags) 0/1 for multi-label, -1 for an unlabelled clip
+    # beside labelled ones; None when no clip has a label
     class_names: list[str]
     splits: np.ndarray  # one of SPLITS per clip
     groups: list[str] | None = None  # sensor, source or fold of each clip
@@ -58,6 +59,19 @@ class Windows:
     def split_index(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.splits == split)
 
+    @property
+    def fully_labelled(self) -> bool:
+        return self.clips.labels is not None and bool(labelled(self.clips.labels).all())
+
+    def labelled_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Those of `rows` whose clip has a label (data may list unlabelled audio beside a labelled set)."""
+        return rows[labelled(self.labels[rows])] if self.labels is not None else rows[:0]
+
+
+def labelled(labels: np.ndarray) -> np.ndarray:
+    """Which rows carry a label: unlabelled clips beside labelled ones have label -1 (a row of -1 for tags)."""
+    return (labels if labels.ndim == 1 else labels[:, 0]) >= 0
+
 
 def make_windows(clips: Clips, seconds: float, hop_seconds: float | None, min_fraction: float,
                  rate: int) -> tuple[Windows, list[dict]]:
@@ -84,22 +98,24 @@ def make_windows(clips: Clips, seconds: float, hop_seconds: float | None, min_fr
 
 
 class WindowAudio:
-    """The windows' audio at one rate, read from that rate's store on request: `audio[rows]` is a (rows, samples)
-    float32 array, `audio[row]` one window. Only what is asked for is ever in memory."""
+    """The windows' audio at one rate, read from that rate's stores (one per dataset) on request: `audio[rows]` is a
+    (rows, samples) float32 array, `audio[row]` one window. Only what is asked for is ever in memory."""
 
-    def __init__(self, windows: Windows, store: AudioStore, stored: list[StoredClip]):
-        self.store, self.stored = store, stored
-        self.sample_rate = store.rate
-        self.samples = int(round(windows.seconds * store.rate))
+    def __init__(self, windows: Windows, rate: int, stores: list[AudioStore], store_of: np.ndarray,
+                 stored: list[StoredClip]):
+        self.stores, self.store_of, self.stored = stores, store_of, stored  # clip i is stored[i] in stores[store_of[i]]
+        self.sample_rate = rate
+        self.samples = int(round(windows.seconds * rate))
         self.clip = windows.clip
-        self.starts = np.round(windows.starts * store.rate).astype(np.int64)
+        self.starts = np.round(windows.starts * rate).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.clip)
 
     def __getitem__(self, rows) -> np.ndarray:
         if isinstance(rows, (int, np.integer)):
-            return self.store.read(self.stored[self.clip[rows]], int(self.starts[rows]), self.samples)
+            clip = self.clip[rows]
+            return self.stores[self.store_of[clip]].read(self.stored[clip], int(self.starts[rows]), self.samples)
         rows = np.arange(len(self))[rows]
         out = np.empty((len(rows), self.samples), np.float32)
         for position, row in enumerate(rows):

@@ -289,11 +289,15 @@ def _distillation_model(recipe: Recipe, data: DomainData, taught: Taught | None,
     methods = recipe.methods.build(recipe)
     if methods:
         hooks.stage(f"methods: {', '.join(recipe.methods.enabled())} (preparing supervision)")
-    unlabelled = [m.name for m in methods if m.needs_labels and (windows.labels is None or windows.labels.ndim != 1)]
+    unlabelled = [m.name for m in methods if m.needs_labels and (not windows.fully_labelled or windows.labels.ndim != 1)]
     if unlabelled:
+        has = ("none" if windows.labels is None else "multi-label tags" if windows.labels.ndim != 1
+               else "unlabelled clips beside labelled ones")
         raise EdgekdError(f"{recipe.source}: methods.{unlabelled[0]} needs one class label per clip; the data "
-                          f"'{recipe.data.name}' has {'none' if windows.labels is None else 'multi-label tags'}")
-    supervision = Supervision(recipe.seed, windows.labels, windows.clip, windows.split_index("train"),
+                          f"'{recipe.data_names}' has {has}")
+    # labels reach the methods only when every window has one (a partly labelled set is for the probes)
+    supervision = Supervision(recipe.seed, windows.labels if windows.fully_labelled else None, windows.clip,
+                              windows.split_index("train"),
                               taught.raw if taught else None, LogMel(student.frontend, data.student_audio),
                               report={"enabled": recipe.methods.enabled()})
     if taught:
@@ -357,9 +361,10 @@ def _evaluate(recipe: Recipe, data: DomainData, taught: Taught | None, model: Di
         teacher_log_p = supervision.teacher_log_probabilities
         metrics.head = head_fidelity(logits, windows.labels[test], None if teacher_log_p is None
                                      else teacher_log_p[test])
-    if windows.labels is not None:
+    probe_train, probe_test = windows.labelled_rows(train), windows.labelled_rows(test)
+    if len(probe_train) and len(probe_test):
         metrics.probe_metric = "micro_auprc" if windows.labels.ndim == 2 else "accuracy"
-        metrics.probe = _probes(recipe, windows, student_out, supervision.logmel, taught, train, test)
+        metrics.probe = _probes(recipe, windows, student_out, supervision.logmel, taught, probe_train, probe_test)
     return metrics
 
 

@@ -70,12 +70,13 @@ def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, student, reduction
     target = reduction.transform(raw)
     output = predict(student, data.student_audio).numpy()
     held_out = windows.split_index("test")
-    result = DatasetEvaluation(data_recipe.data.model_dump(mode="json"), len(windows),
+    result = DatasetEvaluation(data_recipe.to_dict()["data"], len(windows),
                                fidelity(output[held_out], target[held_out]))
-    if windows.labels is None:
+    if not len(windows.labelled_rows(np.arange(len(windows)))):
         return result
     labels = windows.labels
     splits, result.protocol = _probe_splits(windows.groups, windows)
+    splits = [tuple(windows.labelled_rows(rows) for rows in split) for split in splits]  # unlabelled audio: no probe
     for name, features in (("teacher", raw), ("student", output)):
         per_split = [downstream_scores(features[tr], labels[tr], features[va], labels[va], features[te], labels[te],
                                        run_recipe.probe, run_recipe.seed) for tr, va, te in splits]

@@ -20,6 +20,7 @@ from torch import nn
 
 from edgekd import __version__
 from edgekd.data.domain import load_domain_data
+from edgekd.data.windows import labelled
 from edgekd.files import check_writable, signals_deferred, write_json, writing
 from edgekd.metrics import cosine_rows, fit_probe, score_probe
 from edgekd.onnx.export import export_onnx
@@ -90,7 +91,9 @@ class _Gate:
     def __init__(self, inputs: np.ndarray, reference: np.ndarray, probe, labels: np.ndarray | None,
                  options: ExportOptions):
         self.inputs, self.reference, self.probe, self.labels, self.options = inputs, reference, probe, labels, options
-        self.reference_accuracy = score_probe(probe, reference, labels) if probe is not None else None
+        self.scored = labelled(labels) if labels is not None else None  # the probe scores labelled windows only
+        self.reference_accuracy = score_probe(probe, reference[self.scored], labels[self.scored]) \
+            if probe is not None else None
 
     def evaluate(self, path: Path, precision: str) -> Variant:
         out = run_onnx(path, self.inputs)
@@ -100,7 +103,7 @@ class _Gate:
         if variant.mean_cosine < self.options.min_cosine:
             variant.missed.append(f"mean cosine {variant.mean_cosine:.4f} < {self.options.min_cosine}")
         if self.probe is not None:
-            variant.accuracy = score_probe(self.probe, out, self.labels)
+            variant.accuracy = score_probe(self.probe, out[self.scored], self.labels[self.scored])
             variant.accuracy_drop = 100 * (self.reference_accuracy - variant.accuracy)
             if variant.accuracy_drop > self.options.max_accuracy_drop:
                 variant.missed.append(f"probe drop {variant.accuracy_drop:.2f} points > "
@@ -131,8 +134,9 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
         module, input_name = _Network(student), "logmel"
         inputs = LogMel(student.frontend, audio).__getitem__
     calib = inputs(calib_rows)
-    probe = fit_probe(predict(student, audio, train).numpy(), windows.labels[train], recipe.probe, recipe.seed) \
-        if windows.labels is not None else None
+    probe_train = windows.labelled_rows(train)
+    probe = fit_probe(predict(student, audio, probe_train).numpy(), windows.labels[probe_train], recipe.probe,
+                      recipe.seed) if len(probe_train) and len(windows.labelled_rows(test)) else None
     gate = _Gate(inputs(test), predict(student, audio, test).numpy(), probe, windows.labels[test] if probe else None,
                  options)
     metadata = _metadata(student, recipe, options, run.read_metrics().get("fidelity", {}))
