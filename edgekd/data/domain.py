@@ -108,9 +108,9 @@ def _labels(recipe: Recipe, listed: list[Catalogue], kept: list[list[Source]]) -
     first = labelled[0]
     for index in labelled[1:]:
         if listed[index].class_names != listed[first].class_names:
-            raise EdgekdError(f"{recipe.source}: key 'data[{index}]' has classes ({', '.join(listed[index].class_names[:4])}"
-                              f", ...) unlike data[{first}] ({', '.join(listed[first].class_names[:4])}, ...); "
-                              "labelled datasets in one recipe must share their classes")
+            ours, theirs = (", ".join(listed[i].class_names[:4]) for i in (index, first))
+            raise EdgekdError(f"{recipe.source}: key 'data[{index}]' has classes ({ours}, ...) unlike data[{first}] "
+                              f"({theirs}, ...); labelled datasets in one recipe must share their classes")
     example = np.asarray(next(s.label for s in listed[first].sources if s.label is not None))
     unlabelled = np.full(example.shape, -1, np.int64)
     return np.asarray([unlabelled if source.label is None else source.label for sources in kept for source in sources],

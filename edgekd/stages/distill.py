@@ -289,7 +289,8 @@ def _distillation_model(recipe: Recipe, data: DomainData, taught: Taught | None,
     methods = recipe.methods.build(recipe)
     if methods:
         hooks.stage(f"methods: {', '.join(recipe.methods.enabled())} (preparing supervision)")
-    unlabelled = [m.name for m in methods if m.needs_labels and (not windows.fully_labelled or windows.labels.ndim != 1)]
+    one_label_each = windows.fully_labelled and windows.labels.ndim == 1
+    unlabelled = [m.name for m in methods if m.needs_labels and not one_label_each]
     if unlabelled:
         has = ("none" if windows.labels is None else "multi-label tags" if windows.labels.ndim != 1
                else "unlabelled clips beside labelled ones")
