@@ -49,8 +49,9 @@ def check_writable(path: Path) -> None:
 
 def atomic_save(path: Path, save: Callable[[Path], Any]) -> Path:
     """`save(tmp)` writes a file beside `path` (its folder made if need be), which then replaces `path` in one
-    rename; on any failure or interruption the partial file is removed and `path` is left as it was."""
-    tmp = path.with_name(path.name + ".tmp")
+    rename (of several writers, the last wins whole); on any failure or interruption the partial file is removed
+    and `path` is left as it was."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: torchrun ranks may write the same file
     try:
         with writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)

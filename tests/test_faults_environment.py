@@ -249,6 +249,29 @@ def test_a_real_signal_interrupts_even_when_the_shell_ignored_sigint(tmp_path, s
 
 # --- concurrent commands on the same files ---------------------------------------------------------------------------
 
+def _write_often(path: str, text: str) -> None:
+    from edgekd.files import write_text
+
+    for _ in range(300):
+        write_text(Path(path), text)
+
+
+def test_processes_writing_the_same_file_at_once_each_succeed_and_one_wins_whole(tmp_path):
+    # torchrun ranks write the same store.json; a shared temporary name made one rank's rename fail (exit 2)
+    import multiprocessing
+
+    path = tmp_path / "store.json"
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_write_often, args=(str(path), text * 4096)) for text in "ab"]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=60)
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    assert path.read_text() in ("a" * 4096, "b" * 4096)
+    assert [p.name for p in tmp_path.iterdir()] == ["store.json"]
+
+
 @pytest.mark.slow
 def test_concurrent_cache_builds_and_exports_leave_consistent_files(workspace):
     cache = str(workspace / "shared-cache")
