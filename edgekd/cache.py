@@ -32,9 +32,48 @@ SHARD_ROWS = 256  # rows per shard: the unit of progress a killed run keeps
 _FLOAT16_MAX = 65000.0
 
 
+class TeacherRows:
+    """Every window's teacher embedding, read from the cache shards on request: `rows[index]` is a float32 array
+    (index: a row, a slice or row numbers), like an (windows, dim) array that is never all in memory. A (windows,
+    dim) float32 array would be 2 kB a window for a 512-dimensional teacher: 15 MB per hour of audio at a 0.5 s
+    hop, 15 GB for 1,000 hours."""
+
+    dtype = np.dtype(np.float32)  # as read (shards hold float16 where the values fit)
+
+    def __init__(self, shards: list[np.memmap], shard_of: np.ndarray, position: np.ndarray, dim: int):
+        # a shard's file, where its rows begin and their dtype; then per window its shard and row within it
+        self.shards = [(Path(shard.filename), shard.offset, shard.dtype) for shard in shards]
+        self.shard_of, self.position, self.dim = shard_of, position, dim
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.shard_of), self.dim
+
+    def __len__(self) -> int:
+        return len(self.shard_of)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:  # numpy functions given every row read them all
+        return self[:] if dtype is None else self[:].astype(dtype)
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            return self[np.asarray([index])][0]
+        rows = np.arange(len(self))[index]
+        out = np.empty((len(rows), self.dim), np.float32)
+        shard_of, position = self.shard_of[rows], self.position[rows]
+        for shard in np.unique(shard_of):  # one read per shard: the span of its rows asked for
+            mine = np.flatnonzero(shard_of == shard)
+            first, last = position[mine].min(), position[mine].max()
+            path, offset, dtype = self.shards[shard]
+            span = np.fromfile(path, dtype=dtype, count=(last - first + 1) * self.dim,
+                               offset=offset + int(first) * self.dim * dtype.itemsize).reshape(-1, self.dim)
+            out[mine] = span[position[mine] - first]
+        return out
+
+
 @dataclass
 class CachedEmbeddings:
-    embeddings: np.ndarray  # (windows, teacher_dim) float32
+    embeddings: TeacherRows | np.ndarray  # (windows, teacher_dim) float32 rows (precomputed: an array)
     directory: Path | None
     computed: int  # rows computed now (0: everything came from the cache)
     reused: int
@@ -133,12 +172,16 @@ def teacher_embeddings(
             done += len(rows)
         barrier()
         cached, _ = read_shards(directory, verify=False)
-    embeddings = np.empty((len(keys), teacher.dim), np.float32)
-    for row, key in enumerate(keys):
-        shard, position = cached[key]
-        embeddings[row] = shard[position]
-    return CachedEmbeddings(embeddings, directory, computed=len(missing), reused=len(keys) - len(missing),
-                            discarded=damaged)
+    return CachedEmbeddings(_rows(cached, keys, teacher.dim), directory, computed=len(missing),
+                            reused=len(keys) - len(missing), discarded=damaged)
+
+
+def _rows(cached: dict[str, tuple[np.memmap, int]], keys: list[str], dim: int) -> TeacherRows:
+    shards: dict[int, int] = {}  # id of a shard's array → its number
+    located = [(shards.setdefault(id(cached[key][0]), len(shards)), cached[key][1]) for key in keys]
+    arrays = {id(array): array for array, _ in cached.values()}
+    shard_of, position = np.asarray(located, np.int32).reshape(-1, 2).T
+    return TeacherRows([arrays[ident] for ident in shards], shard_of.copy(), position.copy(), dim)
 
 
 class _Rows(torch.utils.data.Dataset):

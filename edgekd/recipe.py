@@ -36,7 +36,7 @@ class ReductionConfig(StrictModel):
     dim: int = Field(64, ge=1, description="output dimension of the reduction φ (SEA: 64/128/256)")
     sample: Literal["random", "stratified", "loudness", "diverse"] = Field(
         "random", description="which training windows the reduction is fitted on (SEA: within 0.01 AUPRC)")
-    sample_size: int | None = Field(None, ge=2, description="windows to fit on; default: every training window")
+    sample_size: int | None = Field(65536, ge=2, description="training windows to fit on at most (null: every one)")
 
 
 class TrainConfig(StrictModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, Protocol
 
 import numpy as np
 
@@ -14,6 +14,14 @@ from edgekd.errors import EdgekdError, RecipeError
 from edgekd.recipe import ReductionConfig
 
 _UMAP_NEIGHBOURS = 15
+
+
+class Rows(Protocol):
+    """An (n, dim) float32 array, or anything indexed like one (the teacher cache's rows, read on request)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index) -> np.ndarray: ...
 
 
 @dataclass
@@ -31,9 +39,14 @@ class Reduction:
             return self.anchor_coords.shape[1]
         return len(self.mean) if self.components is None else len(self.components)
 
-    def transform(self, embeddings: np.ndarray, chunk: int = 65536) -> np.ndarray:
-        if len(embeddings) > chunk:  # chunk by chunk: the float64 intermediates stay small for any number of rows
-            return np.concatenate([self.transform(embeddings[i : i + chunk]) for i in range(0, len(embeddings), chunk)])
+    def transform(self, embeddings: Rows, chunk: int = 65536) -> np.ndarray:
+        """φ of every row, read and reduced chunk by chunk: neither the rows (cache rows stay on disk) nor the float64
+        intermediates are ever all in memory."""
+        if len(embeddings) <= chunk:
+            return self._transform(np.asarray(embeddings[:]))
+        return np.concatenate([self._transform(embeddings[i : i + chunk]) for i in range(0, len(embeddings), chunk)])
+
+    def _transform(self, embeddings: np.ndarray) -> np.ndarray:
         if self.anchors is not None:
             return self._interpolate(embeddings)
         if self.components is None:
@@ -71,12 +84,13 @@ class Reduction:
                        optional("anchors"), optional("anchor_coords"))
 
 
-def select_sample(config: ReductionConfig, embeddings: np.ndarray, seed: int, groups: list[str] | None = None,
-                  loudness: np.ndarray | None = None) -> np.ndarray:
-    """Indices of the windows the reduction is fitted on:
+def select_sample(config: ReductionConfig, count: int, seed: int, groups: list[str] | None = None,
+                  loudness: np.ndarray | None = None, embeddings: Callable[[], np.ndarray] | None = None
+                  ) -> np.ndarray:
+    """Indices, among `count` candidate windows, of those the reduction is fitted on:
     random (uniform); stratified (an equal share per sensor/source/group); loudness (probability rising with each
-    window's loudness rank within its group); diverse (k-means++ seeding on the teacher embeddings)."""
-    count = len(embeddings)
+    window's loudness rank within its group); diverse (k-means++ seeding on the candidates' teacher embeddings,
+    which `embeddings()` reads: the only strategy that needs them all)."""
     size = min(config.sample_size or count, count)
     rng = np.random.default_rng(seed)
     if size == count:
@@ -100,6 +114,7 @@ def select_sample(config: ReductionConfig, embeddings: np.ndarray, seed: int, gr
             members = np.array([i for i in range(count) if (groups[i] if groups else "") == group])
             ranks[members] = np.argsort(np.argsort(loudness[members])) + 1  # 1 = quietest of its group
         return np.sort(rng.choice(count, size, replace=False, p=ranks / ranks.sum()))
+    embeddings = embeddings()
     chosen = [int(rng.integers(count))]  # diverse: k-means++ seeding (D² sampling)
     distance = ((embeddings - embeddings[chosen[0]]) ** 2).sum(1)
     while len(chosen) < size:
@@ -111,10 +126,13 @@ def select_sample(config: ReductionConfig, embeddings: np.ndarray, seed: int, gr
     return np.sort(np.asarray(chosen))
 
 
-def fit_reduction(config: ReductionConfig, train_embeddings: np.ndarray, seed: int, groups: list[str] | None = None,
-                  loudness: np.ndarray | None = None) -> Reduction:
-    sample = select_sample(config, train_embeddings, seed, groups, loudness)
-    embeddings = train_embeddings[sample].astype(np.float64)
+def fit_reduction(config: ReductionConfig, embeddings: Rows, seed: int, groups: list[str] | None = None,
+                  loudness: np.ndarray | None = None, rows: np.ndarray | None = None) -> Reduction:
+    """φ fitted on a sample of `rows` of `embeddings` (every row when None; `groups` and `loudness` are per row of
+    `rows`): only the sample is read."""
+    rows = np.arange(len(embeddings)) if rows is None else rows
+    sample = select_sample(config, len(rows), seed, groups, loudness, lambda: embeddings[rows])
+    embeddings = embeddings[rows[sample]].astype(np.float64)
     if config.method == "none":
         return Reduction("none", np.zeros(embeddings.shape[1]), None, 1.0)
     if config.method == "umap":

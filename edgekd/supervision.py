@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from edgekd.metrics import logmel_statistics
+from edgekd.reduction import Rows
 
 
 class LogMel:
@@ -46,7 +47,7 @@ class Supervision:
     labels: np.ndarray | None  # class index per window, (windows, tags) for multi-label, None when unlabelled
     clips: np.ndarray  # clip of each window: folds and selections never split a clip
     train: np.ndarray  # training windows (methods may narrow them)
-    teacher: np.ndarray | None  # raw teacher embeddings; None without a teacher
+    teacher: Rows | None  # raw teacher embeddings (cache rows, read when indexed); None without a teacher
     logmel: LogMel  # the student front-end's log-mel of any window, computed when asked
     rows: dict[str, np.ndarray] = field(default_factory=dict)  # per window: what the trainer feeds the objective
     report: dict = field(default_factory=dict)  # for metrics.json

@@ -51,9 +51,28 @@ def test_rows_are_reused_and_a_changed_file_invalidates_only_its_rows(tmp_path):
     assert stored and np.load(stored[0]).dtype == np.float16
 
 
+def test_cached_rows_are_read_on_request_across_shards_like_an_array(monkeypatch):
+    import edgekd.cache
+
+    data = synthetic_data()
+    monkeypatch.setattr(edgekd.cache, "SHARD_ROWS", 7)  # 30 rows in 5 shards
+    rows = _embed(data).embeddings
+    assert len(list(rows.shards)) == 5 and rows.shape == (30, 16) and len(rows) == 30
+    whole = np.asarray(rows)
+    assert whole.dtype == np.float32 and np.isfinite(whole).all() and whole.std() > 0
+    order = np.random.default_rng(0).permutation(30)
+    np.testing.assert_array_equal(rows[order], whole[order])
+    np.testing.assert_array_equal(rows[3:19], whole[3:19])
+    np.testing.assert_array_equal(rows[np.int64(8)], whole[8])
+    np.testing.assert_array_equal(rows[np.array([], dtype=int)], whole[:0])
+    computed = torch.cat([_teacher().embed(torch.from_numpy(data.teacher_audio[i : i + 10])) for i in (0, 10, 20)])
+    np.testing.assert_allclose(whole, computed.numpy(), rtol=1e-3, atol=1e-3)  # float16 shards
+
+
 def test_damaged_shard_is_detected_and_recomputed():
     data = synthetic_data()
     first = _embed(data)
+    first_rows = first.embeddings[:]  # read now: the damaged shard is removed
     shard = next(first.directory.glob("shard-*.npy"))
     damaged = bytearray(shard.read_bytes())
     damaged[-10] ^= 0xFF
@@ -62,7 +81,7 @@ def test_damaged_shard_is_detected_and_recomputed():
     assert listed.returncode == 0 and shard.name in listed.stdout
     again = _embed(data)
     assert again.computed == 30
-    np.testing.assert_allclose(again.embeddings, first.embeddings)
+    np.testing.assert_allclose(again.embeddings, first_rows)
 
 
 _CACHE_SCRIPT = """

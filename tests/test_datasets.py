@@ -1,6 +1,7 @@
 """Real dataset layouts on tiny fixtures written in each dataset's own folder and CSV layout."""
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,16 @@ def test_a_bad_data_list_is_one_line_naming_the_entry(data, message):
         data_recipe(data)
 
 
+def test_an_error_in_one_of_several_datasets_names_its_entry(tmp_path):
+    with pytest.raises(EdgekdError, match=r"key 'data\[1\]\.root': folder not found"):
+        load_data([SYNTHETIC, {"name": "folder", "root": str(tmp_path / "missing")}])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EdgekdError, match=r"no audio files .*\(data\[1\]: folder\)$"):
+        load_data([SYNTHETIC, {"name": "folder", "root": str(tmp_path / "empty")}])
+    with pytest.raises(EdgekdError, match=r"key 'data\.root': folder not found"):
+        load_data({"name": "folder", "root": str(tmp_path / "missing")})
+
+
 def test_labelled_datasets_listed_together_must_share_their_classes(tmp_path):
     root = tmp_path / "labelled"
     _tone(root / "a.wav", rate=16000)
@@ -207,3 +218,6 @@ def test_a_method_that_needs_labels_on_partly_labelled_data_is_one_line(tmp_path
     with pytest.raises(EdgekdError, match="methods.kd needs one class label per clip; the data 'folder \\+ "
                                           "synthetic_urban' has unlabelled clips beside labelled ones"):
         distill(recipe_from_dict(raw, "test.yaml"), tmp_path / "run")
+    # refused before teacher inference and before the run folder exists
+    assert not list((Path(os.environ["EDGEKD_CACHE_DIR"]) / "teacher").glob("*/shard-*"))
+    assert not (tmp_path / "run").exists()

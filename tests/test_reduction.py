@@ -45,13 +45,13 @@ def test_sampling_strategies():
     groups = ["a"] * 90 + ["b"] * 10
     loudness = np.linspace(-60, 0, 100)
     def pick(sample, **kw):
-        return select_sample(ReductionConfig(sample=sample, sample_size=10), x, 0, **kw)
+        return select_sample(ReductionConfig(sample=sample, sample_size=10), len(x), 0, embeddings=lambda: x, **kw)
     assert len(set(pick("random"))) == 10
     stratified = pick("stratified", groups=groups)
     assert sum(i >= 90 for i in stratified) == 5  # equal shares per group
     assert sum(i >= 90 for i in pick("diverse")) >= 1  # k-means++ reaches the small cluster
-    loud = np.mean([select_sample(ReductionConfig(sample="loudness", sample_size=10), x, s, loudness=loudness).mean()
-                    for s in range(20)])
+    loudest = ReductionConfig(sample="loudness", sample_size=10)
+    loud = np.mean([select_sample(loudest, len(x), s, loudness=loudness).mean() for s in range(20)])
     assert loud > 55  # louder (later) windows are preferred; uniform would average 49.5
     np.testing.assert_array_equal(pick("diverse"), pick("diverse"))  # deterministic for a seed
     reduction = fit_reduction(ReductionConfig(dim=2, sample="diverse", sample_size=20), x, seed=0)

@@ -35,8 +35,18 @@ class DomainData:
 
 
 def catalogues(recipe: Recipe) -> list[Catalogue]:
-    """The clips of each dataset the recipe's `data:` lists, in its order."""
-    return [DATASETS[config.name].build(config, recipe.seed) for config in recipe.data]
+    """The clips of each dataset the recipe's `data:` lists, in its order. When it lists several, a dataset's error
+    names its entry (`data[i].root`, not `data.root`)."""
+    listed = []
+    for index, config in enumerate(recipe.data):
+        try:
+            listed.append(DATASETS[config.name].build(config, recipe.seed))
+        except EdgekdError as err:
+            if len(recipe.data) == 1:
+                raise
+            message = str(err).replace("data.", f"data[{index}].")
+            raise type(err)(message if message != str(err) else f"{message} (data[{index}]: {config.name})") from None
+    return listed
 
 
 def load_domain_data(recipe: Recipe, teacher_rate: int | None, strict: bool = False,
@@ -46,8 +56,10 @@ def load_domain_data(recipe: Recipe, teacher_rate: int | None, strict: bool = Fa
     `build=False`, only what the stores already hold is indexed (nothing is checked: `edgekd data info`)."""
     listed = catalogues(recipe)
     rates = list(dict.fromkeys([teacher_rate or recipe.student.sample_rate, recipe.student.sample_rate]))
-    discarded = [name for catalogue in listed
-                 for name in (build_stores(catalogue, rates, rank_and_world(), on_progress, barrier) if build else [])]
+    discarded = []
+    if build:
+        for catalogue in listed:
+            discarded += build_stores(catalogue, rates, rank_and_world(), on_progress, barrier)
     barrier()  # every rank sees every shard
     stores = [[open_store(store_directory(catalogue.identity, rate), rate, verify=False) for rate in rates]
               for catalogue in listed]

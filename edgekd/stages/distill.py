@@ -23,6 +23,7 @@ from edgekd.distillation import DistillationModel
 from edgekd.errors import EdgekdError
 from edgekd.files import write_json
 from edgekd.losses import build_loss
+from edgekd.methods.registry import method_class
 from edgekd.metrics import (
     Fidelity,
     fidelity,
@@ -176,6 +177,7 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
     teacher = build_teacher(recipe.teacher)
     hooks.stage("decoding new audio into the audio store, indexing windows")
     data = load_domain_data(recipe, teacher.sample_rate, strict)
+    _refuse_methods_without_labels(recipe, data.windows)
     if data.discarded:
         hooks.stage(f"removed {len(data.discarded)} damaged audio-store shard(s) (checksum or size wrong: "
                     f"{', '.join(data.discarded[:3])}); their clips were decoded again")
@@ -245,7 +247,7 @@ def _teach(recipe: Recipe, teacher: Teacher, data: DomainData, run: RunDir, lead
     facts = _teacher_profile(teacher, cached.directory, recipe.window.seconds) if leader else None
     loudness = _loudness(data.teacher_audio, train) if recipe.reduction.sample == "loudness" else None
     groups = list(windows.groups[train]) if windows.groups is not None else None
-    reduction = fit_reduction(recipe.reduction, cached.embeddings[train], recipe.seed, groups, loudness)
+    reduction = fit_reduction(recipe.reduction, cached.embeddings, recipe.seed, groups, loudness, rows=train)
     if leader:
         run.save_reduction(reduction)
     return Taught(cached.embeddings, reduction, reduction.transform(cached.embeddings), cached, facts)
@@ -279,6 +281,17 @@ def _teacher_profile(teacher: Teacher, cache_dir: Path | None, window_seconds: f
     return facts
 
 
+def _refuse_methods_without_labels(recipe: Recipe, windows: Windows) -> None:
+    """Before teacher inference (minutes to hours): a method that needs a class label on every clip."""
+    one_label_each = windows.fully_labelled and windows.labels.ndim == 1
+    unlabelled = [name for name in recipe.methods.enabled() if method_class(name).needs_labels and not one_label_each]
+    if unlabelled:
+        has = ("none" if windows.labels is None else "multi-label tags" if windows.labels.ndim != 1
+               else "unlabelled clips beside labelled ones")
+        raise EdgekdError(f"{recipe.source}: methods.{unlabelled[0]} needs one class label per clip; the data "
+                          f"'{recipe.data_names}' has {has}")
+
+
 def _distillation_model(recipe: Recipe, data: DomainData, taught: Taught | None, hooks: Hooks
                         ) -> tuple[DistillationModel, Supervision]:
     """The student, with what the recipe's methods prepare before training and attach to it."""
@@ -289,13 +302,6 @@ def _distillation_model(recipe: Recipe, data: DomainData, taught: Taught | None,
     methods = recipe.methods.build(recipe)
     if methods:
         hooks.stage(f"methods: {', '.join(recipe.methods.enabled())} (preparing supervision)")
-    one_label_each = windows.fully_labelled and windows.labels.ndim == 1
-    unlabelled = [m.name for m in methods if m.needs_labels and not one_label_each]
-    if unlabelled:
-        has = ("none" if windows.labels is None else "multi-label tags" if windows.labels.ndim != 1
-               else "unlabelled clips beside labelled ones")
-        raise EdgekdError(f"{recipe.source}: methods.{unlabelled[0]} needs one class label per clip; the data "
-                          f"'{recipe.data_names}' has {has}")
     # labels reach the methods only when every window has one (a partly labelled set is for the probes)
     supervision = Supervision(recipe.seed, windows.labels if windows.fully_labelled else None, windows.clip,
                               windows.split_index("train"),

@@ -11,6 +11,7 @@ import numpy as np
 
 from edgekd.cache import teacher_embeddings
 from edgekd.data.domain import load_domain_data
+from edgekd.data.windows import labelled
 from edgekd.errors import EdgekdError
 from edgekd.files import check_writable, write_json
 from edgekd.metrics import Fidelity, downstream_scores, fidelity
@@ -72,7 +73,7 @@ def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, student, reduction
     held_out = windows.split_index("test")
     result = DatasetEvaluation(data_recipe.to_dict()["data"], len(windows),
                                fidelity(output[held_out], target[held_out]))
-    if not len(windows.labelled_rows(np.arange(len(windows)))):
+    if windows.labels is None or not labelled(windows.labels).any():
         return result
     labels = windows.labels
     splits, result.protocol = _probe_splits(windows.groups, windows)
