@@ -33,6 +33,7 @@ from edgekd.errors import (
     environment_error,
 )
 from edgekd.onnx.options import (
+    FORMATS,
     ActivationType,
     CalibrationMethod,
     ExportOptions,
@@ -230,14 +231,18 @@ def export(
     min_cosine: float = typer.Option(0.99, help="gate: least mean embedding cosine to FP32 PyTorch"),
     max_accuracy_drop: float = typer.Option(1.0, help="gate: most probe-accuracy points lost vs FP32"),
     fallback: bool = typer.Option(True, help="keep the most sensitive layers FP32 when INT8 misses the gate"),
+    formats: str = typer.Option("onnx", "--format", help=f"comma-separated: {', '.join(FORMATS)} (TFLite Micro: "
+                                "pip install 'edgekd[tflite]')"),
 ):
-    """Export the student to ONNX (FP32, INT8, FP16), verify each against PyTorch; exit 1 if a gate fails."""
+    """Export the student to ONNX (FP32, INT8, FP16) and TFLite Micro (FP32, INT8), verify each against PyTorch;
+    exit 1 if a gate fails."""
     from edgekd.render.tables import export_table
     from edgekd.stages.export import export_run
 
     options = ExportOptions(calib=calib, calib_method=calib_method, activations=activations, int8=int8, fp16=fp16,
                             frontend=frontend, frontend_constants=frontend_constants, opset=opset, min_cosine=min_cosine,
-                            max_accuracy_drop=max_accuracy_drop, fallback=fallback)
+                            max_accuracy_drop=max_accuracy_drop, fallback=fallback,
+                            formats=tuple(name.strip() for name in formats.split(",")))
     with err_console.status("exporting, quantising and verifying"):
         result = export_run(run_dir, out or run_dir / "export", options)
     console.print(export_table(result))

@@ -46,9 +46,19 @@ def test_profile_budgets_that_cannot_judge_are_refused(tiny_onnx, args, flag):
 @pytest.mark.parametrize("args, flag", [(["--min-cosine", "nan"], "--min-cosine"), (["--min-cosine", "2"], "--min-cosine"),
                                         (["--max-accuracy-drop", "nan"], "--max-accuracy-drop"),
                                         (["--opset", "99"], "--opset"), (["--opset", "7"], "--opset"),
-                                        (["--calib", "0"], "--calib"), (["--int8", "int4"], "--int8")])
+                                        (["--calib", "0"], "--calib"), (["--int8", "int4"], "--int8"),
+                                        (["--format", "coreml"], "--format"), (["--format", "onnx,onnx"], "--format")])
 def test_export_gates_that_cannot_fail_are_refused(tmp_path, args, flag):
     one_line(run_cli_here("export", tmp_path, *args), 2, flag)
+
+
+def test_tflite_without_its_extra_is_one_line_naming_the_install_command(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("litert_torch"):
+        pytest.skip("the tflite extra is installed here")
+    one_line(run_cli_here("export", tmp_path, "--format", "onnx,tflite"), 2, "--format tflite",
+             "pip install 'edgekd[tflite]'")
 
 
 @pytest.mark.parametrize("change, key", [({"runtime": "tflite-nano"}, "runtime"), ({"ram": 0}, "ram"),

@@ -16,6 +16,7 @@ ActivationType = Literal["uint8", "int8"]
 Int8Mode = Literal["static", "dynamic", "none"]
 FrontendPlacement = Literal["include", "exclude"]
 FrontendConstants = Literal["int8", "fp32"]
+FORMATS = ("onnx", "tflite")  # tflite: TFLite Micro flatbuffers (the `tflite` extra)
 
 
 @dataclass
@@ -31,9 +32,14 @@ class ExportOptions:
     min_cosine: float = 0.99
     max_accuracy_drop: float = 1.0  # percentage points
     fallback: bool = True
+    formats: tuple[str, ...] = ("onnx",)
 
     def __post_init__(self) -> None:
         """A gate that cannot fail (NaN, or a cosine outside [-1, 1]) would pass every model: refused."""
+        unknown = [name for name in self.formats if name not in FORMATS]
+        if unknown or not self.formats or len(set(self.formats)) != len(self.formats):
+            raise EdgekdError(f"--format {','.join(self.formats)}: give one or more of {', '.join(FORMATS)}, "
+                              "comma-separated, each once")
         if not (math.isfinite(self.min_cosine) and -1 <= self.min_cosine <= 1):
             raise EdgekdError(f"--min-cosine {self.min_cosine}: give a number between -1 and 1")
         if not (math.isfinite(self.max_accuracy_drop) and self.max_accuracy_drop >= 0):

@@ -35,6 +35,8 @@ from edgekd.onnx.session import run_onnx
 from edgekd.recipe import Recipe
 from edgekd.run_dir import RunDir
 from edgekd.supervision import LogMel
+from edgekd.tflite import convert_tflite, quantize_tflite, run_tflite, tflm_arena
+from edgekd.tflite.extra import check_installed
 from edgekd.trainer import predict
 
 # Where models that miss their accuracy gate are kept (to inspect), away from the names a deployment picks up.
@@ -55,6 +57,7 @@ class Variant:
     accuracy: float | None = None
     accuracy_drop: float | None = None  # points below FP32 PyTorch
     missed: list[str] = field(default_factory=list)
+    tflm_arena: dict | None = None  # .tflite: TFLM's own arena plan (head, tail, total bytes)
 
     @property
     def passed(self) -> bool:
@@ -96,7 +99,10 @@ class _Gate:
             if probe is not None else None
 
     def evaluate(self, path: Path, precision: str) -> Variant:
-        out = run_onnx(path, self.inputs)
+        return self.score(path, precision, run_onnx(path, self.inputs))
+
+    def score(self, path: Path, precision: str, out: np.ndarray) -> Variant:
+        """The variant of `path`, given its outputs for the gate's windows."""
         cos = cosine_rows(out, self.reference)
         variant = Variant(path.name, precision, path.stat().st_size, float(np.abs(out - self.reference).max()),
                           float(cos.mean()), float(np.percentile(cos, 1)), float(cos.min()))
@@ -116,6 +122,8 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     their final names, models that miss it under rejected/, export.json last, so that export.json always describes
     exactly the files beside it and a failed or killed export leaves the previous one as it was."""
     options = options or ExportOptions()
+    if "tflite" in options.formats:
+        check_installed("--format tflite")
     run = RunDir(run_dir)
     student, recipe = run.load_student()
     check_writable(out_dir / "export.json")
@@ -127,12 +135,13 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     train = windows.split_index("train")
     test = _spread(np.concatenate([windows.split_index("val"), windows.split_index("test")]), GATE_WINDOWS)
     calib_rows = _spread(train, options.calib)  # spread over the training split so every class is seen
+    logmel = LogMel(student.frontend, audio).__getitem__
     if options.frontend == "include":
         module, input_name = student, "audio"
         inputs = audio.__getitem__
     else:
         module, input_name = _Network(student), "logmel"
-        inputs = LogMel(student.frontend, audio).__getitem__
+        inputs = logmel
     calib = inputs(calib_rows)
     probe_train = windows.labelled_rows(train)
     probe = fit_probe(predict(student, audio, probe_train).numpy(), windows.labels[probe_train], recipe.probe,
@@ -143,13 +152,52 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     _remove_stale_staging(out_dir)
     with tempfile.TemporaryDirectory(prefix=f"{_STAGING}{os.getpid()}-", dir=out_dir) as staging:
         stage = Path(staging)
-        fp32 = export_onnx(module, torch.from_numpy(calib[:1]), stage / "student.onnx", metadata, input_name,
-                           opset=options.opset)
-        result = ExportResult([fp32], [gate.evaluate(fp32, "fp32")], gate.reference_accuracy)
-        _quantised_variants(fp32, stage, calib, gate, options, result)
+        result = ExportResult([], [], gate.reference_accuracy)
+        if "onnx" in options.formats:
+            fp32 = export_onnx(module, torch.from_numpy(calib[:1]), stage / "student.onnx", metadata, input_name,
+                               opset=options.opset)
+            result.files.append(fp32)
+            result.variants.append(gate.evaluate(fp32, "fp32"))
+            _quantised_variants(fp32, stage, calib, gate, options, result)
+        if "tflite" in options.formats:
+            _tflite_variants(_Inputs(module, calib, inputs(test)), _Inputs(_Network(student), logmel(calib_rows),
+                                                                       logmel(test)), stage, gate, options, result)
         _publish(result, out_dir, {"options": asdict(options), "calibration_windows": len(calib),
-                                   "held_out_windows": len(test)})
+                                   "held_out_windows": len(test), "metadata": metadata})
     return result
+
+
+@dataclass
+class _Inputs:
+    """A network to convert, with its calibration and gate inputs."""
+
+    module: nn.Module
+    calibration: np.ndarray
+    held_out: np.ndarray
+
+
+def _tflite_variants(model: _Inputs, body: _Inputs, stage: Path, gate: _Gate, options: ExportOptions,
+                     result: ExportResult) -> None:
+    """student.tflite (FP32, front-end placed as --frontend says) and student.int8.tflite: full integer, with the
+    front-end outside it (its input is the int8 log-mel), because a front-end quantised to int8 loses the embedding
+    (mean cosine 0.02 on the demo student). Each is gated in the TFLM interpreter and reports TFLM's arena."""
+    def add(path: Path, precision: str, inputs: np.ndarray) -> None:
+        variant = gate.score(path, precision, run_tflite(path, inputs))
+        variant.tflm_arena = asdict(tflm_arena(path))
+        result.files.append(path)
+        result.variants.append(variant)
+
+    fp32 = convert_tflite(model.module, torch.from_numpy(model.calibration[:1]), stage / "student.tflite")
+    add(fp32, "fp32", model.held_out)
+    if options.int8 == "none":
+        return
+    with tempfile.TemporaryDirectory(dir=stage) as scratch:
+        body_fp32 = fp32 if isinstance(model.module, _Network) else convert_tflite(
+            body.module, torch.from_numpy(body.calibration[:1]), Path(scratch) / "body.tflite")
+        int8 = quantize_tflite(body_fp32, stage / "student.int8.tflite", body.calibration)
+    add(int8, "int8", body.held_out)
+    result.notes.append("student.int8.tflite takes the int8 log-mel (scale and zero point in the file): compute it "
+                        "on the device as export.json's metadata.frontend says")
 
 
 def _spread(rows: np.ndarray, most: int) -> np.ndarray:

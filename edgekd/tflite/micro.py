@@ -1,0 +1,104 @@
+"""The TFLM interpreter (PyPI `tflite-micro`: TFLM's C++ with its x86 reference kernels) on the host: a model's
+outputs, and the arena its allocator plans, as a microcontroller would run it."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import EdgekdError
+from edgekd.tflite.extra import require
+
+ARENA_LIMIT = 64 << 20  # the largest arena tried: bigger than any microcontroller's RAM
+
+
+@dataclass(frozen=True)
+class TflmArena:
+    """TFLM's own figures for a model: the head (tensors planned by lifetime, what edgekd's arena plan predicts),
+    the tail (persistent buffers: kernel state, tensor structs, quantisation data) and their total, the
+    `arena_size` a board must give it."""
+
+    head: int
+    tail: int
+    total: int
+
+
+def run_tflite(path: Path, inputs: np.ndarray) -> np.ndarray:
+    """The model's float output for each row of `inputs` (float; quantised to an int8 input with the file's scale
+    and zero point, and dequantised back), one window per invocation as on the device."""
+    interpreter = _interpreter(path)
+    given, produced = interpreter.get_input_details(0), interpreter.get_output_details(0)
+    outputs = []
+    for row in inputs:
+        interpreter.set_input(_quantise(row[None], given), 0)
+        interpreter.invoke()
+        outputs.append(_dequantise(interpreter.get_output(0), produced)[0])
+    return np.stack(outputs)
+
+
+def tflm_arena(path: Path) -> TflmArena:
+    """What TFLM's recording allocator reports after planning `path` (printed from C++ to stderr, so read at the
+    file descriptor)."""
+    interpreter = _interpreter(path)
+    with _captured(2) as printed:
+        interpreter.print_allocations()
+    figures = dict(re.findall(r"Arena allocation (head|tail|total) (\d+) bytes", printed()))
+    if set(figures) != {"head", "tail", "total"}:
+        raise EdgekdError(f"{path}: TFLM printed no arena figures; the tflite-micro build may differ from the pinned "
+                          "one (pip install 'edgekd[tflite]')")
+    return TflmArena(*(int(figures[key]) for key in ("head", "tail", "total")))
+
+
+def _interpreter(path: Path):
+    runtime = require("tflite_micro", "running a .tflite").runtime
+    with _captured(2) as printed:
+        try:
+            return runtime.Interpreter.from_file(str(path), arena_size=ARENA_LIMIT)
+        except Exception as err:  # noqa: BLE001 - its Python layer parses the flatbuffer first (struct.error, ...)
+            failure = err
+    said = [line.strip() for line in printed().splitlines() if line.strip()]
+    raise EdgekdError(f"{path}: TFLM cannot run it ({'; '.join(said[:2]) or failure}); its ops must be ones TFLM "
+                      f"has kernels for, and its arena at most {ARENA_LIMIT >> 20} MB")
+
+
+@contextlib.contextmanager
+def _captured(fd: int):
+    """What C++ code writes to file descriptor `fd` (1: stdout, 2: stderr) meanwhile; `printed()` reads it once the
+    block has ended."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), fd)
+        text: list[str] = []
+        try:
+            yield lambda: "".join(text)
+        finally:
+            ctypes.CDLL(None).fflush(None)  # C stdio buffers what it writes to a file
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            text.append(sink.read().decode(errors="replace"))
+
+
+def _quantise(rows: np.ndarray, details: dict) -> np.ndarray:
+    if details["dtype"] == np.float32:
+        return rows.astype(np.float32)
+    scale, zero = details["quantization_parameters"]["scales"][0], details["quantization_parameters"]["zero_points"][0]
+    limits = np.iinfo(details["dtype"])
+    return np.clip(np.round(rows / scale) + zero, limits.min, limits.max).astype(details["dtype"])
+
+
+def _dequantise(values: np.ndarray, details: dict) -> np.ndarray:
+    if details["dtype"] == np.float32:
+        return values
+    scale, zero = details["quantization_parameters"]["scales"][0], details["quantization_parameters"]["zero_points"][0]
+    return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
