@@ -23,7 +23,7 @@ import torch
 
 from edgekd.data.windows import WindowAudio, Windows
 from edgekd.errors import EdgekdError
-from edgekd.files import atomic_write, write_text
+from edgekd.files import atomic_write, remove_stale_temporaries, write_text
 from edgekd.paths import cache_root
 from edgekd.runtime import barrier, rank_and_world
 from edgekd.teachers.base import Teacher
@@ -141,6 +141,7 @@ def teacher_embeddings(
     meta = directory / "teacher.json"
     if not meta.is_file():
         write_text(meta, json.dumps({"identity": identity, "dim": teacher.dim}, indent=1))
+    remove_stale_temporaries(directory)
     keys = audio.row_keys()
     cached, damaged = read_shards(directory)
     missing = [i for i, key in enumerate(keys) if key not in cached]

@@ -62,6 +62,25 @@ def atomic_save(path: Path, save: Callable[[Path], Any]) -> Path:
     return path
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Temporary files that killed processes left half-written (SIGKILL cannot be caught): never read, since no
+    final name points at them, and removed here so they do not pile up; a running writer's are left alone."""
+    for tmp in directory.glob("*.tmp"):
+        pid = tmp.suffixes[-2].removeprefix(".") if len(tmp.suffixes) > 1 else ""
+        if pid.isdigit() and not alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
     """`write(handle)` fills an open file, flushed to disk before it replaces `path`."""
 

@@ -272,6 +272,18 @@ def test_processes_writing_the_same_file_at_once_each_succeed_and_one_wins_whole
     assert [p.name for p in tmp_path.iterdir()] == ["store.json"]
 
 
+def test_temporaries_of_killed_writers_are_removed_and_a_running_writers_kept(tmp_path):
+    from edgekd.files import remove_stale_temporaries
+
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    dead, running = tmp_path / f"shard-1.npy.{finished.pid}.tmp", tmp_path / f"shard-2.npy.{os.getpid()}.tmp"
+    for path in (dead, running, tmp_path / "shard-3.npy"):
+        path.write_bytes(b"partial")
+    remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, "shard-3.npy"])
+
+
 @pytest.mark.slow
 def test_concurrent_cache_builds_and_exports_leave_consistent_files(workspace):
     cache = str(workspace / "shared-cache")

@@ -27,7 +27,7 @@ import numpy as np
 
 from edgekd.data.audio import resample
 from edgekd.data.sources import BadAudio, Catalogue, Source
-from edgekd.files import atomic_write, write_text
+from edgekd.files import atomic_write, remove_stale_temporaries, write_text
 from edgekd.paths import cache_root
 
 SHARD_SAMPLES = 1 << 24  # 32 MB of int16 per shard (17 min at 16 kHz): the unit of progress a killed build keeps
@@ -171,6 +171,7 @@ def build_stores(catalogue: Catalogue, rates: list[int], share: tuple[int, int] 
     stores = []
     for directory, rate in zip(directories, rates):
         directory.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(directory)
         meta = directory / "store.json"
         if not meta.is_file():
             write_text(meta, json.dumps({"identity": catalogue.identity, "rate": rate}, indent=1))

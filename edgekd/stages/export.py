@@ -21,7 +21,7 @@ from torch import nn
 from edgekd import __version__
 from edgekd.data.domain import load_domain_data
 from edgekd.data.windows import labelled
-from edgekd.files import check_writable, signals_deferred, write_json, writing
+from edgekd.files import alive, check_writable, signals_deferred, write_json, writing
 from edgekd.metrics import cosine_rows, fit_probe, score_probe
 from edgekd.onnx.export import export_onnx
 from edgekd.onnx.options import ExportOptions
@@ -233,18 +233,8 @@ def _remove_stale_staging(out_dir: Path) -> None:
     """Staging folders of exports that were killed (their process is gone); a running export's is left alone."""
     for folder in out_dir.glob(f"{_STAGING}*-*"):
         pid = folder.name.removeprefix(_STAGING).split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def _listed_files(report: Path) -> set[str]:
