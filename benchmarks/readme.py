@@ -133,6 +133,14 @@ def _scale(results: dict) -> str:
               f"{fidelity['embedding_cosine_min']:.7f} at worst.\n")
 
 
+def _runtimes(results: dict) -> str:
+    return _table(["network (random weights)", "precision", "edgekd arena B", "TFLM head B", "TFLM tail B",
+                   "TFLM total B", "total vs edgekd", ".tflite size"],
+                  [[r["model"], r["precision"].upper(), f"{r['edgekd_arena']:,}", f"{r['tflm_head']:,}",
+                    f"{r['tflm_tail']:,}", f"{r['tflm_total']:,}", f"{r['tflm_total'] / r['edgekd_arena'] - 1:+.1%}",
+                    f"{r['tflite_bytes'] / 1e3:,.1f} kB"] for r in results["rows"]])
+
+
 def _demo(index: int) -> Callable[[dict], str]:
     def render(results: dict) -> str:
         run = results["commands"][index]
@@ -154,6 +162,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "throughput": ("throughput", _throughput),
     "startup": ("startup", _startup),
     "scale": ("scale", _scale),
+    "runtimes": ("runtimes", _runtimes),
 }
 
 
