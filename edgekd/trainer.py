@@ -263,11 +263,11 @@ def _validate(loop: _Loop, state: TrainState, val_index: np.ndarray, log: EpochL
     model.eval()
     with torch.no_grad():  # batch by batch; only what validation scores (embedding, logits) is kept
         chunks = [val_index[i : i + 64] for i in range(0, len(val_index), 64)]
-        outputs = _gathered(({key: out[key] for key in ("embedding", "logits") if key in out}
-                             for out in (model(inputs) for inputs, _ in batches(loop.x, {}, chunks, loop.device, 0))),
-                            len(val_index))
+        outputs = (model(inputs) for inputs, _ in batches(loop.x, {}, chunks, loop.device, 0))
+        scored = _gathered(({key: out[key] for key in ("embedding", "logits") if key in out} for out in outputs),
+                           len(val_index))
     wanted = {key: value[torch.from_numpy(val_index)].to(loop.device) for key, value in loop.y.items()}
-    log.val_loss, log.val_cosine, log.val_accuracy = model.validation(outputs, wanted)
+    log.val_loss, log.val_cosine, log.val_accuracy = model.validation(scored, wanted)
     if log.score() > state.best_score:
         state.best_score, state.best_weights = log.score(), _copy(model)
     if live is not None:

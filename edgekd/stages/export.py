@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -160,42 +161,37 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
             result.variants.append(gate.evaluate(fp32, "fp32"))
             _quantised_variants(fp32, stage, calib, gate, options, result)
         if "tflite" in options.formats:
-            _tflite_variants(_Inputs(module, calib, inputs(test)), _Inputs(_Network(student), logmel(calib_rows),
-                                                                       logmel(test)), stage, gate, options, result)
+            _tflite_variants(module, calib, lambda: (logmel(calib_rows), logmel(test)), stage, gate, options, result)
         _publish(result, out_dir, {"options": asdict(options), "calibration_windows": len(calib),
                                    "held_out_windows": len(test), "metadata": metadata})
     return result
 
 
-@dataclass
-class _Inputs:
-    """A network to convert, with its calibration and gate inputs."""
-
-    module: nn.Module
-    calibration: np.ndarray
-    held_out: np.ndarray
-
-
-def _tflite_variants(model: _Inputs, body: _Inputs, stage: Path, gate: _Gate, options: ExportOptions,
-                     result: ExportResult) -> None:
+def _tflite_variants(module: nn.Module, calib: np.ndarray, logmel_inputs: Callable[[], tuple[np.ndarray, np.ndarray]],
+                     stage: Path, gate: _Gate, options: ExportOptions, result: ExportResult) -> None:
     """student.tflite (FP32, front-end placed as --frontend says) and student.int8.tflite: full integer, with the
     front-end outside it (its input is the int8 log-mel), because a front-end quantised to int8 loses the embedding
-    (mean cosine 0.02 on the demo student). Each is gated in the TFLM interpreter and reports TFLM's arena."""
+    (mean cosine 0.02 on the demo student). Each is gated in the TFLM interpreter and reports TFLM's arena.
+    `logmel_inputs()` gives the calibration and gate windows as log-mel, read only when the FP32 file takes audio."""
     def add(path: Path, precision: str, inputs: np.ndarray) -> None:
         variant = gate.score(path, precision, run_tflite(path, inputs))
         variant.tflm_arena = asdict(tflm_arena(path))
         result.files.append(path)
         result.variants.append(variant)
 
-    fp32 = convert_tflite(model.module, torch.from_numpy(model.calibration[:1]), stage / "student.tflite")
-    add(fp32, "fp32", model.held_out)
+    fp32 = convert_tflite(module, torch.from_numpy(calib[:1]), stage / "student.tflite")
+    add(fp32, "fp32", gate.inputs)
     if options.int8 == "none":
         return
     with tempfile.TemporaryDirectory(dir=stage) as scratch:
-        body_fp32 = fp32 if isinstance(model.module, _Network) else convert_tflite(
-            body.module, torch.from_numpy(body.calibration[:1]), Path(scratch) / "body.tflite")
-        int8 = quantize_tflite(body_fp32, stage / "student.int8.tflite", body.calibration)
-    add(int8, "int8", body.held_out)
+        if isinstance(module, _Network):  # --frontend exclude: the FP32 file already takes the log-mel
+            network_fp32, network_calib, network_held_out = fp32, calib, gate.inputs
+        else:
+            network_calib, network_held_out = logmel_inputs()
+            network_fp32 = convert_tflite(_Network(module), torch.from_numpy(network_calib[:1]),
+                                          Path(scratch) / "network.tflite")
+        int8 = quantize_tflite(network_fp32, stage / "student.int8.tflite", network_calib)
+    add(int8, "int8", network_held_out)
     result.notes.append("student.int8.tflite takes the int8 log-mel (scale and zero point in the file): compute it "
                         "on the device as export.json's metadata.frontend says")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import EdgekdError
-from edgekd.tflite.extra import require
+from edgekd.tflite.extra import INSTALL, require
 
 ARENA_LIMIT = 64 << 20  # the largest arena tried: bigger than any microcontroller's RAM
 
@@ -53,7 +53,7 @@ def tflm_arena(path: Path) -> TflmArena:
     figures = dict(re.findall(r"Arena allocation (head|tail|total) (\d+) bytes", printed()))
     if set(figures) != {"head", "tail", "total"}:
         raise EdgekdError(f"{path}: TFLM printed no arena figures; the tflite-micro build may differ from the pinned "
-                          "one (pip install 'edgekd[tflite]')")
+                          f"one ({INSTALL})")
     return TflmArena(*(int(figures[key]) for key in ("head", "tail", "total")))
 
 
@@ -92,7 +92,7 @@ def _captured(fd: int):
 def _quantise(rows: np.ndarray, details: dict) -> np.ndarray:
     if details["dtype"] == np.float32:
         return rows.astype(np.float32)
-    scale, zero = details["quantization_parameters"]["scales"][0], details["quantization_parameters"]["zero_points"][0]
+    scale, zero = _scale_and_zero_point(details)
     limits = np.iinfo(details["dtype"])
     return np.clip(np.round(rows / scale) + zero, limits.min, limits.max).astype(details["dtype"])
 
@@ -100,5 +100,11 @@ def _quantise(rows: np.ndarray, details: dict) -> np.ndarray:
 def _dequantise(values: np.ndarray, details: dict) -> np.ndarray:
     if details["dtype"] == np.float32:
         return values
-    scale, zero = details["quantization_parameters"]["scales"][0], details["quantization_parameters"]["zero_points"][0]
+    scale, zero = _scale_and_zero_point(details)
     return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+def _scale_and_zero_point(details: dict) -> tuple[float, int]:
+    """Of a per-tensor quantised input or output."""
+    parameters = details["quantization_parameters"]
+    return parameters["scales"][0], parameters["zero_points"][0]
