@@ -394,8 +394,9 @@ def students(
     from edgekd.stages.inventory import preset_sizes
     from edgekd.students import STUDENTS
 
-    console.print(listing("student families", ("name", "description"),
-                          [(name, entry.description) for name, entry in STUDENTS.items()]))
+    console.print(listing("student families", ("name", "description", "export formats"),
+                          [(name, entry.description, ", ".join(entry.config.formats))
+                           for name, entry in STUDENTS.items()]))
     with err_console.status("exporting each preset to measure it"):
         sizes = preset_sizes(sample_rate, seconds)
     console.print(presets_table(sizes, sample_rate, seconds))

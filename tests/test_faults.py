@@ -3,6 +3,7 @@ and every file that existed before the command is still there, unchanged."""
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +53,14 @@ def test_export_gates_that_cannot_fail_are_refused(tmp_path, args, flag):
     one_line(run_cli_here("export", tmp_path, *args), 2, flag)
 
 
-def test_tflite_without_its_extra_is_one_line_naming_the_install_command(tmp_path):
-    import importlib.util
-
-    if importlib.util.find_spec("litert_torch"):
-        pytest.skip("the tflite extra is installed here")
+@pytest.mark.parametrize("missing", ["litert_torch", "ai_edge_quantizer", "tflite_micro"])
+def test_tflite_without_its_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed: importing it raises ImportError
     one_line(run_cli_here("export", tmp_path, "--format", "onnx,tflite"), 2, "--format tflite",
              "pip install 'edgekd[tflite]'")
+    if missing == "tflite_micro":
+        (tmp_path / "model.tflite").write_bytes(b"TFL3")
+        one_line(run_cli_here("profile", tmp_path / "model.tflite"), 2, "model.tflite", "pip install 'edgekd[tflite]'")
 
 
 @pytest.mark.parametrize("change, key", [({"runtime": "tflite-nano"}, "runtime"), ({"ram": 0}, "ram"),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import onnx
 
-from edgekd.errors import EdgekdError
+from edgekd.errors import EdgekdError, ModelError
 from edgekd.onnx.graph import (
     bytes_by_dtype,
     frontend_constants,
@@ -21,8 +22,17 @@ from edgekd.onnx.graph import (
 )
 from edgekd.profile.devices import DeviceProfile, load_device
 from edgekd.profile.latency import measure_latency, measure_session_memory
-from edgekd.profile.memory import RUN_TENSOR_LIMIT, MemoryPlan, graph_run, plan_memory
+from edgekd.profile.memory import (
+    RUN_TENSOR_LIMIT,
+    GraphRun,
+    MemoryPlan,
+    graph_run,
+    plan_memory,
+)
 from edgekd.profile.operators import RUNTIME_OPS
+from edgekd.profile.tflite_graph import read_tflite
+from edgekd.profile.tflm import predict_tflm_arena
+from edgekd.tflite.micro import tflm_arena
 
 
 @dataclass
@@ -72,7 +82,10 @@ class ProfileReport(GraphFacts):
     bytes_by_dtype: dict[str, int]
     constant_ram_bytes: int  # of the activation memory: constants expanded at run time (dequantised weights)
     fragmentation: float
-    graph: str  # "optimised", "raw", or "static": shapes inferred for a model too large to run (no latency)
+    graph: str  # "optimised", "raw", "static" (shapes inferred for a model too large to run: no latency) or "tflite"
+    ram_bytes: int  # what RAM budgets judge: TFLM's total arena where known, else the peak live activations
+    ram_basis: str
+    tflm_arena: dict | None  # TFLM's head, tail and total bytes, and whether measured (a .tflite) or predicted
     latency_ms: float | None
     latency_p90_ms: float | None
     measured_peak_bytes: int | None
@@ -100,11 +113,13 @@ class ProfileReport(GraphFacts):
 
 def analyse_graph(model_path: Path, raw: bool = False) -> tuple[GraphFacts, MemoryPlan]:
     """Static facts and the memory plan: the graph-only part of a profile."""
-    return _analyse(model_path, load_model(model_path), raw)
+    facts, plan, _ = _analyse(model_path, load_model(model_path), raw)
+    return facts, plan
 
 
-def _analyse(model_path: Path, model: onnx.ModelProto, raw: bool) -> tuple[GraphFacts, MemoryPlan]:
-    plan = plan_memory(graph_run(model, str(model_path), optimise=not raw))
+def _analyse(model_path: Path, model: onnx.ModelProto, raw: bool) -> tuple[GraphFacts, MemoryPlan, GraphRun]:
+    run = graph_run(model, str(model_path), optimise=not raw)
+    plan = plan_memory(run)
     frontend_params, frontend_bytes = frontend_constants(model)
     facts = GraphFacts(
         params=parameter_count(model),
@@ -118,7 +133,7 @@ def _analyse(model_path: Path, model: onnx.ModelProto, raw: bool) -> tuple[Graph
         arena_bytes=plan.arena_bytes,
         macs=sum(s.macs for s in plan.steps),
     )
-    return facts, plan
+    return facts, plan, run
 
 
 def compute_dtypes(model) -> set[str]:
@@ -135,9 +150,10 @@ def unsupported_nodes(model: onnx.ModelProto, runtime: str) -> list[dict]:
     return [{"node": n.name, "op": n.op_type} for n in model.graph.node if n.op_type not in ops]
 
 
-def _device_checks(model: onnx.ModelProto, facts: GraphFacts, profile: DeviceProfile) -> tuple[list[Check], list]:
+def _device_checks(model: onnx.ModelProto, facts: GraphFacts, ram_bytes: int,
+                   profile: DeviceProfile) -> tuple[list[Check], list]:
     checks = [Check("flash", profile.flash_budget, facts.storage_bytes, f"{profile.name} flash budget"),
-              Check("ram", profile.ram_budget, facts.activation_bytes, f"{profile.name} RAM budget")]
+              Check("ram", profile.ram_budget, ram_bytes, f"{profile.name} RAM budget")]
     unsupported = unsupported_nodes(model, profile.runtime)
     ops = sorted({u["op"] for u in unsupported})
     checks.append(Check("ops", 0, len(unsupported), f"{profile.runtime} operator set",
@@ -169,43 +185,95 @@ def profile_model(
     raw: bool = False,
 ) -> ProfileReport:
     _check_budgets(max_flash, max_ram, max_macs, max_latency_ms, latency_runs)
-    model = load_model(model_path)
-    facts, plan = _analyse(model_path, model, raw)
     profile = load_device(device) if isinstance(device, str) else device
-    checks, unsupported = _device_checks(model, facts, profile) if profile is not None else ([], [])
-    for name, limit, actual, flag in (("flash", max_flash, facts.storage_bytes, "--max-flash"),
-                                      ("ram", max_ram, facts.activation_bytes, "--max-ram"),
-                                      ("macs", max_macs, facts.macs, "--max-macs")):
-        if limit is not None:
-            checks.append(Check(name, limit, actual, flag))
+    model_path = Path(model_path)
+    if model_path.suffix == ".tflite":
+        return _profile_tflite(model_path, profile, max_flash, max_ram, max_macs, max_latency_ms)
+    model = load_model(model_path)
+    facts, plan, run = _analyse(model_path, model, raw)
+    # a microcontroller runtime's RAM is its whole arena: planned tensors and its persistent buffers
+    arena = predict_tflm_arena(run) if profile is not None and profile.runtime == "tflite-micro" else None
+    ram_bytes = arena.total if arena else facts.activation_bytes
+    checks, unsupported = _device_checks(model, facts, ram_bytes, profile) if profile is not None else ([], [])
+    checks += _flag_checks(facts, ram_bytes, max_flash, max_ram, max_macs)
     latency = measured = None
     if plan.static and max_latency_ms is not None:
         raise EdgekdError(f"{model_path}: --max-latency-ms cannot be judged: the model declares a tensor over "
                           f"{RUN_TENSOR_LIMIT // 2**20} MiB ({plan.largest_tensor}), too large to run on this host")
     if latency_runs > 0 and not plan.static:
         threads = profile.threads if profile else 1
-        latency = measure_latency(Path(model_path), threads, runs=latency_runs)
-        measured = measure_session_memory(Path(model_path), threads)
+        latency = measure_latency(model_path, threads, runs=latency_runs)
+        measured = measure_session_memory(model_path, threads)
         if max_latency_ms is not None:
             checks.append(Check("latency", max_latency_ms, latency["median_ms"], "--max-latency-ms",
                                 "median on this host"))
+    return _report(model_path, facts, plan, profile, checks, unsupported,
+                   zipped_bytes=zipped_bytes(model_path),
+                   bytes_by_dtype=bytes_by_dtype(model),
+                   graph="static" if plan.static else "raw" if raw else "optimised",
+                   latency_ms=latency["median_ms"] if latency else None,
+                   latency_p90_ms=latency["p90_ms"] if latency else None,
+                   measured_peak_bytes=measured, ram_bytes=ram_bytes,
+                   ram_basis="TFLM arena total, predicted" if arena else "peak live activations",
+                   tflm_arena=asdict(arena) if arena else None)
+
+
+def _profile_tflite(path: Path, profile: DeviceProfile | None, max_flash, max_ram, max_macs,
+                    max_latency_ms) -> ProfileReport:
+    """A `.tflite` as TFLM runs it: the same graph analysis, and TFLM's own arena (measured on this host) as the
+    RAM figure budgets judge."""
+    if max_latency_ms is not None:
+        raise EdgekdError(f"{path}: --max-latency-ms: a .tflite is timed on the device, not on this host (TFLM's x86 "
+                          f"reference kernels say nothing of a microcontroller's speed); drop the flag")
+    if profile is not None and profile.runtime != "tflite-micro":
+        raise EdgekdError(f"{path}: device '{profile.name}' runs {profile.runtime}, which does not load .tflite "
+                          f"files; profile the .onnx export for it")
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    graph = read_tflite(path)
+    arena = tflm_arena(path)  # loads it in TFLM first: ops it lacks and corrupt files end here, in one line
+    plan = plan_memory(graph.run)
+    facts = GraphFacts(
+        params=graph.params, frontend_params=graph.frontend_params, frontend_bytes=graph.frontend_bytes,
+        knowledge_base_bytes=0, storage_bytes=path.stat().st_size, activation_bytes=plan.peak_bytes,
+        largest_tensor_bytes=plan.largest_tensor_bytes, working_set_bytes=plan.working_set_bytes,
+        arena_bytes=plan.arena_bytes, macs=sum(s.macs for s in plan.steps))
+    checks = []
+    if profile is not None:
+        checks = [Check("flash", profile.flash_budget, facts.storage_bytes, f"{profile.name} flash budget"),
+                  Check("ram", profile.ram_budget, arena.total, f"{profile.name} RAM budget",
+                        "TFLM's arena, measured")]
+        missing = sorted(graph.weight_dtypes - set(profile.dtypes))
+        checks.append(Check("dtypes", 0, len(missing), f"{profile.name} dtypes {', '.join(profile.dtypes)}",
+                            ", ".join(missing)))
+    checks += _flag_checks(facts, arena.total, max_flash, max_ram, max_macs)
+    return _report(path, facts, plan, profile, checks, [],
+                   zipped_bytes=len(zlib.compress(path.read_bytes(), 9)), bytes_by_dtype=graph.bytes_by_dtype,
+                   graph="tflite", latency_ms=None, latency_p90_ms=None, measured_peak_bytes=None,
+                   ram_bytes=arena.total, ram_basis="TFLM arena total, measured on this host",
+                   tflm_arena=asdict(arena))
+
+
+def _flag_checks(facts: GraphFacts, ram_bytes: int, max_flash, max_ram, max_macs) -> list[Check]:
+    return [Check(name, limit, actual, flag) for name, limit, actual, flag in (
+        ("flash", max_flash, facts.storage_bytes, "--max-flash"), ("ram", max_ram, ram_bytes, "--max-ram"),
+        ("macs", max_macs, facts.macs, "--max-macs")) if limit is not None]
+
+
+def _report(path: Path, facts: GraphFacts, plan: MemoryPlan, profile: DeviceProfile | None, checks: list[Check],
+            unsupported: list[dict], **measured) -> ProfileReport:
     heaviest = sorted(plan.steps, key=lambda s: s.live_bytes, reverse=True)[:5]
     costliest = sorted(plan.steps, key=lambda s: s.macs, reverse=True)[:5]
     return ProfileReport(
         **asdict(facts),
-        model=str(model_path),
-        zipped_bytes=zipped_bytes(model_path),
-        bytes_by_dtype=bytes_by_dtype(model),
+        model=str(path),
         constant_ram_bytes=plan.constant_bytes,
         fragmentation=plan.fragmentation,
-        graph="static" if plan.static else "raw" if raw else "optimised",
-        latency_ms=latency["median_ms"] if latency else None,
-        latency_p90_ms=latency["p90_ms"] if latency else None,
-        measured_peak_bytes=measured,
         device=profile.name if profile else None,
         checks=checks,
         top_memory=[{"node": s.name, "op": s.op_type, "live_bytes": s.live_bytes} for s in heaviest],
         top_macs=[{"node": s.name, "op": s.op_type, "macs": s.macs} for s in costliest if s.macs],
         unsupported=unsupported,
         plan=plan,
+        **measured,
     )

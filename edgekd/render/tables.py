@@ -148,7 +148,23 @@ def profile_table(report: ProfileReport) -> Table:
     table.add_row("  weights by dtype", dtypes, "", "")
     table.add_row("  zipped (compressed image)", format_bytes(report.zipped_bytes), "", "")
     table.add_row("MACs", format_count(report.macs), *budget_cells("macs", format_count))
-    table.add_row("activation memory (RAM): peak live", format_bytes(report.activation_bytes), *budget_cells("ram"))
+    _memory_rows(table, report, budget_cells("ram"))
+    if report.latency_ms is not None:
+        table.add_row("latency on this host (median / p90)", f"{report.latency_ms:.3f} / {report.latency_p90_ms:.3f} ms",
+                      *budget_cells("latency", lambda v: f"{v:g} ms"))
+    if "ops" in budgets:
+        table.add_row("operators unsupported by the runtime", str(len(report.unsupported)), "0", budget_cells("ops")[1])
+    for check in budgets.get("dtypes", []):
+        table.add_row("dtypes the device cannot compute", check.detail or "none", "", budget_cells("dtypes")[1])
+    return table
+
+
+def _memory_rows(table: Table, report: ProfileReport, ram_cells: tuple[str, str]) -> None:
+    """Activation memory, smallest to largest claim, and the runtime's measured or predicted arena beside it: the
+    RAM budget cells go on the figure the budget judges."""
+    judged_by_peak = report.tflm_arena is None
+    table.add_row("activation memory (RAM): peak live", format_bytes(report.activation_bytes),
+                  *(ram_cells if judged_by_peak else ("", "")))
     if report.constant_ram_bytes:
         table.add_row("  of which constants expanded in RAM", format_bytes(report.constant_ram_bytes), "",
                       "[dim]e.g. int8-stored weights dequantised[/]")
@@ -163,14 +179,12 @@ def profile_table(report: ProfileReport) -> Table:
     if report.measured_peak_bytes is not None:
         table.add_row("  onnxruntime arena in use (measured)", format_bytes(report.measured_peak_bytes), "",
                       "[dim]x86 kernels, scratch included[/]")
-    if report.latency_ms is not None:
-        table.add_row("latency on this host (median / p90)", f"{report.latency_ms:.3f} / {report.latency_p90_ms:.3f} ms",
-                      *budget_cells("latency", lambda v: f"{v:g} ms"))
-    if "ops" in budgets:
-        table.add_row("operators unsupported by the runtime", str(len(report.unsupported)), "0", budget_cells("ops")[1])
-    for check in budgets.get("dtypes", []):
-        table.add_row("dtypes the device cannot compute", check.detail or "none", "", budget_cells("dtypes")[1])
-    return table
+    if report.tflm_arena is not None:
+        arena = report.tflm_arena
+        how = "measured: its allocator on this host" if arena["measured"] else "predicted"
+        table.add_row(f"TFLM arena a board must give ({how})", format_bytes(arena["total"]), *ram_cells)
+        table.add_row("  head: planned tensors, scratch", format_bytes(arena["head"]), "", "")
+        table.add_row("  tail: persistent (kernel data, tensor structs)", format_bytes(arena["tail"]), "", "")
 
 
 def top_nodes_table(report: ProfileReport) -> Table:

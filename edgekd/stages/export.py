@@ -22,6 +22,7 @@ from torch import nn
 from edgekd import __version__
 from edgekd.data.domain import load_domain_data
 from edgekd.data.windows import labelled
+from edgekd.errors import EdgekdError
 from edgekd.files import alive, check_writable, signals_deferred, write_json, writing
 from edgekd.metrics import cosine_rows, fit_probe, score_probe
 from edgekd.onnx.export import export_onnx
@@ -127,6 +128,10 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
         check_installed("--format tflite")
     run = RunDir(run_dir)
     student, recipe = run.load_student()
+    refused = [name for name in options.formats if name not in recipe.student.formats]
+    if refused:
+        raise EdgekdError(f"--format {','.join(refused)}: a {recipe.student.name} student exports to "
+                          f"{', '.join(recipe.student.formats)} only (see `edgekd students`)")
     check_writable(out_dir / "export.json")
     data = load_domain_data(recipe, recipe.student.sample_rate)
     windows, audio = data.windows, data.student_audio

@@ -38,4 +38,21 @@ def quantize_tflite(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
     ranges = quantizer.calibrate({signature: [{input_name: row[None].astype(np.float32)} for row in calibration]},
                                  num_threads=os.cpu_count() or 1)
     model = quantizer.quantize(ranges, enable_progress_report=False).quantized_model
-    return atomic_write(out, lambda handle: handle.write(model))
+    return atomic_write(out, lambda handle: handle.write(_inline_buffers(model)))
+
+
+def _inline_buffers(flatbuffer: bytes) -> bytes:
+    """The model with every weight inside the flatbuffer. The quantizer may store buffers after it (by offset and
+    size); TFLM takes such tensors for activations and plans them in its arena, uninitialised (measured on
+    sea-student-3: +396 kB of arena, exactly its conv filters)."""
+    schema = require("tflite_micro.tensorflow.lite.micro.python.schema_py_generated", "--format tflite")
+    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    outside = [buffer for buffer in model.buffers if buffer.data is None and buffer.offset > 1]
+    if not outside:
+        return flatbuffer
+    for buffer in outside:
+        buffer.data = np.frombuffer(flatbuffer, np.uint8, buffer.size, buffer.offset)
+        buffer.offset = buffer.size = 0
+    builder = require("flatbuffers", "--format tflite").Builder(len(flatbuffer))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.errors import EdgekdError
+from edgekd.errors import EdgekdError, first_line
 from edgekd.tflite.extra import INSTALL, require
+from edgekd.units import format_bytes
 
 ARENA_LIMIT = 64 << 20  # the largest arena tried: bigger than any microcontroller's RAM
 
@@ -29,6 +30,7 @@ class TflmArena:
     head: int
     tail: int
     total: int
+    measured: bool = True  # by TFLM's allocator on this host; False: edgekd's prediction from an ONNX graph
 
 
 def run_tflite(path: Path, inputs: np.ndarray) -> np.ndarray:
@@ -63,10 +65,18 @@ def _interpreter(path: Path):
         try:
             return runtime.Interpreter.from_file(str(path), arena_size=ARENA_LIMIT)
         except Exception as err:  # noqa: BLE001 - its Python layer parses the flatbuffer first (struct.error, ...)
-            failure = err
-    said = [line.strip() for line in printed().splitlines() if line.strip()]
-    raise EdgekdError(f"{path}: TFLM cannot run it ({'; '.join(said[:2]) or failure}); its ops must be ones TFLM "
-                      f"has kernels for, and its arena at most {ARENA_LIMIT >> 20} MB")
+            failure = first_line(err) or type(err).__name__
+    said = printed()
+    missing = sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", said)))
+    if missing:
+        raise EdgekdError(f"{path}: TFLM has no kernel for {', '.join(missing)}; export a student whose ops it has "
+                          f"(`edgekd students` lists the formats each family exports to)")
+    if "Failed to resize buffer" in said or "Failed to allocate" in said:
+        raise EdgekdError(f"{path}: the model needs more than the {format_bytes(ARENA_LIMIT)} arena tried (more RAM "
+                          f"than any microcontroller has); choose a smaller student")
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    raise EdgekdError(f"{path}: TFLM cannot load it ({'; '.join(lines[:2]) or failure}); is it a .tflite edgekd wrote? "
+                      f"export it again")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,130 @@
+"""A `.tflite` flatbuffer read into the planner's graph (edgekd.profile.memory.GraphRun): operators in execution
+order, every tensor's bytes from its declared shape, constants apart. Parsed with the schema tflite-micro ships, so
+profiling a `.tflite` needs nothing TFLM itself does not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import EdgekdError, first_line
+from edgekd.profile.memory import GraphRun, Node
+from edgekd.tflite.extra import require
+
+_ITEMSIZE = {"FLOAT32": 4, "FLOAT16": 2, "FLOAT64": 8, "INT32": 4, "UINT32": 4, "INT64": 8, "UINT64": 8, "INT16": 2,
+             "UINT16": 2, "INT8": 1, "UINT8": 1, "BOOL": 1, "INT4": 0.5, "COMPLEX64": 8}
+
+
+@dataclass(frozen=True)
+class TfliteGraph:
+    run: GraphRun
+    bytes_by_dtype: dict[str, int]  # constant bytes by element type (numpy names)
+    weight_dtypes: set[str]  # of the weights multiply-accumulate ops read (not biases, shapes or axes)
+    params: int  # elements of weights and biases
+    frontend_params: int  # of which: constants only the log-mel front-end reads (up to its first LOG)
+    frontend_bytes: int
+
+
+def read_tflite(path: Path) -> TfliteGraph:
+    schema = require("tflite_micro.tensorflow.lite.micro.python.schema_py_generated", f"profiling {path}")
+    try:
+        model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+        graph = model.subgraphs[0]
+    except Exception as err:  # noqa: BLE001 - a corrupt flatbuffer fails anywhere in the generated reader
+        raise EdgekdError(f"{path}: not a readable .tflite flatbuffer ({first_line(err) or type(err).__name__}); "
+                          f"export it again") from None
+    operators = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    types = {value: name for name, value in vars(schema.TensorType).items() if not name.startswith("_")}
+    names = [_tensor_name(t, i) for i, t in enumerate(graph.tensors)]
+    shapes = [tuple(int(d) for d in (t.shape if t.shape is not None else ())) for t in graph.tensors]
+    constant = {i for i, t in enumerate(graph.tensors)
+                if 0 < t.buffer < len(model.buffers) and model.buffers[t.buffer].data is not None}
+    nbytes = {names[i]: int(np.prod(shapes[i], dtype=np.int64) * _ITEMSIZE.get(types[t.type], 4))
+              for i, t in enumerate(graph.tensors)}
+    nodes, weights = [], set()
+    for index, op in enumerate(graph.operators):
+        code = model.operatorCodes[op.opcodeIndex]
+        op_type = operators.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+        if op_type == "CUSTOM":
+            op_type = (code.customCode or b"CUSTOM").decode(errors="replace")
+        inputs = [i for i in (op.inputs if op.inputs is not None else ()) if i >= 0]
+        outputs = [i for i in (op.outputs if op.outputs is not None else ()) if i >= 0]
+        rule = MAC_RULES.get(op_type)
+        if rule:  # filter and bias
+            weights.update(i for i in inputs[1:3] if i in constant)
+        nodes.append(Node(f"op {index}", op_type, tuple(names[i] for i in inputs),
+                          tuple(names[i] for i in outputs), rule([shapes[i] for i in inputs],
+                                                                 [shapes[i] for i in outputs]) if rule else 0))
+    dtype_of = {i: types[graph.tensors[i].type].lower() for i in constant}
+    bytes_by_dtype: dict[str, int] = {}
+    for i in sorted(constant, key=lambda i: -nbytes[names[i]]):
+        bytes_by_dtype[dtype_of[i]] = bytes_by_dtype.get(dtype_of[i], 0) + nbytes[names[i]]
+    # parameters: weights and biases of MAC ops, and float constants elsewhere (shapes and axes are int32)
+    counted = weights | {i for i in constant if dtype_of[i].startswith("float")}
+    run = GraphRun(nodes, [names[i] for i in graph.inputs if i not in constant], [names[i] for i in graph.outputs],
+                   dict(zip(names, shapes)), nbytes, {names[i] for i in constant})
+    frontend = _frontend_constants(run) & {names[i] for i in counted}
+    index_of = {name: i for i, name in enumerate(names)}
+    return TfliteGraph(run, dict(sorted(bytes_by_dtype.items(), key=lambda item: -item[1])),
+                       {dtype_of[i] for i in weights if len(shapes[i]) > 1},
+                       sum(_elements(shapes[i]) for i in counted),
+                       sum(_elements(shapes[index_of[n]]) for n in frontend), sum(nbytes[n] for n in frontend))
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _frontend_constants(run: GraphRun) -> set[str]:
+    """Constants read only by the log-mel front-end: the first LOG and the operators it depends on."""
+    logs = [index for index, node in enumerate(run.nodes) if node.op_type == "LOG"]
+    if not logs:
+        return set()
+    producer = {out: index for index, node in enumerate(run.nodes) for out in node.outputs}
+    inside, stack = set(), [logs[0]]
+    while stack:
+        index = stack.pop()
+        if index not in inside:
+            inside.add(index)
+            stack.extend(producer[i] for i in run.nodes[index].inputs if i in producer)
+    read_inside = {i for index in inside for i in run.nodes[index].inputs} & run.initializers
+    read_outside = {i for index, node in enumerate(run.nodes) if index not in inside for i in node.inputs}
+    return read_inside - read_outside
+
+
+def _tensor_name(tensor, index: int) -> str:
+    """Unique: converters may give several tensors one name."""
+    name = tensor.name.decode(errors="replace") if isinstance(tensor.name, bytes) else tensor.name
+    return f"{index}:{name or 'tensor'}"
+
+
+def _conv(inputs, outputs) -> int:  # filter [out, h, w, in]
+    _, height, width, channels = inputs[1]
+    return _elements(outputs[0]) * height * width * channels
+
+
+def _depthwise(inputs, outputs) -> int:  # filter [1, h, w, out]
+    return _elements(outputs[0]) * inputs[1][1] * inputs[1][2]
+
+
+def _fully_connected(inputs, outputs) -> int:  # weights [out, in]
+    return _elements(outputs[0]) * inputs[1][-1]
+
+
+def _batch_matmul(inputs, outputs) -> int:  # adj_x is never set by the converters edgekd uses
+    return _elements(outputs[0]) * inputs[0][-1]
+
+
+def _transpose_conv(inputs, outputs) -> int:  # output_shape, filter [out, h, w, in], input
+    out, height, width, _ = inputs[1]
+    return _elements(inputs[2]) * out * height * width
+
+
+# One MAC rule per TFLite op type, from input and output shapes; every other op costs no multiply-accumulates.
+MAC_RULES: dict[str, Callable[[list, list], int]] = {
+    "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
+    "BATCH_MATMUL": _batch_matmul, "TRANSPOSE_CONV": _transpose_conv,
+}
