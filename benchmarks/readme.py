@@ -134,11 +134,22 @@ def _scale(results: dict) -> str:
 
 
 def _runtimes(results: dict) -> str:
-    return _table(["network (random weights)", "precision", "edgekd arena B", "TFLM head B", "TFLM tail B",
-                   "TFLM total B", "total vs edgekd", ".tflite size"],
-                  [[r["model"], r["precision"].upper(), f"{r['edgekd_arena']:,}", f"{r['tflm_head']:,}",
-                    f"{r['tflm_tail']:,}", f"{r['tflm_total']:,}", f"{r['tflm_total'] / r['edgekd_arena'] - 1:+.1%}",
-                    f"{r['tflite_bytes'] / 1e3:,.1f} kB"] for r in results["rows"]])
+    return _table(["network (random weights)", "precision", "predicted head B", "predicted tail B",
+                   "predicted total B", "TFLM head B", "TFLM tail B", "TFLM total B", "predicted vs TFLM",
+                   ".tflite size"],
+                  [[r["model"], r["precision"].upper(), f"{r['predicted_head']:,}", f"{r['predicted_tail']:,}",
+                    f"{r['predicted_total']:,}", f"{r['tflm_head']:,}", f"{r['tflm_tail']:,}", f"{r['tflm_total']:,}",
+                    f"{r['predicted_total'] / r['tflm_total'] - 1:+.2%}", f"{r['tflite_bytes'] / 1e3:,.1f} kB"]
+                   for r in results["rows"]])
+
+
+def _tflite_gate(results: dict) -> str:
+    gate = results["int8_gate"]
+    return _table(["file (demo student, distilled)", "mean cosine", "min cosine", "probe drop", "gate", "size",
+                   "TFLM arena"],
+                  [[v["file"], f"{v['mean_cosine']:.4f}", f"{v['min_cosine']:.4f}",
+                    f"{v['accuracy_drop']:+.2f} points", "pass" if v["passed"] else "MISSED",
+                    f"{v['size_bytes'] / 1e3:,.1f} kB", f"{v['tflm_arena']['total']:,} B"] for v in gate["variants"]])
 
 
 def _demo(index: int) -> Callable[[dict], str]:
@@ -163,6 +174,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "startup": ("startup", _startup),
     "scale": ("scale", _scale),
     "runtimes": ("runtimes", _runtimes),
+    "tflite-gate": ("runtimes", _tflite_gate),
 }
 
 

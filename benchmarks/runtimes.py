@@ -1,17 +1,22 @@
-"""edgekd's predicted arena beside what TensorFlow Lite Micro itself plans, for the same networks side by side in
-one run: the demo student with and without its log-mel front-end, sea-student-3 and dscnn (without front-end), in
-FP32 and INT8. edgekd's figure is `edgekd profile`'s arena plan of the ONNX export (INT8: QDQ, calibrated); TFLM's
-is what its recording allocator reports for the `.tflite` that `edgekd export --format tflite` writes (INT8: full
-integer, network alone). Needs the tflite extra (pip install 'edgekd[tflite]').
+"""The TFLM arena edgekd predicts from an ONNX export beside what TensorFlow Lite Micro itself reports for the
+`.tflite` of the same network, side by side in one run: the demo student with and without its log-mel front-end,
+sea-student-3 and dscnn (without front-end), in FP32 and INT8. The prediction is what `edgekd profile MODEL.onnx
+--device nrf52840` judges (head: edgekd's plan of the graph as TFLM holds it; tail: one rule per op type); the
+measurement is TFLM's recording allocator on the `.tflite` that `edgekd export --format tflite` writes (INT8:
+network alone, int8 input). Then the INT8 `.tflite` gate on the distilled demo student (`--run`, written by
+benchmarks/demo.py). Needs the tflite extra (pip install 'edgekd[tflite]').
 
-    python benchmarks/runtimes.py
+    python benchmarks/runtimes.py [--run runs/readme-demo/runs/demo]
 
-Random weights: arena sizes depend on shapes and dtypes, not on the weights.
+Random weights for the arena rows: arena sizes depend on shapes and dtypes, not on the weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,7 +26,7 @@ from results import save
 
 from edgekd.onnx.export import export_onnx
 from edgekd.onnx.quantize import quantize_static
-from edgekd.profile.report import analyse_graph
+from edgekd.profile.report import profile_model
 from edgekd.recipe import load_recipe
 from edgekd.runtime import seeded
 from edgekd.stages.export import _Network
@@ -56,6 +61,8 @@ def _inputs(module: torch.nn.Module, samples: int, count: int) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=Path("runs/readme-demo/runs/demo"),
+                        help="a distilled demo run, for the INT8 .tflite gate")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -71,15 +78,34 @@ def main() -> None:
                                                          "int8"),
                                  quantize_tflite(tflite_fp32, folder / f"{index}.int8.tflite", inputs)))
             for precision, onnx_path, tflite_path in variants:
-                predicted = analyse_graph(onnx_path)[1].arena_bytes
+                predicted = profile_model(onnx_path, "nrf52840", latency_runs=0).tflm_arena
                 measured = tflm_arena(tflite_path)
-                rows.append({"model": name, "precision": precision, "edgekd_arena": predicted,
+                rows.append({"model": name, "precision": precision, "predicted_head": predicted["head"],
+                             "predicted_tail": predicted["tail"], "predicted_total": predicted["total"],
                              "tflm_head": measured.head, "tflm_tail": measured.tail, "tflm_total": measured.total,
                              "tflite_bytes": tflite_path.stat().st_size})
-                print(f"{name:40s} {precision}  edgekd {predicted:>9,d} B   TFLM head {measured.head:>9,d} "
+                print(f"{name:40s} {precision}  predicted {predicted['total']:>9,d} B   TFLM head {measured.head:>9,d} "
                       f"tail {measured.tail:>7,d} total {measured.total:>9,d} B   "
-                      f"({measured.total / predicted - 1:+.1%} vs edgekd)")
-    save("runtimes", args, {"rows": rows}, "runtimes.py")
+                      f"({predicted['total'] / measured.total - 1:+.2%})")
+        gate = _int8_gate(args.run, folder / "export")
+    save("runtimes", args, {"rows": rows, "int8_gate": gate}, "runtimes.py")
+
+
+def _int8_gate(run: Path, out: Path) -> dict:
+    """`edgekd export RUN --format tflite` on the distilled demo: each .tflite's gate figures and TFLM arena."""
+    if not (run / "student.pt").is_file():
+        raise SystemExit(f"{run}: no distilled run; run benchmarks/demo.py first or give --run")
+    done = subprocess.run([sys.executable, "-m", "edgekd", "export", str(run), "--format", "tflite", "--out",
+                           str(out)], capture_output=True, text=True)
+    variants = json.loads((out / "export.json").read_text())["variants"]
+    print(f"edgekd export {run} --format tflite: exit {done.returncode}")
+    for v in variants:
+        print(f"  {v['file']:28s} mean cosine {v['mean_cosine']:.4f} (min {v['min_cosine']:.4f}), probe drop "
+              f"{v['accuracy_drop']:+.2f} points, {'passed' if v['passed'] else 'MISSED'}, TFLM arena "
+              f"{v['tflm_arena']['total']:,} B")
+    return {"run": str(run), "exit_code": done.returncode,
+            "variants": [{key: v[key] for key in ("file", "precision", "size_bytes", "mean_cosine", "min_cosine",
+                                                   "accuracy_drop", "passed", "tflm_arena")} for v in variants]}
 
 
 if __name__ == "__main__":

@@ -49,8 +49,10 @@ def test_tflite_export_is_gated_in_tflm_and_reports_its_arena(exported):
         arena = variant["tflm_arena"]
         assert arena["total"] == arena["head"] + arena["tail"] > 0 and arena["measured"]
         assert tflm_arena(path).total == arena["total"]
-    int8_input = runtime.Interpreter.from_file(str(int8)).get_input_details(0)
+    interpreter = runtime.Interpreter.from_file(str(int8))
+    int8_input, output = interpreter.get_input_details(0), interpreter.get_output_details(0)
     assert int8_input["dtype"] == np.int8 and list(int8_input["shape"][1:2]) == [MINI_RECIPE["student"]["n_mels"]]
+    assert output["dtype"] == np.float32  # the embedding's last operator stays FP32
     assert variants["int8"]["size_bytes"] < variants["fp32"]["size_bytes"] / 2
     assert variants["int8"]["tflm_arena"]["head"] < variants["fp32"]["tflm_arena"]["head"] / 2
     assert variants["int8"]["mean_cosine"] > 0.9  # INT8 on a 1-epoch student; the gate judges it at 0.99
