@@ -55,7 +55,8 @@ def test_export_gates_that_cannot_fail_are_refused(tmp_path, args, flag):
 
 @pytest.mark.parametrize("missing", ["litert_torch", "ai_edge_quantizer", "tflite_micro"])
 def test_tflite_without_its_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, missing):
-    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed: importing it raises ImportError
+    for name in [missing, *(name for name in sys.modules if name.startswith(f"{missing}."))]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing it raises ImportError
     one_line(run_cli_here("export", tmp_path, "--format", "onnx,tflite"), 2, "--format tflite",
              "pip install 'edgekd[tflite]'")
     if missing == "tflite_micro":

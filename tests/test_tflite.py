@@ -189,3 +189,28 @@ def test_students_export_to_the_formats_their_family_declares(family, tmp_path):
     except EdgekdError:
         runs = False
     assert runs == ("tflite" in config.formats), family
+
+
+@pytest.mark.slow
+def test_int8_of_a_network_with_weights_the_quantizer_stores_outside_runs_with_them(tmp_path):
+    """sea-student-3's INT8 conv filters are large enough for the quantizer to store them after the flatbuffer:
+    the exported file has them inside (TFLM plans only activations: its head is edgekd's plan of the file's own
+    graph) and its last operator and output stay FP32."""
+    from edgekd.profile.memory import plan_memory, tflm_arena_bytes
+    from edgekd.profile.tflite_graph import read_tflite
+    from edgekd.stages.export import _Network
+    from edgekd.students.registry import PRESETS, build_student
+    from edgekd.tflite import convert_tflite, quantize_tflite, run_tflite, tflm_arena
+
+    network = _Network(build_student(*PRESETS["sea-student-3"]).eval())
+    with torch.no_grad():
+        mel = network.student.frontend(torch.randn(8, 8000) * 0.1).numpy()
+    fp32 = convert_tflite(network, torch.from_numpy(mel[:1]), tmp_path / "sea3.tflite")
+    int8 = quantize_tflite(fp32, tmp_path / "sea3.int8.tflite", mel)
+    model = schema.ModelT.InitFromPackedBuf(int8.read_bytes(), 0)
+    assert all(b.offset == 0 for b in model.buffers)
+    assert tflm_arena(int8).head == tflm_arena_bytes(plan_memory(read_tflite(int8).run).buffers)
+    reference, quantised = run_tflite(fp32, mel), run_tflite(int8, mel)
+    assert quantised.dtype == np.float32
+    cosine = (reference * quantised).sum(1) / np.linalg.norm(reference, axis=1) / np.linalg.norm(quantised, axis=1)
+    assert cosine.min() > 0.9, cosine  # random weights calibrated on 8 windows: far from garbage, not a gate

@@ -51,7 +51,7 @@ def quantize_tflite(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
     calibrator.calibrate({signature: [{input_name: row[None].astype(np.float32)} for row in calibration]},
                          quantizer._recipe_manager)  # noqa: SLF001 - the recipe the calibrator must follow
     model = quantizer.quantize(calibrator.get_model_qsvs(), enable_progress_report=False).quantized_model
-    return atomic_write(out, lambda handle: handle.write(_inline_buffers(_float_output(model))))
+    return atomic_write(out, lambda handle: handle.write(_float_output(_inline_buffers(model))))
 
 
 def _schema():
