@@ -136,11 +136,11 @@ def _scale(results: dict) -> str:
 def _runtimes(results: dict) -> str:
     return _table(["network (random weights)", "precision", "predicted head B", "predicted tail B",
                    "predicted total B", "TFLM head B", "TFLM tail B", "TFLM total B", "predicted vs TFLM",
-                   ".tflite size"],
+                   ".tflite size", "ExecuTorch plan B (portable)"],
                   [[r["model"], r["precision"].upper(), f"{r['predicted_head']:,}", f"{r['predicted_tail']:,}",
                     f"{r['predicted_total']:,}", f"{r['tflm_head']:,}", f"{r['tflm_tail']:,}", f"{r['tflm_total']:,}",
-                    f"{r['predicted_total'] / r['tflm_total'] - 1:+.2%}", f"{r['tflite_bytes'] / 1e3:,.1f} kB"]
-                   for r in results["rows"]])
+                    f"{r['predicted_total'] / r['tflm_total'] - 1:+.2%}", f"{r['tflite_bytes'] / 1e3:,.1f} kB",
+                    f"{r['executorch_plan']:,}" if r.get("executorch_plan") else "—"] for r in results["rows"]])
 
 
 def _tflite_gate(results: dict) -> str:

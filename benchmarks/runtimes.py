@@ -3,8 +3,9 @@
 sea-student-3 and dscnn (without front-end), in FP32 and INT8. The prediction is what `edgekd profile MODEL.onnx
 --device nrf52840` judges (head: edgekd's plan of the graph as TFLM holds it; tail: one rule per op type); the
 measurement is TFLM's recording allocator on the `.tflite` that `edgekd export --format tflite` writes (INT8:
-network alone, int8 input). Then the INT8 `.tflite` gate on the distilled demo student (`--run`, written by
-benchmarks/demo.py). Needs the tflite extra (pip install 'edgekd[tflite]').
+network alone, int8 input); beside them the buffers ExecuTorch's compiler plans for the portable FP32 `.pte`. Then
+the `.tflite` gate on the distilled demo student (`--run`, written by benchmarks/demo.py). Needs the tflite and
+executorch extras (pip install 'edgekd[tflite,executorch]').
 
     python benchmarks/runtimes.py [--run runs/readme-demo/runs/demo]
 
@@ -27,6 +28,7 @@ from results import save
 from edgekd.onnx.export import export_onnx
 from edgekd.onnx.quantize import quantize_static
 from edgekd.profile.report import profile_model
+from edgekd.pte import convert_pte, pte_plan
 from edgekd.recipe import load_recipe
 from edgekd.runtime import seeded
 from edgekd.stages.export import _Network
@@ -73,6 +75,7 @@ def main() -> None:
             onnx_fp32 = export_onnx(module, example, folder / f"{index}.onnx", {}, "input")
             tflite_fp32 = convert_tflite(module, example, folder / f"{index}.tflite")
             variants = [("fp32", onnx_fp32, tflite_fp32)]
+            executorch = sum(pte_plan(convert_pte(module, example, folder / f"{index}.pte")))
             if isinstance(module, _Network):  # INT8 .tflite files take the log-mel (see README, TFLite Micro)
                 variants.append(("int8", quantize_static(onnx_fp32, folder / f"{index}.int8.onnx", inputs, "minmax",
                                                          "int8"),
@@ -83,7 +86,8 @@ def main() -> None:
                 rows.append({"model": name, "precision": precision, "predicted_head": predicted["head"],
                              "predicted_tail": predicted["tail"], "predicted_total": predicted["total"],
                              "tflm_head": measured.head, "tflm_tail": measured.tail, "tflm_total": measured.total,
-                             "tflite_bytes": tflite_path.stat().st_size})
+                             "tflite_bytes": tflite_path.stat().st_size,
+                             "executorch_plan": executorch if precision == "fp32" else None})
                 print(f"{name:40s} {precision}  predicted {predicted['total']:>9,d} B   TFLM head {measured.head:>9,d} "
                       f"tail {measured.tail:>7,d} total {measured.total:>9,d} B   "
                       f"({predicted['total'] / measured.total - 1:+.2%})")

@@ -232,9 +232,9 @@ def export(
     max_accuracy_drop: float = typer.Option(1.0, help="gate: most probe-accuracy points lost vs FP32"),
     fallback: bool = typer.Option(True, help="keep the most sensitive layers FP32 when INT8 misses the gate"),
     formats: str = typer.Option("onnx", "--format", help=f"comma-separated: {', '.join(FORMATS)} (TFLite Micro: "
-                                "pip install 'edgekd[tflite]')"),
+                                "pip install 'edgekd[tflite]'; ExecuTorch: pip install 'edgekd[executorch]')"),
 ):
-    """Export the student to ONNX (FP32, INT8, FP16) and TFLite Micro (FP32, INT8), verify each against PyTorch;
+    """Export the student to ONNX (FP32, INT8, FP16), TFLite Micro (FP32, INT8) and ExecuTorch (FP32), verify each against PyTorch;
     exit 1 if a gate fails."""
     from edgekd.render.tables import export_table
     from edgekd.stages.export import export_run

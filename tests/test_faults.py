@@ -53,12 +53,15 @@ def test_export_gates_that_cannot_fail_are_refused(tmp_path, args, flag):
     one_line(run_cli_here("export", tmp_path, *args), 2, flag)
 
 
-@pytest.mark.parametrize("missing", ["litert_torch", "ai_edge_quantizer", "tflite_micro"])
-def test_tflite_without_its_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, missing):
+@pytest.mark.parametrize("missing, format, extra", [
+    ("litert_torch", "tflite", "tflite"), ("ai_edge_quantizer", "tflite", "tflite"), ("tflite_micro", "tflite", "tflite"),
+    ("executorch", "pte", "executorch"), ("torchao", "pte", "executorch")])
+def test_a_format_without_its_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, missing, format,
+                                                                           extra):
     for name in [missing, *(name for name in sys.modules if name.startswith(f"{missing}."))]:
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing it raises ImportError
-    one_line(run_cli_here("export", tmp_path, "--format", "onnx,tflite"), 2, "--format tflite",
-             "pip install 'edgekd[tflite]'")
+    one_line(run_cli_here("export", tmp_path, "--format", f"onnx,{format}"), 2, f"--format {format}",
+             f"pip install 'edgekd[{extra}]'")
     if missing == "tflite_micro":
         (tmp_path / "model.tflite").write_bytes(b"TFL3")
         one_line(run_cli_here("profile", tmp_path / "model.tflite"), 2, "model.tflite", "pip install 'edgekd[tflite]'")

@@ -16,7 +16,8 @@ ActivationType = Literal["uint8", "int8"]
 Int8Mode = Literal["static", "dynamic", "none"]
 FrontendPlacement = Literal["include", "exclude"]
 FrontendConstants = Literal["int8", "fp32"]
-FORMATS = ("onnx", "tflite")  # tflite: TFLite Micro flatbuffers (the `tflite` extra)
+FORMATS = ("onnx", "tflite", "pte")  # tflite: TFLite Micro flatbuffers; pte: ExecuTorch programs
+FORMAT_EXTRAS = {"tflite": "tflite", "pte": "executorch"}  # the optional extra each format needs
 
 
 @dataclass

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import EdgekdError, first_line
+from edgekd.extras import require
 from edgekd.profile.memory import GraphRun, Node
-from edgekd.tflite.extra import require
 
 _ITEMSIZE = {"FLOAT32": 4, "FLOAT16": 2, "FLOAT64": 8, "INT32": 4, "UINT32": 4, "INT64": 8, "UINT64": 8, "INT16": 2,
              "UINT16": 2, "INT8": 1, "UINT8": 1, "BOOL": 1, "INT4": 0.5, "COMPLEX64": 8}
@@ -29,7 +29,7 @@ class TfliteGraph:
 
 
 def read_tflite(path: Path) -> TfliteGraph:
-    schema = require("tflite_micro.tensorflow.lite.micro.python.schema_py_generated", f"profiling {path}")
+    schema = require("tflite_micro.tensorflow.lite.micro.python.schema_py_generated", f"profiling {path}", "tflite")
     try:
         model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
         graph = model.subgraphs[0]

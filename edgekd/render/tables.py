@@ -99,9 +99,9 @@ def export_table(result: ExportResult) -> Table:
     columns = ["file", "precision", "size", "vs FP32", "max |Δ|", "mean cos", "p1 cos"]
     if result.reference_accuracy is not None:
         columns += ["probe acc", "drop (pts)"]
-    arenas = any(v.tflm_arena for v in result.variants)
+    arenas = any(v.tflm_arena or v.executorch_plan for v in result.variants)
     if arenas:
-        columns.append("TFLM arena")
+        columns.append("runtime RAM")  # TFLM's arena total, or the buffers ExecuTorch planned
     columns.append("gate")
     for column in columns:
         table.add_column(column, justify="left" if column in ("file", "gate") else "right")
@@ -112,7 +112,8 @@ def export_table(result: ExportResult) -> Table:
         if result.reference_accuracy is not None:
             row += [f"{v.accuracy:.1%}", f"{v.accuracy_drop:+.2f}"]
         if arenas:
-            row.append(format_bytes(v.tflm_arena["total"]) if v.tflm_arena else "")
+            row.append(format_bytes(v.tflm_arena["total"]) if v.tflm_arena else
+                       format_bytes(sum(v.executorch_plan)) if v.executorch_plan is not None else "")
         row.append("[green]pass[/]" if v.passed else "[red]" + "; ".join(v.missed) + "[/]")
         table.add_row(*row)
     return table

@@ -23,10 +23,11 @@ from edgekd import __version__
 from edgekd.data.domain import load_domain_data
 from edgekd.data.windows import labelled
 from edgekd.errors import EdgekdError
+from edgekd.extras import check_installed
 from edgekd.files import alive, check_writable, signals_deferred, write_json, writing
 from edgekd.metrics import cosine_rows, fit_probe, score_probe
 from edgekd.onnx.export import export_onnx
-from edgekd.onnx.options import ExportOptions
+from edgekd.onnx.options import FORMAT_EXTRAS, ExportOptions
 from edgekd.onnx.quantize import (
     convert_fp16,
     mixed_precision_fallback,
@@ -34,11 +35,11 @@ from edgekd.onnx.quantize import (
     quantize_static,
 )
 from edgekd.onnx.session import run_onnx
+from edgekd.pte import convert_pte, pte_plan, run_pte
 from edgekd.recipe import Recipe
 from edgekd.run_dir import RunDir
 from edgekd.supervision import LogMel
 from edgekd.tflite import convert_tflite, quantize_tflite, run_tflite, tflm_arena
-from edgekd.tflite.extra import check_installed
 from edgekd.trainer import predict
 
 # Where models that miss their accuracy gate are kept (to inspect), away from the names a deployment picks up.
@@ -60,6 +61,7 @@ class Variant:
     accuracy_drop: float | None = None  # points below FP32 PyTorch
     missed: list[str] = field(default_factory=list)
     tflm_arena: dict | None = None  # .tflite: TFLM's own arena plan (head, tail, total bytes)
+    executorch_plan: list[int] | None = None  # .pte: the sizes of the buffers ExecuTorch's compiler planned
 
     @property
     def passed(self) -> bool:
@@ -124,8 +126,9 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     their final names, models that miss it under rejected/, export.json last, so that export.json always describes
     exactly the files beside it and a failed or killed export leaves the previous one as it was."""
     options = options or ExportOptions()
-    if "tflite" in options.formats:
-        check_installed("--format tflite")
+    for name in options.formats:
+        if name in FORMAT_EXTRAS:
+            check_installed(FORMAT_EXTRAS[name], f"--format {name}")
     run = RunDir(run_dir)
     student, recipe = run.load_student()
     refused = [name for name in options.formats if name not in recipe.student.formats]
@@ -167,6 +170,12 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
             _quantised_variants(fp32, stage, calib, gate, options, result)
         if "tflite" in options.formats:
             _tflite_variants(module, calib, lambda: (logmel(calib_rows), logmel(test)), stage, gate, options, result)
+        if "pte" in options.formats:
+            pte = convert_pte(module, torch.from_numpy(calib[:1]), stage / "student.pte")
+            variant = gate.score(pte, "fp32", run_pte(pte, gate.inputs))
+            variant.executorch_plan = pte_plan(pte)
+            result.files.append(pte)
+            result.variants.append(variant)
         _publish(result, out_dir, {"options": asdict(options), "calibration_windows": len(calib),
                                    "held_out_windows": len(test), "metadata": metadata})
     return result

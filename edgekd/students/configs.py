@@ -11,7 +11,7 @@ from edgekd.schema import StrictModel
 
 class FrontendKeys(StrictModel):
     # what `edgekd export --format` can write for the family (checked by tests/test_tflite.py, both ways)
-    formats: ClassVar[tuple[str, ...]] = ("onnx", "tflite")
+    formats: ClassVar[tuple[str, ...]] = ("onnx", "tflite", "pte")
 
     sample_rate: int = Field(8000, ge=1000, le=96000)
     n_fft: int = Field(256, ge=16, le=8192, description="DFT size; its kernels take n_fft² values")
@@ -46,7 +46,7 @@ class MobileNetConfig(FrontendKeys):
 
 
 class TransformerConfig(FrontendKeys):
-    formats: ClassVar[tuple[str, ...]] = ("onnx",)  # TFLM has no GELU kernel
+    formats: ClassVar[tuple[str, ...]] = ("onnx", "pte")  # TFLM has no GELU kernel
     name: Literal["transformer"] = "transformer"
     width: int = Field(64, ge=4, description="token width")
     heads: int = Field(4, ge=1)

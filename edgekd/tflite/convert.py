@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekd.extras import require
 from edgekd.files import atomic_save, atomic_write
-from edgekd.tflite.extra import require
 
 
 def convert_tflite(module: nn.Module, example: torch.Tensor, path: Path) -> Path:
     """An FP32 `.tflite` of `module` for inputs shaped like `example` (batch 1: microcontrollers run one window)."""
-    litert_torch = require("litert_torch", "--format tflite")
+    litert_torch = _require("litert_torch")
     converted = litert_torch.convert(module.eval(), (example[:1],))
     return atomic_save(path, lambda tmp: converted.export(str(tmp)))
 
@@ -33,8 +33,8 @@ def quantize_tflite(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
     `calibration` (rows shaped like the model's input without its batch axis) through it. The last operator (the
     embedding's pooling or projection) stays FP32 and so does the output: one int8 scale for the whole embedding cost
     the demo student 0.02 of mean cosine (0.975 → 0.995), at no cost in arena."""
-    quantizer_module = require("ai_edge_quantizer", "--format tflite")
-    interpreter = require("ai_edge_litert.interpreter", "--format tflite").Interpreter(model_path=str(fp32))
+    quantizer_module = _require("ai_edge_quantizer")
+    interpreter = _require("ai_edge_litert.interpreter").Interpreter(model_path=str(fp32))
     signature, details = next(iter(interpreter.get_signature_list().items()))
     (input_name,) = details["inputs"]
     last_op, last_output = _last_operator(fp32.read_bytes())
@@ -45,17 +45,21 @@ def quantize_tflite(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
             quantizer_module.qtyping.TFLOperationName, last_op), algorithm_key="no_quantize")
     # the true minimum and maximum over the windows, as ONNX's minmax calibration: the quantizer's default moving
     # average kept the log-mel input's range at [-49, 0] dB of its [-75, 0] and clipped quiet windows (cosine 0.80)
-    calibrator = require("ai_edge_quantizer.calibrator", "--format tflite").Calibrator(
+    calibrator = _require("ai_edge_quantizer.calibrator").Calibrator(
         fp32.read_bytes(), num_threads=os.cpu_count() or 1,
-        qsv_update_func=require("ai_edge_quantizer.utils.qsv_utils", "--format tflite").min_max_update)
+        qsv_update_func=_require("ai_edge_quantizer.utils.qsv_utils").min_max_update)
     calibrator.calibrate({signature: [{input_name: row[None].astype(np.float32)} for row in calibration]},
                          quantizer._recipe_manager)  # noqa: SLF001 - the recipe the calibrator must follow
     model = quantizer.quantize(calibrator.get_model_qsvs(), enable_progress_report=False).quantized_model
     return atomic_write(out, lambda handle: handle.write(_float_output(_inline_buffers(model))))
 
 
+def _require(module: str):
+    return require(module, "--format tflite", "tflite")
+
+
 def _schema():
-    return require("tflite_micro.tensorflow.lite.micro.python.schema_py_generated", "--format tflite")
+    return _require("tflite_micro.tensorflow.lite.micro.python.schema_py_generated")
 
 
 def _last_operator(flatbuffer: bytes) -> tuple[str, str]:
@@ -89,7 +93,7 @@ def _float_output(flatbuffer: bytes) -> bytes:
 
 
 def _packed(model) -> bytes:
-    builder = require("flatbuffers", "--format tflite").Builder(0)
+    builder = _require("flatbuffers").Builder(0)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import EdgekdError, first_line
-from edgekd.tflite.extra import INSTALL, require
+from edgekd.extras import install_command, require
 from edgekd.units import format_bytes
 
 ARENA_LIMIT = 64 << 20  # the largest arena tried: bigger than any microcontroller's RAM
@@ -55,12 +55,12 @@ def tflm_arena(path: Path) -> TflmArena:
     figures = dict(re.findall(r"Arena allocation (head|tail|total) (\d+) bytes", printed()))
     if set(figures) != {"head", "tail", "total"}:
         raise EdgekdError(f"{path}: TFLM printed no arena figures; the tflite-micro build may differ from the pinned "
-                          f"one ({INSTALL})")
+                          f"one ({install_command('tflite')})")
     return TflmArena(*(int(figures[key]) for key in ("head", "tail", "total")))
 
 
 def _interpreter(path: Path):
-    runtime = require("tflite_micro", "running a .tflite").runtime
+    runtime = require("tflite_micro", "running a .tflite", "tflite").runtime
     with _captured(2) as printed:
         try:
             return runtime.Interpreter.from_file(str(path), arena_size=ARENA_LIMIT)
