@@ -145,7 +145,7 @@ def test_weights_stored_after_the_flatbuffer_are_moved_inside_it(exported, tmp_p
     """The AI Edge Quantizer may store buffers after the flatbuffer (offset and size): TFLM then plans those
     weights in its arena, uninitialised. Export moves them inside."""
     from edgekd.tflite import run_tflite, tflm_arena
-    from edgekd.tflite.convert import _inline_buffers
+    from edgekd.tflite.convert import _for_tflm
 
     folder, report = exported
     int8 = folder / _variants(report, ".tflite")["int8"]["file"]
@@ -166,7 +166,7 @@ def test_weights_stored_after_the_flatbuffer_are_moved_inside_it(exported, tmp_p
     outside.write_bytes(bytes(builder.Output()) + bytes(padding) + appended)
     assert tflm_arena(outside).head == tflm_arena(int8).head + len(appended)  # the weights, planned as tensors
     inside = tmp_path / "inside.tflite"
-    inside.write_bytes(_inline_buffers(outside.read_bytes()))
+    inside.write_bytes(_for_tflm(outside.read_bytes()))
     assert tflm_arena(inside) == tflm_arena(int8)
     rows = np.random.default_rng(0).standard_normal((2, MINI_RECIPE["student"]["n_mels"], 51)).astype(np.float32)
     assert np.array_equal(run_tflite(inside, rows), run_tflite(int8, rows))

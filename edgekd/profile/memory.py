@@ -262,15 +262,16 @@ def _place(buffers: list[Buffer], order, alignment: int = 16) -> int:
         conflicts = sorted((p for p in placed if p.first <= buf.last and buf.first <= p.last), key=lambda p: p.offset)
         offset = 0
         for other in conflicts:
-            if offset + _aligned(buf.size, alignment) <= other.offset:
+            if offset + aligned(buf.size, alignment) <= other.offset:
                 break  # fits in the gap below this buffer
-            offset = max(offset, other.offset + _aligned(other.size, alignment))
+            offset = max(offset, other.offset + aligned(other.size, alignment))
         buf.offset = offset
         placed.append(buf)
-    return max((b.offset + _aligned(b.size, alignment) for b in buffers), default=0)
+    return max((b.offset + aligned(b.size, alignment) for b in buffers), default=0)
 
 
-def _aligned(size: int, alignment: int) -> int:
+def aligned(size: int, alignment: int = 16) -> int:
+    """`size` rounded up to a multiple of `alignment` (TFLM aligns every buffer to 16 bytes)."""
     return -(-size // alignment) * alignment
 
 

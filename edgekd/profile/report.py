@@ -150,18 +150,20 @@ def unsupported_nodes(model: onnx.ModelProto, runtime: str) -> list[dict]:
     return [{"node": n.name, "op": n.op_type} for n in model.graph.node if n.op_type not in ops]
 
 
-def _device_checks(model: onnx.ModelProto, facts: GraphFacts, ram_bytes: int,
-                   profile: DeviceProfile) -> tuple[list[Check], list]:
+def _device_checks(profile: DeviceProfile, facts: GraphFacts, ram_bytes: int, weight_dtypes: set[str],
+                   unsupported: list[dict] | None, ram_detail: str = "") -> list[Check]:
+    """Flash, RAM, operators (`unsupported`: None where the runtime itself checked them at load) and weight dtypes
+    against the device."""
     checks = [Check("flash", profile.flash_budget, facts.storage_bytes, f"{profile.name} flash budget"),
-              Check("ram", profile.ram_budget, ram_bytes, f"{profile.name} RAM budget")]
-    unsupported = unsupported_nodes(model, profile.runtime)
-    ops = sorted({u["op"] for u in unsupported})
-    checks.append(Check("ops", 0, len(unsupported), f"{profile.runtime} operator set",
-                        f"{', '.join(ops)} (e.g. node {unsupported[0]['node']})" if unsupported else ""))
-    missing = sorted(compute_dtypes(model) - set(profile.dtypes))
+              Check("ram", profile.ram_budget, ram_bytes, f"{profile.name} RAM budget", ram_detail)]
+    if unsupported is not None:
+        ops = sorted({u["op"] for u in unsupported})
+        checks.append(Check("ops", 0, len(unsupported), f"{profile.runtime} operator set",
+                            f"{', '.join(ops)} (e.g. node {unsupported[0]['node']})" if unsupported else ""))
+    missing = sorted(weight_dtypes - set(profile.dtypes))
     checks.append(Check("dtypes", 0, len(missing), f"{profile.name} dtypes {', '.join(profile.dtypes)}",
                         ", ".join(missing)))
-    return checks, unsupported
+    return checks
 
 
 def _check_budgets(max_flash, max_ram, max_macs, max_latency_ms, latency_runs: int) -> None:
@@ -194,7 +196,8 @@ def profile_model(
     # a microcontroller runtime's RAM is its whole arena: planned tensors and its persistent buffers
     arena = predict_tflm_arena(run) if profile is not None and profile.runtime == "tflite-micro" else None
     ram_bytes = arena.total if arena else facts.activation_bytes
-    checks, unsupported = _device_checks(model, facts, ram_bytes, profile) if profile is not None else ([], [])
+    unsupported = unsupported_nodes(model, profile.runtime) if profile is not None else []
+    checks = _device_checks(profile, facts, ram_bytes, compute_dtypes(model), unsupported) if profile else []
     checks += _flag_checks(facts, ram_bytes, max_flash, max_ram, max_macs)
     latency = measured = None
     if plan.static and max_latency_ms is not None:
@@ -238,14 +241,9 @@ def _profile_tflite(path: Path, profile: DeviceProfile | None, max_flash, max_ra
         knowledge_base_bytes=0, storage_bytes=path.stat().st_size, activation_bytes=plan.peak_bytes,
         largest_tensor_bytes=plan.largest_tensor_bytes, working_set_bytes=plan.working_set_bytes,
         arena_bytes=plan.arena_bytes, macs=sum(s.macs for s in plan.steps))
-    checks = []
-    if profile is not None:
-        checks = [Check("flash", profile.flash_budget, facts.storage_bytes, f"{profile.name} flash budget"),
-                  Check("ram", profile.ram_budget, arena.total, f"{profile.name} RAM budget",
-                        "TFLM's arena, measured")]
-        missing = sorted(graph.weight_dtypes - set(profile.dtypes))
-        checks.append(Check("dtypes", 0, len(missing), f"{profile.name} dtypes {', '.join(profile.dtypes)}",
-                            ", ".join(missing)))
+    # TFLM loading the file has checked its operators
+    checks = _device_checks(profile, facts, arena.total, graph.weight_dtypes, None,
+                            "TFLM's arena, measured") if profile else []
     checks += _flag_checks(facts, arena.total, max_flash, max_ram, max_macs)
     return _report(path, facts, plan, profile, checks, [],
                    zipped_bytes=len(zlib.compress(path.read_bytes(), 9)), bytes_by_dtype=graph.bytes_by_dtype,

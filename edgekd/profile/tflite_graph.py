@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import EdgekdError, first_line
-from edgekd.extras import require
 from edgekd.profile.memory import GraphRun, Node
+from edgekd.tflite import flatbuffer
 
 _ITEMSIZE = {"FLOAT32": 4, "FLOAT16": 2, "FLOAT64": 8, "INT32": 4, "UINT32": 4, "INT64": 8, "UINT64": 8, "INT16": 2,
              "UINT16": 2, "INT8": 1, "UINT8": 1, "BOOL": 1, "INT4": 0.5, "COMPLEX64": 8}
@@ -29,27 +29,24 @@ class TfliteGraph:
 
 
 def read_tflite(path: Path) -> TfliteGraph:
-    schema = require("tflite_micro.tensorflow.lite.micro.python.schema_py_generated", f"profiling {path}", "tflite")
+    needed_for = f"profiling {path}"
+    schema = flatbuffer.schema(needed_for)
     try:
-        model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+        model = flatbuffer.unpack(path.read_bytes(), needed_for)
         graph = model.subgraphs[0]
     except Exception as err:  # noqa: BLE001 - a corrupt flatbuffer fails anywhere in the generated reader
         raise EdgekdError(f"{path}: not a readable .tflite flatbuffer ({first_line(err) or type(err).__name__}); "
                           f"export it again") from None
-    operators = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
     types = {value: name for name, value in vars(schema.TensorType).items() if not name.startswith("_")}
     names = [_tensor_name(t, i) for i, t in enumerate(graph.tensors)]
     shapes = [tuple(int(d) for d in (t.shape if t.shape is not None else ())) for t in graph.tensors]
     constant = {i for i, t in enumerate(graph.tensors)
                 if 0 < t.buffer < len(model.buffers) and model.buffers[t.buffer].data is not None}
-    nbytes = {names[i]: int(np.prod(shapes[i], dtype=np.int64) * _ITEMSIZE.get(types[t.type], 4))
+    nbytes = {names[i]: int(_elements(shapes[i]) * _ITEMSIZE.get(types[t.type], 4))
               for i, t in enumerate(graph.tensors)}
     nodes, weights = [], set()
     for index, op in enumerate(graph.operators):
-        code = model.operatorCodes[op.opcodeIndex]
-        op_type = operators.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
-        if op_type == "CUSTOM":
-            op_type = (code.customCode or b"CUSTOM").decode(errors="replace")
+        op_type = flatbuffer.op_type(model, op, needed_for)
         inputs = [i for i in (op.inputs if op.inputs is not None else ()) if i >= 0]
         outputs = [i for i in (op.outputs if op.outputs is not None else ()) if i >= 0]
         rule = MAC_RULES.get(op_type)

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from edgekd.profile.memory import GraphRun, Node, plan_memory, tflm_arena_bytes
+from edgekd.profile.memory import GraphRun, Node, aligned, plan_memory, tflm_arena_bytes
 from edgekd.tflite.micro import TflmArena
 
 EVAL_TENSOR = 24  # sizeof(TfLiteEvalTensor): data and dims pointers, type
@@ -35,14 +35,10 @@ _WEIGHTS = {"QLinearConv": (3, 8), "QGemm": (3, 6), "QLinearMatMul": (3,)}
 _VIEWS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}  # TFLM kernels without OpData
 
 
-def _align(size: int) -> int:
-    return -(-size // 16) * 16
-
-
 def _per_channel(node: Node, run: GraphRun) -> int:
     """A multiplier and a shift (int32) per output channel."""
     channels = run.shapes[node.outputs[0]][1] if len(run.shapes.get(node.outputs[0], ())) > 1 else 1
-    return 2 * _align(4 * channels)
+    return 2 * aligned(4 * channels)
 
 
 def _transposed_operand(node: Node, run: GraphRun) -> int:
@@ -50,7 +46,7 @@ def _transposed_operand(node: Node, run: GraphRun) -> int:
     right = node.inputs[1]
     if right in run.initializers:
         return 0  # converted to FULLY_CONNECTED, whose weights stay in flash
-    return EVAL_TENSOR + _align(4 * (len(run.shapes[right]) + 1)) + _align(run.nbytes[right])
+    return EVAL_TENSOR + aligned(4 * (len(run.shapes[right]) + 1)) + aligned(run.nbytes[right])
 
 
 # One rule per ONNX op type (as onnxruntime's optimised graph names them): persistent bytes beyond the OpData.

@@ -19,6 +19,7 @@ from torch import nn
 
 from edgekd.extras import require
 from edgekd.files import atomic_save, atomic_write
+from edgekd.tflite import flatbuffer
 
 
 def convert_tflite(module: nn.Module, example: torch.Tensor, path: Path) -> Path:
@@ -37,76 +38,54 @@ def quantize_tflite(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
     interpreter = _require("ai_edge_litert.interpreter").Interpreter(model_path=str(fp32))
     signature, details = next(iter(interpreter.get_signature_list().items()))
     (input_name,) = details["inputs"]
-    last_op, last_output = _last_operator(fp32.read_bytes())
+    source = fp32.read_bytes()
+    float_model = flatbuffer.unpack(source, NEEDED_FOR)
+    last = float_model.subgraphs[0].operators[-1]
+    last_op = flatbuffer.op_type(float_model, last, NEEDED_FOR)
     quantizer = quantizer_module.Quantizer(str(fp32))
     quantizer.load_quantization_recipe(quantizer_module.recipe.static_wi8_ai8())
     if last_op in quantizer_module.qtyping.TFLOperationName.__members__:
+        last_output = float_model.subgraphs[0].tensors[last.outputs[0]].name.decode(errors="replace")
         quantizer.update_quantization_recipe(regex=re.escape(last_output), operation_name=getattr(
             quantizer_module.qtyping.TFLOperationName, last_op), algorithm_key="no_quantize")
     # the true minimum and maximum over the windows, as ONNX's minmax calibration: the quantizer's default moving
     # average kept the log-mel input's range at [-49, 0] dB of its [-75, 0] and clipped quiet windows (cosine 0.80)
     calibrator = _require("ai_edge_quantizer.calibrator").Calibrator(
-        fp32.read_bytes(), num_threads=os.cpu_count() or 1,
+        source, num_threads=os.cpu_count() or 1,
         qsv_update_func=_require("ai_edge_quantizer.utils.qsv_utils").min_max_update)
     calibrator.calibrate({signature: [{input_name: row[None].astype(np.float32)} for row in calibration]},
                          quantizer._recipe_manager)  # noqa: SLF001 - the recipe the calibrator must follow
     model = quantizer.quantize(calibrator.get_model_qsvs(), enable_progress_report=False).quantized_model
-    return atomic_write(out, lambda handle: handle.write(_float_output(_inline_buffers(model))))
+    return atomic_write(out, lambda handle: handle.write(_for_tflm(model)))
+
+
+NEEDED_FOR = "--format tflite"
 
 
 def _require(module: str):
-    return require(module, "--format tflite", "tflite")
+    return require(module, NEEDED_FOR, "tflite")
 
 
-def _schema():
-    return _require("tflite_micro.tensorflow.lite.micro.python.schema_py_generated")
-
-
-def _last_operator(flatbuffer: bytes) -> tuple[str, str]:
-    """The last operator's type and its output tensor's name."""
-    schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
-    graph = model.subgraphs[0]
-    code = model.operatorCodes[graph.operators[-1].opcodeIndex]
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    output = graph.tensors[graph.operators[-1].outputs[0]].name
-    return names.get(max(code.builtinCode, code.deprecatedBuiltinCode), ""), output.decode(errors="replace")
-
-
-def _float_output(flatbuffer: bytes) -> bytes:
-    """Without the QUANTIZE the quantizer appends to keep the output int8 after a float last operator."""
-    schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+def _for_tflm(quantised: bytes) -> bytes:
+    """The quantizer's model as TFLM must get it, read and written once:
+    - every weight inside the flatbuffer: the quantizer may store buffers after it (by offset and size), which TFLM
+      takes for activations and plans in its arena, uninitialised (measured on sea-student-3: +396 kB of arena,
+      exactly its conv filters);
+    - without the QUANTIZE the quantizer appends to keep the output int8 after the float last operator."""
+    model = flatbuffer.unpack(quantised, NEEDED_FOR)
+    outside = [buffer for buffer in model.buffers if buffer.data is None and buffer.offset > 1]
+    for buffer in outside:
+        buffer.data = np.frombuffer(quantised, np.uint8, buffer.size, buffer.offset)
+        buffer.offset = buffer.size = 0
     graph = model.subgraphs[0]
     last = graph.operators[-1]
-    code = model.operatorCodes[last.opcodeIndex]
-    if max(code.builtinCode, code.deprecatedBuiltinCode) != schema.BuiltinOperator.QUANTIZE or \
-            graph.tensors[last.inputs[0]].type != schema.TensorType.FLOAT32:
-        return flatbuffer
-    output = int(last.inputs[0])
-    graph.operators = graph.operators[:-1]
-    graph.outputs = [output]
-    for signature in model.signatureDefs or []:
-        for tensor in signature.outputs:
-            tensor.tensorIndex = output
-    return _packed(model)
-
-
-def _packed(model) -> bytes:
-    builder = _require("flatbuffers").Builder(0)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def _inline_buffers(flatbuffer: bytes) -> bytes:
-    """The model with every weight inside the flatbuffer. The quantizer may store buffers after it (by offset and
-    size); TFLM takes such tensors for activations and plans them in its arena, uninitialised (measured on
-    sea-student-3: +396 kB of arena, exactly its conv filters)."""
-    model = _schema().ModelT.InitFromPackedBuf(flatbuffer, 0)
-    outside = [buffer for buffer in model.buffers if buffer.data is None and buffer.offset > 1]
-    if not outside:
-        return flatbuffer
-    for buffer in outside:
-        buffer.data = np.frombuffer(flatbuffer, np.uint8, buffer.size, buffer.offset)
-        buffer.offset = buffer.size = 0
-    return _packed(model)
+    float_output = (flatbuffer.op_type(model, last, NEEDED_FOR) == "QUANTIZE"
+                    and graph.tensors[last.inputs[0]].type == flatbuffer.schema(NEEDED_FOR).TensorType.FLOAT32)
+    if float_output:
+        output = int(last.inputs[0])
+        graph.operators = graph.operators[:-1]
+        graph.outputs = [output]
+        for signature in model.signatureDefs or []:
+            for tensor in signature.outputs:
+                tensor.tensorIndex = output
+    return flatbuffer.pack(model, NEEDED_FOR) if outside or float_output else quantised
