@@ -32,10 +32,12 @@ from edgekd.errors import (
     EdgekdError,
     environment_error,
 )
+from edgekd.extras import install_command
 from edgekd.onnx.options import (
     FORMATS,
     ActivationType,
     CalibrationMethod,
+    CortexM,
     ExportOptions,
     FrontendConstants,
     FrontendPlacement,
@@ -232,17 +234,21 @@ def export(
     max_accuracy_drop: float = typer.Option(1.0, help="gate: most probe-accuracy points lost vs FP32"),
     fallback: bool = typer.Option(True, help="keep the most sensitive layers FP32 when INT8 misses the gate"),
     formats: str = typer.Option("onnx", "--format", help=f"comma-separated: {', '.join(FORMATS)} (TFLite Micro: "
-                                "pip install 'edgekd[tflite]'; ExecuTorch: pip install 'edgekd[executorch]')"),
+                                f"{install_command('tflite')}; ExecuTorch: {install_command('executorch')})"),
+    int8_output: bool = typer.Option(False, help="INT8 .tflite: int8 output (one scale for the embedding) instead of "
+                                     "FP32"),
+    cortex_m: CortexM = typer.Option("M4", help="INT8 .pte: the Cortex-M core its CMSIS-NN kernels target"),
 ):
-    """Export the student to ONNX (FP32, INT8, FP16), TFLite Micro (FP32, INT8) and ExecuTorch (FP32), verify each against PyTorch;
-    exit 1 if a gate fails."""
+    """Export the student to ONNX (FP32, INT8, FP16), TFLite Micro (FP32, INT8) and ExecuTorch (FP32, Cortex-M INT8),
+    verify each against PyTorch; exit 1 if a gate fails."""
     from edgekd.render.tables import export_table
     from edgekd.stages.export import export_run
 
     options = ExportOptions(calib=calib, calib_method=calib_method, activations=activations, int8=int8, fp16=fp16,
                             frontend=frontend, frontend_constants=frontend_constants, opset=opset, min_cosine=min_cosine,
                             max_accuracy_drop=max_accuracy_drop, fallback=fallback,
-                            formats=tuple(name.strip() for name in formats.split(",")))
+                            formats=tuple(name.strip() for name in formats.split(",")), int8_output=int8_output,
+                            cortex_m=cortex_m)
     with err_console.status("exporting, quantising and verifying"):
         result = export_run(run_dir, out or run_dir / "export", options)
     console.print(export_table(result))
@@ -259,7 +265,7 @@ def export(
 @app.command()
 @_user_errors
 def profile(
-    model: Path = typer.Argument(..., help="ONNX model file"),
+    model: Path = typer.Argument(..., help="model file: .onnx, .tflite (TFLite Micro) or .pte (ExecuTorch)"),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="device name (see `edgekd devices`) or YAML"),
     max_flash: Optional[str] = typer.Option(None, help="storage budget, e.g. 512KB, 2MiB"),
     max_ram: Optional[str] = typer.Option(None, help="activation-memory budget, e.g. 256KB"),
@@ -272,7 +278,8 @@ def profile(
     markdown: Optional[Path] = typer.Option(None, help="write a Markdown summary (for a pull-request comment)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (stable contract, see README)"),
 ):
-    """Storage, activation memory, MACs and latency of an ONNX model; exit 1 if it exceeds a budget."""
+    """Storage, activation memory, MACs and latency of an ONNX model, or a .tflite or .pte with its runtime's own
+    memory figures; exit 1 if it exceeds a budget."""
     from edgekd.profile import profile_model
     from edgekd.units import parse_size
 
@@ -344,43 +351,60 @@ def _render_reports(reports: list, as_json: bool, junit: Optional[Path], markdow
         write_text(markdown, markdown_summary(reports))
 
 
+JSON_LISTING = typer.Option(False, "--json", help="print the listing as a JSON list of objects")
+
+
+def _listing(title: str, records: list[dict], columns: dict[str, str], as_json: bool, **formats) -> None:
+    """A listing as a table, or with --json as the records the table shows."""
+    from edgekd.render.tables import listing
+
+    if as_json:
+        print(json.dumps(records, indent=1))
+    else:
+        console.print(listing(title, records, columns, formats))
+
+
 @app.command()
 @_user_errors
-def recipes():
+def recipes(as_json: bool = JSON_LISTING):
     """List the shipped recipes."""
     from edgekd.paths import list_named_files
     from edgekd.recipe import recipe_from_dict
-    from edgekd.render.tables import listing
     from edgekd.schema import read_yaml
 
-    rows = []
+    records = []
     for path in list_named_files("recipes"):
         recipe = recipe_from_dict(read_yaml(path, "recipe"), str(path))
-        rows.append((path.stem, recipe.teacher.name, recipe.student.name, recipe.data_names, str(path)))
-    console.print(listing("recipes", ("name", "teacher", "student", "data", "file"), rows))
+        records.append({"name": path.stem, "teacher": recipe.teacher.name, "student": recipe.student.name,
+                        "data": recipe.data_names, "file": str(path)})
+    _listing("recipes", records, {"name": "name", "teacher": "teacher", "student": "student", "data": "data",
+                                  "file": "file"}, as_json)
 
 
 @app.command()
 @_user_errors
-def devices():
+def devices(as_json: bool = JSON_LISTING):
     """List the shipped device profiles and their budgets."""
     from edgekd.profile.devices import shipped_devices
-    from edgekd.render.tables import listing
     from edgekd.units import format_bytes
 
-    rows = [(d.name, f"{d.cpu} {d.cores}×{d.clock_mhz:g} MHz", format_bytes(d.ram_budget),
-             format_bytes(d.flash_budget), d.runtime) for d in shipped_devices()]
-    console.print(listing("devices", ("name", "cpu", "RAM budget", "flash budget", "runtime"), rows))
+    records = [{"name": d.name, "cpu": d.cpu, "cores": d.cores, "clock_mhz": d.clock_mhz,
+                "ram_budget_bytes": d.ram_budget, "flash_budget_bytes": d.flash_budget, "runtime": d.runtime}
+               for d in shipped_devices()]
+    _listing("devices (budgets: what is left for the model)", records,
+             {"name": "name", "cpu": "cpu", "ram_budget_bytes": "RAM", "flash_budget_bytes": "flash",
+              "runtime": "runtime"}, as_json,
+             ram_budget_bytes=format_bytes, flash_budget_bytes=format_bytes)
 
 
 @app.command()
 @_user_errors
-def teachers():
+def teachers(as_json: bool = JSON_LISTING):
     """List the teachers edgekd can distil from."""
-    from edgekd.render.tables import listing
     from edgekd.teachers import TEACHERS
 
-    console.print(listing("teachers", ("name", "description"), [(n, e.description) for n, e in TEACHERS.items()]))
+    _listing("teachers", [{"name": name, "description": entry.description} for name, entry in TEACHERS.items()],
+             {"name": "name", "description": "description"}, as_json)
 
 
 @app.command()
@@ -388,17 +412,27 @@ def teachers():
 def students(
     sample_rate: int = typer.Option(8000, help="input rate for the size figures"),
     seconds: float = typer.Option(1.0, help="window length for the size figures"),
+    as_json: bool = typer.Option(False, "--json", help="print the families and presets as JSON"),
 ):
-    """List the student families and SEA's Table 1 students, with parameters, storage and activation memory."""
+    """List the student families and SEA's Table 1 students, with parameters, storage and activation memory
+    (measured by exporting each preset once per edgekd, torch and onnxruntime version, then read from the cache)."""
+    from dataclasses import asdict
+
     from edgekd.render.tables import listing, presets_table
     from edgekd.stages.inventory import preset_sizes
     from edgekd.students import STUDENTS
 
-    console.print(listing("student families", ("name", "description", "export formats"),
-                          [(name, entry.description, ", ".join(entry.config.formats))
-                           for name, entry in STUDENTS.items()]))
-    with err_console.status("exporting each preset to measure it"):
+    families = [{"name": name, "description": entry.description, "formats": list(entry.config.formats),
+                 "int8_formats": list(entry.config.int8_formats)} for name, entry in STUDENTS.items()]
+    with err_console.status("measuring each preset's export"):
         sizes = preset_sizes(sample_rate, seconds)
+    if as_json:
+        print(json.dumps({"families": families, "presets": [asdict(size) for size in sizes]}, indent=1))
+        return
+    for family in families:
+        family["export"] = [kind if kind in family["int8_formats"] else f"{kind} (FP32)" for kind in family["formats"]]
+    console.print(listing("student families", families, {"name": "name", "description": "description",
+                                                         "export": "export formats"}))
     console.print(presets_table(sizes, sample_rate, seconds))
 
 
@@ -486,11 +520,11 @@ def cache_build(
 
 @cache_app.command("ls")
 @_user_errors
-def cache_ls(verify: bool = typer.Option(False, help="check every shard's checksum (reads every cached byte)")):
+def cache_ls(verify: bool = typer.Option(False, help="check every shard's checksum (reads every cached byte)"),
+             as_json: bool = JSON_LISTING):
     """List teacher-embedding caches: teacher, rows, size, and (with --verify) damaged shards."""
     from edgekd.cache import list_caches
     from edgekd.paths import cache_root
-    from edgekd.render.tables import listing
     from edgekd.units import format_bytes
 
     def state(entry) -> str:
@@ -498,10 +532,12 @@ def cache_ls(verify: bool = typer.Option(False, help="check every shard's checks
             return "not verified"
         return f"{len(entry.damaged)} damaged shard(s): rows not counted" if entry.damaged else "verified"
 
-    rows = [(e.key, e.identity.get("teacher", "?"), str(e.rows), str(e.dim), format_bytes(e.size_bytes), state(e))
-            for e in list_caches(verify=verify)]
-    console.print(listing(f"teacher caches in {cache_root() / 'teacher'}",
-                          ("key", "teacher", "rows", "dim", "size", "checksums"), rows))
+    records = [{"key": e.key, "teacher": e.identity.get("teacher", "?"), "rows": e.rows, "dim": e.dim,
+                "size_bytes": e.size_bytes, "checksums": state(e), "directory": str(e.directory)}
+               for e in list_caches(verify=verify)]
+    _listing(f"teacher caches in {cache_root() / 'teacher'}", records,
+             {"key": "key", "teacher": "teacher", "rows": "rows", "dim": "dim", "size_bytes": "size",
+              "checksums": "checksums"}, as_json, size_bytes=format_bytes)
 
 
 @cache_app.command("info")

@@ -73,7 +73,7 @@ def synthetic_data(per_class: int = 3, rate: int = 8000, **window):
 
 def run_cli(*args: str, cwd: Path | None = None, **env_overrides: str) -> subprocess.CompletedProcess:
     """The real CLI, as a user runs it."""
-    env = dict(os.environ, COLUMNS="200", PYTHONWARNINGS="ignore", **env_overrides)
+    env = dict(os.environ, **{"COLUMNS": "200", "PYTHONWARNINGS": "ignore", **env_overrides})
     return subprocess.run([sys.executable, "-m", "edgekd", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=600)
 
@@ -89,7 +89,7 @@ def run_cli_here(*args: str, cwd: Path | None = None, **env_overrides: str) -> s
     out, err = io.StringIO(), io.StringIO()
     saved_argv, saved_cwd, saved_env = sys.argv, os.getcwd(), dict(os.environ)
     sys.argv = ["edgekd", *map(str, args)]
-    os.environ.update(COLUMNS="200", **env_overrides)
+    os.environ.update({"COLUMNS": "200", **env_overrides})
     code = 0
     try:
         if cwd:

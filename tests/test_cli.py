@@ -73,6 +73,8 @@ def test_export_and_profile(distilled):
     assert props["sample_rate"] == "8000" and json.loads(props["frontend"])["in_graph"] is True
     assert {"window_seconds", "embedding_dim", "teacher", "recipe_digest", "edgekd_version",
             "fidelity_at_export"} <= set(props)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert json.loads(props["teacher"])["embedding_dim"] == metrics["teacher"]["dim"]
 
     fits = run_cli("profile", int8, "--device", "stm32h7", "--runs", "3")
     assert fits.returncode == 0, fits.stderr

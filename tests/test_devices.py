@@ -1,8 +1,11 @@
+import json
+
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_cli_here
 
 from edgekd.errors import EdgekdError
 from edgekd.profile.devices import load_device, shipped_devices
+from edgekd.students import PRESETS, STUDENTS
 from edgekd.units import parse_size
 
 
@@ -47,3 +50,42 @@ def test_devices_and_recipes_commands_list_what_ships():
     helped = run_cli("--help")
     for command in ("distill", "export", "profile", "recipes", "devices", "teachers", "cache"):
         assert command in helped.stdout
+
+
+LISTINGS = {("recipes",): "name", ("devices",): "name", ("teachers",): "name", ("students",): None,
+            ("cache", "ls"): "key"}
+
+
+@pytest.mark.parametrize("command", LISTINGS)
+def test_every_listing_reads_at_80_columns_and_has_json(command, tmp_path):
+    """Names and figures are never cut with an ellipsis at 80 columns (`sea-stude…` was), and --json gives the
+    records the table shows."""
+    env = {"EDGEKD_CACHE_DIR": str(tmp_path)}
+    shown = run_cli_here(*command, COLUMNS="80", **env)
+    assert shown.returncode == 0, shown.stderr
+    assert "…" not in shown.stdout and max(map(len, shown.stdout.splitlines())) <= 80
+    listed = run_cli_here(*command, "--json", **env)
+    assert listed.returncode == 0, listed.stderr
+    records = json.loads(listed.stdout)
+    if command == ("students",):
+        assert {f["name"] for f in records["families"]} == set(STUDENTS)
+        assert [p["preset"] for p in records["presets"]] == list(PRESETS)
+        for preset in PRESETS:
+            assert preset in shown.stdout
+    else:
+        assert isinstance(records, list) and all(record[LISTINGS[command]] in shown.stdout for record in records)
+
+
+def test_students_measures_the_presets_once_then_reads_the_cache(tmp_path, monkeypatch):
+    """`edgekd students` exported every preset on every call (28.6 s for a listing)."""
+    from edgekd.stages import inventory
+
+    monkeypatch.setenv("EDGEKD_CACHE_DIR", str(tmp_path))
+    measured = []
+    real = inventory.measure_module
+    monkeypatch.setattr(inventory, "measure_module", lambda *args: measured.append(1) or real(*args))
+    first = inventory.preset_sizes(8000, 1.0)
+    assert len(measured) == len(PRESETS)
+    assert inventory.preset_sizes(8000, 1.0) == first and len(measured) == len(PRESETS)
+    inventory.preset_sizes(16000, 1.0)  # another input size is measured
+    assert len(measured) == 2 * len(PRESETS)

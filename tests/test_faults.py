@@ -14,6 +14,9 @@ import yaml
 from conftest import MINI_RECIPE, one_line, run_cli, run_cli_here, snapshot
 from onnx import TensorProto, helper
 
+from edgekd.extras import EXTRAS, install_command
+from edgekd.onnx.options import FORMAT_EXTRAS
+
 
 @pytest.fixture
 def tiny_onnx(tmp_path) -> Path:
@@ -54,14 +57,13 @@ def test_export_gates_that_cannot_fail_are_refused(tmp_path, args, flag):
 
 
 @pytest.mark.parametrize("missing, format, extra", [
-    ("litert_torch", "tflite", "tflite"), ("ai_edge_quantizer", "tflite", "tflite"), ("tflite_micro", "tflite", "tflite"),
-    ("executorch", "pte", "executorch"), ("torchao", "pte", "executorch")])
+    (module, format, extra) for format, extra in FORMAT_EXTRAS.items() for module in EXTRAS[extra]])
 def test_a_format_without_its_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, missing, format,
                                                                            extra):
     for name in [missing, *(name for name in sys.modules if name.startswith(f"{missing}."))]:
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing it raises ImportError
     one_line(run_cli_here("export", tmp_path, "--format", f"onnx,{format}"), 2, f"--format {format}",
-             f"pip install 'edgekd[{extra}]'")
+             install_command(extra))
     if missing == "tflite_micro":
         (tmp_path / "model.tflite").write_bytes(b"TFL3")
         one_line(run_cli_here("profile", tmp_path / "model.tflite"), 2, "model.tflite", "pip install 'edgekd[tflite]'")

@@ -38,6 +38,14 @@ def test_sea_student_loads_with_published_size_and_embeds_deterministically():
 
 
 @needs_sea
+def test_sea_identity_is_the_network_as_loaded_not_the_recipes_fallback_keys():
+    """The cache key and what is recorded of the teacher: SEA-64 is 8 kHz, 64 mels, 64-dim, not mel256 / 512."""
+    identity = L3Teacher(L3Config(path=str(SEA))).identity()
+    assert identity["sample_rate"] == 8000 and identity["n_mels"] == 64 and identity["embedding_size"] == 64
+    assert "input_repr" not in identity
+
+
+@needs_sea
 def test_sea_front_end_rebuilt_equals_the_stored_kernels():
     net = load_l3(SEA)
     front = net.layers[0]
@@ -123,3 +131,28 @@ def test_l3_without_a_file_says_which_file_is_needed(tmp_path):
     broken.write_text("not hdf5")
     with pytest.raises(EdgekdError, match="not a readable HDF5 file"):
         L3Teacher(L3Config(path=str(broken)))
+
+
+@needs_sea
+def test_distill_counts_seas_network_apart_from_its_front_end_constants():
+    """SEA-64's file holds 1.48 M values, of which 0.40 M are the network (Keras: 398,306 trainable) and the rest its
+    DFT and mel matrices: the distill table shows them apart, as profile does."""
+    from rich.console import Console
+
+    from edgekd.profile.modules import measure_module
+    from edgekd.render.tables import distill_table
+    from edgekd.stages.distill import DistillMetrics, NetworkSummary, TrainingSummary
+    from edgekd.units import format_count
+
+    net, example, _ = L3Teacher(L3Config(path=str(SEA))).deployable(1.0)
+    facts = measure_module(net, example)
+    assert abs(facts.params - facts.frontend_params - 398_306) < 0.01 * 398_306 and facts.frontend_params > 1e6
+    summary = NetworkSummary("l3", 64, facts, facts.macs, 1)
+    metrics = DistillMetrics("0", "sea", "digest", 0, {}, summary, summary, TrainingSummary(1, 1, None, None, "cpu", 1, 1),
+                             {})
+    console = Console(record=True, width=160)
+    console.print(distill_table(metrics))
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in console.export_text().splitlines()
+            if line.count("│") >= 4}
+    assert rows["parameters (network)"] == format_count(facts.params - facts.frontend_params)
+    assert rows["front-end constants (DFT, mel)"] == format_count(facts.frontend_params)

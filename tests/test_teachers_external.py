@@ -1,3 +1,4 @@
+import json
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from edgekd.errors import EdgekdError
 from edgekd.metrics import cosine_rows
 from edgekd.onnx.export import export_onnx
 from edgekd.teachers import TEACHERS, build_teacher
+from edgekd.teachers.base import portable_description
 from edgekd.teachers.configs import (
     OnnxTeacherConfig,
     PrecomputedTeacherConfig,
@@ -124,3 +126,15 @@ def test_every_teacher_kind_embeds_through_the_cache(name, tmp_path, windows):
     assert first.embeddings.shape == (len(few.windows), teacher.dim) and np.isfinite(first.embeddings).all()
     np.testing.assert_array_equal(first.embeddings, again.embeddings)
     assert name == "precomputed" or (first.computed == len(few.windows) and again.hit)
+
+
+@pytest.mark.parametrize("name", [name for name, entry in TEACHERS.items() if "path" in entry.config.model_fields])
+def test_an_exported_file_names_the_teachers_weights_without_their_local_path(name, tmp_path):
+    """Exported metadata is shipped: a teacher file by name, size and digest, never its absolute path."""
+    weights = tmp_path / "private" / "weights.bin"
+    weights.parent.mkdir()
+    weights.write_bytes(b"w" * 100)
+    described = portable_description(TEACHERS[name].config(path=str(weights)))
+    assert str(tmp_path) not in json.dumps(described)
+    assert described["name"] == name and described["file"] == "weights.bin" and described["bytes"] == 100
+    assert len(described["sha256_16"]) == 16 and set(described) == {"name", "file", "bytes", "sha256_16"}

@@ -10,6 +10,8 @@ import torch
 import yaml
 from conftest import MINI_RECIPE, one_line, run_cli_here
 
+from edgekd.students.registry import STUDENTS
+
 pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_quantizer")
 runtime = pytest.importorskip("tflite_micro").runtime
@@ -86,11 +88,11 @@ def test_predicted_tflm_arena_of_the_onnx_network_is_within_2_percent_of_tflms_o
     inside, litert adds layout copies the ONNX graph lacks: README, TFLite Micro)."""
     from edgekd.onnx.export import export_onnx
     from edgekd.run_dir import RunDir
-    from edgekd.stages.export import _Network
+    from edgekd.students.base import Network
     from edgekd.tflite import convert_tflite
 
     student, _ = RunDir(exported[0].parent / "run").load_student()
-    network = _Network(student.eval())
+    network = Network(student.eval())
     with torch.no_grad():
         example = student.frontend(torch.zeros(1, 8000))
     export_onnx(network, example, tmp_path / "network.onnx", {}, "input")
@@ -166,21 +168,20 @@ def test_weights_stored_after_the_flatbuffer_are_moved_inside_it(exported, tmp_p
     outside.write_bytes(bytes(builder.Output()) + bytes(padding) + appended)
     assert tflm_arena(outside).head == tflm_arena(int8).head + len(appended)  # the weights, planned as tensors
     inside = tmp_path / "inside.tflite"
-    inside.write_bytes(_for_tflm(outside.read_bytes()))
+    inside.write_bytes(_for_tflm(outside.read_bytes(), keep_output_quantize=False))
     assert tflm_arena(inside) == tflm_arena(int8)
     rows = np.random.default_rng(0).standard_normal((2, MINI_RECIPE["student"]["n_mels"], 51)).astype(np.float32)
     assert np.array_equal(run_tflite(inside, rows), run_tflite(int8, rows))
 
 
-@pytest.mark.parametrize("family", ["sea_cnn", "l3", "dscnn", "mobilenet", "transformer"])
+@pytest.mark.parametrize("family", STUDENTS)
 def test_students_export_to_the_formats_their_family_declares(family, tmp_path):
     """`edgekd students` says which formats each family exports to: a family declaring tflite runs in TFLM, and
     one that does not, does not."""
     from edgekd.errors import EdgekdError
-    from edgekd.students.registry import STUDENTS, build_student
+    from edgekd.students.registry import build_student
     from edgekd.tflite import convert_tflite, tflm_arena
 
-    assert sorted(STUDENTS) == sorted(["sea_cnn", "l3", "dscnn", "mobilenet", "transformer"])
     config = STUDENTS[family].config()
     student = build_student(config, 16).eval()
     audio = torch.zeros(1, config.sample_rate)
@@ -198,11 +199,11 @@ def test_int8_of_a_network_with_weights_the_quantizer_stores_outside_runs_with_t
     graph) and its last operator and output stay FP32."""
     from edgekd.profile.memory import plan_memory, tflm_arena_bytes
     from edgekd.profile.tflite_graph import read_tflite
-    from edgekd.stages.export import _Network
+    from edgekd.students.base import Network
     from edgekd.students.registry import PRESETS, build_student
     from edgekd.tflite import convert_tflite, quantize_tflite, run_tflite, tflm_arena
 
-    network = _Network(build_student(*PRESETS["sea-student-3"]).eval())
+    network = Network(build_student(*PRESETS["sea-student-3"]).eval())
     with torch.no_grad():
         mel = network.student.frontend(torch.randn(8, 8000) * 0.1).numpy()
     fp32 = convert_tflite(network, torch.from_numpy(mel[:1]), tmp_path / "sea3.tflite")
@@ -214,3 +215,27 @@ def test_int8_of_a_network_with_weights_the_quantizer_stores_outside_runs_with_t
     assert quantised.dtype == np.float32
     cosine = (reference * quantised).sum(1) / np.linalg.norm(reference, axis=1) / np.linalg.norm(quantised, axis=1)
     assert cosine.min() > 0.9, cosine  # random weights calibrated on 8 windows: far from garbage, not a gate
+    interpreter = runtime.Interpreter.from_file(str(int8))
+    assert interpreter.get_output_details(0)["dtype"] == np.float32
+
+
+def test_int8_output_when_asked_is_int8_and_dequantised_by_the_gate(tmp_path):
+    """--int8-output: the INT8 file's output is int8 too (its scale and zero point in the file); the gate reads it
+    dequantised."""
+    from edgekd.students.base import Network
+    from edgekd.students.registry import STUDENTS, build_student
+    from edgekd.tflite import convert_tflite, quantize_tflite, run_tflite
+
+    torch.manual_seed(0)
+    network = Network(build_student(STUDENTS["sea_cnn"].config(), 16).eval())
+    with torch.no_grad():
+        mel = network.student.frontend(torch.randn(16, 8000) * 0.1)
+        expected = network(mel).numpy()
+    fp32 = convert_tflite(network, mel[:1], tmp_path / "net.tflite")
+    int8 = quantize_tflite(fp32, tmp_path / "net.int8.tflite", mel.numpy(), int8_output=True)
+    output = runtime.Interpreter.from_file(str(int8)).get_output_details(0)
+    assert output["dtype"] == np.int8 and output["quantization_parameters"]["scales"][0] > 0
+    produced = run_tflite(int8, mel.numpy())
+    assert produced.dtype == np.float32
+    cosine = (expected * produced).sum(1) / np.linalg.norm(expected, axis=1) / np.linalg.norm(produced, axis=1)
+    assert cosine.min() > 0.98, cosine

@@ -16,6 +16,7 @@ ActivationType = Literal["uint8", "int8"]
 Int8Mode = Literal["static", "dynamic", "none"]
 FrontendPlacement = Literal["include", "exclude"]
 FrontendConstants = Literal["int8", "fp32"]
+CortexM = Literal["M0", "M0PLUS", "M3", "M4", "M7", "M23", "M33", "M35P", "M55", "M85"]  # ExecuTorch's targets
 FORMATS = ("onnx", "tflite", "pte")  # tflite: TFLite Micro flatbuffers; pte: ExecuTorch programs
 FORMAT_EXTRAS = {"tflite": "tflite", "pte": "executorch"}  # the optional extra each format needs
 
@@ -34,6 +35,8 @@ class ExportOptions:
     max_accuracy_drop: float = 1.0  # percentage points
     fallback: bool = True
     formats: tuple[str, ...] = ("onnx",)
+    int8_output: bool = False  # INT8 .tflite: an int8 output (one scale for the embedding) instead of FP32
+    cortex_m: CortexM = "M4"  # INT8 .pte: the Cortex-M core whose CMSIS-NN kernels (and scratch buffers) it gets
 
     def __post_init__(self) -> None:
         """A gate that cannot fail (NaN, or a cosine outside [-1, 1]) would pass every model: refused."""

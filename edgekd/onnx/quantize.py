@@ -119,12 +119,14 @@ def quantize_dynamic(fp32: Path, out: Path) -> Path:
 
 
 def convert_fp16(fp32: Path, out: Path) -> Path:
-    """FP16 weights and activations with FP32 inputs and outputs (for GPU-class edge devices)."""
+    """FP16 weights and activations with FP32 inputs and outputs (for GPU-class edge devices), the log-mel front-end
+    up to its Log kept FP32 as in INT8: quiet audio's mel power underflows FP16 (the smallest normal is 6e-5), and the
+    embedding with it (mean cosine 0.92 on real city recordings, 0.71 at worst on noise of amplitude 1e-4)."""
     from onnxconverter_common import float16
 
     model = onnx.load(str(fp32))
-    with quiet():  # the converter warns for every constant it clamps to the FP16 range (the log floor 1e-10)
-        half = float16.convert_float_to_float16(model, keep_io_types=True)
+    with quiet():  # the converter warns for every constant it clamps to the FP16 range
+        half = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=frontend_nodes(model))
     return _save_checked(half, out, _metadata(model, precision="fp16"))
 
 

@@ -20,3 +20,5 @@ RUNTIME_OPS: dict[str, frozenset[str] | None] = {
     "onnxruntime": None,
     "tensorrt": None,  # TensorRT's ONNX parser covers the standard op set used by exported embedding models
 }
+# the runtimes that are TFLite Micro (with or without a vendor's kernels): they load .tflite and plan one arena
+TFLM_RUNTIMES = frozenset(name for name, ops in RUNTIME_OPS.items() if ops is TFLITE_MICRO_OPS)

@@ -29,7 +29,8 @@ from edgekd.profile.memory import (
     graph_run,
     plan_memory,
 )
-from edgekd.profile.operators import RUNTIME_OPS
+from edgekd.profile.operators import RUNTIME_OPS, TFLM_RUNTIMES
+from edgekd.profile.pte_graph import read_pte
 from edgekd.profile.tflite_graph import read_tflite
 from edgekd.profile.tflm import predict_tflm_arena
 from edgekd.tflite.micro import tflm_arena
@@ -82,10 +83,12 @@ class ProfileReport(GraphFacts):
     bytes_by_dtype: dict[str, int]
     constant_ram_bytes: int  # of the activation memory: constants expanded at run time (dequantised weights)
     fragmentation: float
-    graph: str  # "optimised", "raw", "static" (shapes inferred for a model too large to run: no latency) or "tflite"
-    ram_bytes: int  # what RAM budgets judge: TFLM's total arena where known, else the peak live activations
+    # "optimised", "raw", "static" (shapes inferred for a model too large to run: no latency), "tflite" or "pte"
+    graph: str
+    ram_bytes: int  # what RAM budgets judge: the runtime's own figure where known, else the peak live activations
     ram_basis: str
     tflm_arena: dict | None  # TFLM's head, tail and total bytes, and whether measured (a .tflite) or predicted
+    executorch_plan: list[int] | None  # a .pte: the sizes of the buffers ExecuTorch's compiler planned
     latency_ms: float | None
     latency_p90_ms: float | None
     measured_peak_bytes: int | None
@@ -189,12 +192,12 @@ def profile_model(
     _check_budgets(max_flash, max_ram, max_macs, max_latency_ms, latency_runs)
     profile = load_device(device) if isinstance(device, str) else device
     model_path = Path(model_path)
-    if model_path.suffix == ".tflite":
-        return _profile_tflite(model_path, profile, max_flash, max_ram, max_macs, max_latency_ms)
+    if model_path.suffix in (".tflite", ".pte"):
+        return _profile_runtime_file(model_path, profile, max_flash, max_ram, max_macs, max_latency_ms)
     model = load_model(model_path)
     facts, plan, run = _analyse(model_path, model, raw)
     # a microcontroller runtime's RAM is its whole arena: planned tensors and its persistent buffers
-    arena = predict_tflm_arena(run) if profile is not None and profile.runtime == "tflite-micro" else None
+    arena = predict_tflm_arena(run) if profile is not None and profile.runtime in TFLM_RUNTIMES else None
     ram_bytes = arena.total if arena else facts.activation_bytes
     unsupported = unsupported_nodes(model, profile.runtime) if profile is not None else []
     checks = _device_checks(profile, facts, ram_bytes, compute_dtypes(model), unsupported) if profile else []
@@ -218,38 +221,46 @@ def profile_model(
                    latency_p90_ms=latency["p90_ms"] if latency else None,
                    measured_peak_bytes=measured, ram_bytes=ram_bytes,
                    ram_basis="TFLM arena total, predicted" if arena else "peak live activations",
-                   tflm_arena=asdict(arena) if arena else None)
+                   tflm_arena=asdict(arena) if arena else None, executorch_plan=None)
 
 
-def _profile_tflite(path: Path, profile: DeviceProfile | None, max_flash, max_ram, max_macs,
-                    max_latency_ms) -> ProfileReport:
-    """A `.tflite` as TFLM runs it: the same graph analysis, and TFLM's own arena (measured on this host) as the
-    RAM figure budgets judge."""
+def _profile_runtime_file(path: Path, profile: DeviceProfile | None, max_flash, max_ram, max_macs,
+                          max_latency_ms) -> ProfileReport:
+    """A `.tflite` as TFLM runs it or a `.pte` as ExecuTorch does: the same graph analysis, and the runtime's own
+    memory figure as the RAM budgets judge: TFLM's arena (measured on this host) or the buffers ExecuTorch's compiler
+    planned (written in the program)."""
+    kind = path.suffix.lstrip(".")
     if max_latency_ms is not None:
-        raise EdgekdError(f"{path}: --max-latency-ms: a .tflite is timed on the device, not on this host (TFLM's x86 "
-                          f"reference kernels say nothing of a microcontroller's speed); drop the flag")
-    if profile is not None and profile.runtime != "tflite-micro":
+        raise EdgekdError(f"{path}: --max-latency-ms: a .{kind} is timed on the device, not on this host (its host "
+                          f"kernels say nothing of a microcontroller's speed); drop the flag")
+    if kind == "tflite" and profile is not None and profile.runtime not in TFLM_RUNTIMES:
         raise EdgekdError(f"{path}: device '{profile.name}' runs {profile.runtime}, which does not load .tflite "
                           f"files; profile the .onnx export for it")
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
-    graph = read_tflite(path)
-    arena = tflm_arena(path)  # loads it in TFLM first: ops it lacks and corrupt files end here, in one line
+    if kind == "tflite":
+        graph = read_tflite(path)
+        arena = tflm_arena(path)  # loads it in TFLM first: ops it lacks and corrupt files end here, in one line
+        ram_bytes, ram_basis, ram_detail = arena.total, "TFLM arena total, measured on this host", "TFLM's arena, measured"
+        runtime_figures = {"tflm_arena": asdict(arena), "executorch_plan": None}
+    else:
+        graph, planned = read_pte(path)
+        ram_bytes, ram_basis = sum(planned), "ExecuTorch's planned buffers, from the program"
+        ram_detail = "ExecuTorch's memory plan"
+        runtime_figures = {"tflm_arena": None, "executorch_plan": planned}
     plan = plan_memory(graph.run)
     facts = GraphFacts(
         params=graph.params, frontend_params=graph.frontend_params, frontend_bytes=graph.frontend_bytes,
         knowledge_base_bytes=0, storage_bytes=path.stat().st_size, activation_bytes=plan.peak_bytes,
         largest_tensor_bytes=plan.largest_tensor_bytes, working_set_bytes=plan.working_set_bytes,
         arena_bytes=plan.arena_bytes, macs=sum(s.macs for s in plan.steps))
-    # TFLM loading the file has checked its operators
-    checks = _device_checks(profile, facts, arena.total, graph.weight_dtypes, None,
-                            "TFLM's arena, measured") if profile else []
-    checks += _flag_checks(facts, arena.total, max_flash, max_ram, max_macs)
+    # the operators: TFLM checked them loading the file; a .pte's kernels are linked into the device's runtime build
+    checks = _device_checks(profile, facts, ram_bytes, graph.weight_dtypes, None, ram_detail) if profile else []
+    checks += _flag_checks(facts, ram_bytes, max_flash, max_ram, max_macs)
     return _report(path, facts, plan, profile, checks, [],
                    zipped_bytes=len(zlib.compress(path.read_bytes(), 9)), bytes_by_dtype=graph.bytes_by_dtype,
-                   graph="tflite", latency_ms=None, latency_p90_ms=None, measured_peak_bytes=None,
-                   ram_bytes=arena.total, ram_basis="TFLM arena total, measured on this host",
-                   tflm_arena=asdict(arena))
+                   graph=kind, latency_ms=None, latency_p90_ms=None, measured_peak_bytes=None,
+                   ram_bytes=ram_bytes, ram_basis=ram_basis, **runtime_figures)
 
 
 def _flag_checks(facts: GraphFacts, ram_bytes: int, max_flash, max_ram, max_macs) -> list[Check]:

@@ -5,12 +5,12 @@ profiling a `.tflite` needs nothing TFLM itself does not."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgekd.errors import EdgekdError, first_line
+from edgekd.profile.file_graph import FileGraph, frontend_constants
 from edgekd.profile.memory import GraphRun, Node
 from edgekd.tflite import flatbuffer
 
@@ -18,17 +18,7 @@ _ITEMSIZE = {"FLOAT32": 4, "FLOAT16": 2, "FLOAT64": 8, "INT32": 4, "UINT32": 4, 
              "UINT16": 2, "INT8": 1, "UINT8": 1, "BOOL": 1, "INT4": 0.5, "COMPLEX64": 8}
 
 
-@dataclass(frozen=True)
-class TfliteGraph:
-    run: GraphRun
-    bytes_by_dtype: dict[str, int]  # constant bytes by element type (numpy names)
-    weight_dtypes: set[str]  # of the weights multiply-accumulate ops read (not biases, shapes or axes)
-    params: int  # elements of weights and biases
-    frontend_params: int  # of which: constants only the log-mel front-end reads (up to its first LOG)
-    frontend_bytes: int
-
-
-def read_tflite(path: Path) -> TfliteGraph:
+def read_tflite(path: Path) -> FileGraph:
     needed_for = f"profiling {path}"
     schema = flatbuffer.schema(needed_for)
     try:
@@ -63,9 +53,9 @@ def read_tflite(path: Path) -> TfliteGraph:
     counted = weights | {i for i in constant if dtype_of[i].startswith("float")}
     run = GraphRun(nodes, [names[i] for i in graph.inputs if i not in constant], [names[i] for i in graph.outputs],
                    dict(zip(names, shapes)), nbytes, {names[i] for i in constant})
-    frontend = _frontend_constants(run) & {names[i] for i in counted}
+    frontend = frontend_constants(run, "LOG") & {names[i] for i in counted}
     index_of = {name: i for i, name in enumerate(names)}
-    return TfliteGraph(run, dict(sorted(bytes_by_dtype.items(), key=lambda item: -item[1])),
+    return FileGraph(run, dict(sorted(bytes_by_dtype.items(), key=lambda item: -item[1])),
                        {dtype_of[i] for i in weights if len(shapes[i]) > 1},
                        sum(_elements(shapes[i]) for i in counted),
                        sum(_elements(shapes[index_of[n]]) for n in frontend), sum(nbytes[n] for n in frontend))
@@ -73,23 +63,6 @@ def read_tflite(path: Path) -> TfliteGraph:
 
 def _elements(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape, dtype=np.int64))
-
-
-def _frontend_constants(run: GraphRun) -> set[str]:
-    """Constants read only by the log-mel front-end: the first LOG and the operators it depends on."""
-    logs = [index for index, node in enumerate(run.nodes) if node.op_type == "LOG"]
-    if not logs:
-        return set()
-    producer = {out: index for index, node in enumerate(run.nodes) for out in node.outputs}
-    inside, stack = set(), [logs[0]]
-    while stack:
-        index = stack.pop()
-        if index not in inside:
-            inside.add(index)
-            stack.extend(producer[i] for i in run.nodes[index].inputs if i in producer)
-    read_inside = {i for index in inside for i in run.nodes[index].inputs} & run.initializers
-    read_outside = {i for index, node in enumerate(run.nodes) if index not in inside for i in node.inputs}
-    return read_inside - read_outside
 
 
 def _tensor_name(tensor, index: int) -> str:

@@ -320,7 +320,8 @@ def _distillation_model(recipe: Recipe, data: DomainData, taught: Taught | None,
 def _measure_student(recipe: Recipe, model: DistillationModel, data: DomainData, hooks: Hooks) -> GraphFacts:
     """Exporting to measure is the leader's job; workers go straight to training."""
     facts = measure_module(model.deployable(), torch.from_numpy(data.student_audio[:1]))
-    hooks.stage(f"student {recipe.student.name}: {facts.params:,} parameters, {facts.storage_bytes:,} B FP32 "
+    hooks.stage(f"student {recipe.student.name}: {facts.params - facts.frontend_params:,} parameters (and "
+                f"{facts.frontend_params:,} front-end constants), {facts.storage_bytes:,} B FP32 "
                 f"storage, {facts.activation_bytes:,} B activation memory (as `edgekd profile` will measure the "
                 "export)")
     return facts

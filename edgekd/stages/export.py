@@ -6,6 +6,7 @@ The fitted reduction is not part of the exported model: the student already outp
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -35,10 +36,13 @@ from edgekd.onnx.quantize import (
     quantize_static,
 )
 from edgekd.onnx.session import run_onnx
-from edgekd.pte import convert_pte, pte_plan, run_pte
+from edgekd.pte import convert_pte, pte_plan, quantize_pte, run_pte
 from edgekd.recipe import Recipe
 from edgekd.run_dir import RunDir
+from edgekd.students import StudentConfig
+from edgekd.students.base import Network
 from edgekd.supervision import LogMel
+from edgekd.teachers.base import portable_description
 from edgekd.tflite import convert_tflite, quantize_tflite, run_tflite, tflm_arena
 from edgekd.trainer import predict
 
@@ -81,17 +85,6 @@ class ExportResult:
         return all(v.passed for v in self.variants)
 
 
-class _Network(nn.Module):
-    """The student without its front-end: for runtimes that compute log-mel themselves."""
-
-    def __init__(self, student: nn.Module):
-        super().__init__()
-        self.student = student
-
-    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
-        return self.student.embed_features(logmel)
-
-
 class _Gate:
     """Embedding cosine against FP32 PyTorch, and the probe accuracy a downstream classifier keeps."""
 
@@ -131,10 +124,7 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
             check_installed(FORMAT_EXTRAS[name], f"--format {name}")
     run = RunDir(run_dir)
     student, recipe = run.load_student()
-    refused = [name for name in options.formats if name not in recipe.student.formats]
-    if refused:
-        raise EdgekdError(f"--format {','.join(refused)}: a {recipe.student.name} student exports to "
-                          f"{', '.join(recipe.student.formats)} only (see `edgekd students`)")
+    _check_formats(options, recipe.student)
     check_writable(out_dir / "export.json")
     data = load_domain_data(recipe, recipe.student.sample_rate)
     windows, audio = data.windows, data.student_audio
@@ -149,7 +139,7 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
         module, input_name = student, "audio"
         inputs = audio.__getitem__
     else:
-        module, input_name = _Network(student), "logmel"
+        module, input_name = Network(student), "logmel"
         inputs = logmel
     calib = inputs(calib_rows)
     probe_train = windows.labelled_rows(train)
@@ -157,7 +147,14 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
                       recipe.seed) if len(probe_train) and len(windows.labelled_rows(test)) else None
     gate = _Gate(inputs(test), predict(student, audio, test).numpy(), probe, windows.labels[test] if probe else None,
                  options)
-    metadata = _metadata(student, recipe, options, run.read_metrics().get("fidelity", {}))
+
+    @functools.cache
+    def network_inputs() -> tuple[np.ndarray, np.ndarray]:
+        """Calibration and gate windows for the student after its front-end (what MCU files take): read as log-mel
+        only when asked, and once."""
+        return (calib, gate.inputs) if options.frontend == "exclude" else (logmel(calib_rows), logmel(test))
+
+    metadata = _metadata(student, recipe, options, run.read_metrics())
     _remove_stale_staging(out_dir)
     with tempfile.TemporaryDirectory(prefix=f"{_STAGING}{os.getpid()}-", dir=out_dir) as staging:
         stage = Path(staging)
@@ -169,24 +166,31 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
             result.variants.append(gate.evaluate(fp32, "fp32"))
             _quantised_variants(fp32, stage, calib, gate, options, result)
         if "tflite" in options.formats:
-            _tflite_variants(module, calib, lambda: (logmel(calib_rows), logmel(test)), stage, gate, options, result)
+            _tflite_variants(module, calib, network_inputs, stage, gate, options, result)
         if "pte" in options.formats:
-            pte = convert_pte(module, torch.from_numpy(calib[:1]), stage / "student.pte")
-            variant = gate.score(pte, "fp32", run_pte(pte, gate.inputs))
-            variant.executorch_plan = pte_plan(pte)
-            result.files.append(pte)
-            result.variants.append(variant)
+            _pte_variants(module, calib, network_inputs, stage, gate, options, result)
         _publish(result, out_dir, {"options": asdict(options), "calibration_windows": len(calib),
                                    "held_out_windows": len(test), "metadata": metadata})
     return result
 
 
-def _tflite_variants(module: nn.Module, calib: np.ndarray, logmel_inputs: Callable[[], tuple[np.ndarray, np.ndarray]],
+def _check_formats(options: ExportOptions, family: StudentConfig) -> None:
+    """Before any work: the student's family exports to every format asked for, in INT8 too unless --int8 none."""
+    refused = [name for name in options.formats if name not in family.formats]
+    if refused:
+        raise EdgekdError(f"--format {','.join(refused)}: a {family.name} student exports to "
+                          f"{', '.join(family.formats)} only (see `edgekd students`)")
+    fp32_only = [name for name in options.formats if name not in family.int8_formats]
+    if fp32_only and options.int8 != "none":
+        raise EdgekdError(f"--format {','.join(fp32_only)}: a {family.name} student exports to it in FP32 only (see "
+                          f"`edgekd students`); add --int8 none, or export it separately")
+
+
+def _tflite_variants(module: nn.Module, calib: np.ndarray, network_inputs: Callable[[], tuple[np.ndarray, np.ndarray]],
                      stage: Path, gate: _Gate, options: ExportOptions, result: ExportResult) -> None:
     """student.tflite (FP32, front-end placed as --frontend says) and student.int8.tflite: full integer, with the
     front-end outside it (its input is the int8 log-mel), because a front-end quantised to int8 loses the embedding
-    (mean cosine 0.02 on the demo student). Each is gated in the TFLM interpreter and reports TFLM's arena.
-    `logmel_inputs()` gives the calibration and gate windows as log-mel, read only when the FP32 file takes audio."""
+    (mean cosine 0.02 on the demo student). Each is gated in the TFLM interpreter and reports TFLM's arena."""
     def add(path: Path, precision: str, inputs: np.ndarray) -> None:
         variant = gate.score(path, precision, run_tflite(path, inputs))
         variant.tflm_arena = asdict(tflm_arena(path))
@@ -197,17 +201,38 @@ def _tflite_variants(module: nn.Module, calib: np.ndarray, logmel_inputs: Callab
     add(fp32, "fp32", gate.inputs)
     if options.int8 == "none":
         return
+    network_calib, network_held_out = network_inputs()
     with tempfile.TemporaryDirectory(dir=stage) as scratch:
-        if isinstance(module, _Network):  # --frontend exclude: the FP32 file already takes the log-mel
-            network_fp32, network_calib, network_held_out = fp32, calib, gate.inputs
-        else:
-            network_calib, network_held_out = logmel_inputs()
-            network_fp32 = convert_tflite(_Network(module), torch.from_numpy(network_calib[:1]),
-                                          Path(scratch) / "network.tflite")
-        int8 = quantize_tflite(network_fp32, stage / "student.int8.tflite", network_calib)
+        network_fp32 = fp32 if isinstance(module, Network) else convert_tflite(
+            Network(module), torch.from_numpy(network_calib[:1]), Path(scratch) / "network.tflite")
+        int8 = quantize_tflite(network_fp32, stage / "student.int8.tflite", network_calib, options.int8_output)
     add(int8, "int8", network_held_out)
     result.notes.append("student.int8.tflite takes the int8 log-mel (scale and zero point in the file): compute it "
                         "on the device as export.json's metadata.frontend says")
+
+
+def _pte_variants(module: nn.Module, calib: np.ndarray, network_inputs: Callable[[], tuple[np.ndarray, np.ndarray]],
+                  stage: Path, gate: _Gate, options: ExportOptions, result: ExportResult) -> None:
+    """student.pte (portable FP32, front-end placed as --frontend says), gated in ExecuTorch's runtime, and
+    student.int8.pte (ExecuTorch's Cortex-M flow, front-end outside as for the INT8 .tflite), gated through the
+    Cortex-M operators' reference kernels; each with the memory plan its compiler wrote."""
+    def add(path: Path, precision: str, outputs: np.ndarray) -> None:
+        variant = gate.score(path, precision, outputs)
+        variant.executorch_plan = pte_plan(path)
+        result.files.append(path)
+        result.variants.append(variant)
+
+    fp32 = convert_pte(module, torch.from_numpy(calib[:1]), stage / "student.pte")
+    add(fp32, "fp32", run_pte(fp32, gate.inputs))
+    if options.int8 == "none":
+        return
+    network_calib, network_held_out = network_inputs()
+    network = module if isinstance(module, Network) else Network(module)
+    run_int8 = quantize_pte(network, network_calib, stage / "student.int8.pte", options.cortex_m)
+    add(stage / "student.int8.pte", "int8", run_int8(network_held_out))
+    result.notes.append(f"student.int8.pte is for a Cortex-{options.cortex_m} (CMSIS-NN operators): it takes the "
+                        "log-mel as export.json's metadata.frontend says, and runs only in an ExecuTorch runtime built "
+                        "with the Cortex-M kernels")
 
 
 def _spread(rows: np.ndarray, most: int) -> np.ndarray:
@@ -257,8 +282,10 @@ def _listed_files(report: Path) -> set[str]:
             if len(Path(name).parts) == 1 or Path(name).parts[:1] == (REJECTED,) and len(Path(name).parts) == 2}
 
 
-def _metadata(student: nn.Module, recipe: Recipe, options: ExportOptions, fidelity: dict) -> dict:
-    """What the exported file says about itself: its input contract, front-end, teacher and fidelity."""
+def _metadata(student: nn.Module, recipe: Recipe, options: ExportOptions, metrics: dict) -> dict:
+    """What the exported file says about itself: its input contract, front-end, teacher (no local paths: the file
+    is shipped) and fidelity, from the run's metrics.json."""
+    fidelity, teacher_dim = metrics.get("fidelity", {}), metrics.get("teacher", {}).get("dim")
     frontend = student.frontend.spec
     return {
         "edgekd_version": __version__,
@@ -268,7 +295,7 @@ def _metadata(student: nn.Module, recipe: Recipe, options: ExportOptions, fideli
         "window_seconds": recipe.window.seconds,
         "frontend": json.dumps(frontend.to_dict() | {"in_graph": options.frontend == "include"}),
         "embedding_dim": student.embedding_dim,
-        "teacher": json.dumps(recipe.teacher.model_dump(mode="json")),
+        "teacher": json.dumps(portable_description(recipe.teacher) | {"embedding_dim": teacher_dim}),
         "recipe_digest": recipe.digest(),
         "fidelity_at_export": json.dumps(fidelity.get("test", {})),
     }

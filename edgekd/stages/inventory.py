@@ -1,11 +1,19 @@
-"""What ships, measured: the size of each student preset as `edgekd profile` would measure its FP32 export."""
+"""What ships, measured: the size of each student preset as `edgekd profile` would measure its FP32 export, once
+per input size and software version (exporting all six takes 10-30 s), then read from the cache."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 
+import onnxruntime
 import torch
 
+from edgekd import __version__
+from edgekd.errors import EdgekdError
+from edgekd.files import write_json
+from edgekd.paths import cache_root
 from edgekd.profile import GraphFacts
 from edgekd.profile.modules import measure_module
 from edgekd.students import PRESETS, build_student
@@ -27,10 +35,26 @@ class PresetSize:
 
 
 def preset_sizes(sample_rate: int, seconds: float) -> list[PresetSize]:
+    configs = {name: (config.model_copy(update={"sample_rate": sample_rate}), dim)
+               for name, (config, dim) in PRESETS.items()}
+    # everything the figures depend on: the presets, the input, and the code that builds and measures them
+    key = hashlib.sha256(json.dumps({
+        "presets": {name: [config.model_dump(mode="json"), dim] for name, (config, dim) in configs.items()},
+        "samples": int(sample_rate * seconds), "versions": [__version__, torch.__version__, onnxruntime.__version__],
+    }, sort_keys=True).encode()).hexdigest()[:20]
+    cached = cache_root() / "presets" / f"{key}.json"
+    try:
+        return [PresetSize(**entry | {"facts": GraphFacts(**entry["facts"])})
+                for entry in json.loads(cached.read_text())]
+    except (OSError, ValueError, TypeError, KeyError):
+        pass  # not measured yet, or unreadable: measure again
     sizes = []
-    for name, (config, dim) in PRESETS.items():
-        config = config.model_copy(update={"sample_rate": sample_rate})
+    for name, (config, dim) in configs.items():
         model = build_student(config, dim).eval()
         facts = measure_module(model, torch.zeros(1, int(sample_rate * seconds)))
         sizes.append(PresetSize(name, config.name, dim, trainable_parameters(model), facts))
+    try:
+        write_json(cached, [asdict(size) for size in sizes])
+    except EdgekdError:
+        pass  # a read-only cache costs the next listing its time, nothing else
     return sizes

@@ -34,6 +34,18 @@ class AudioStudent(nn.Module):
         return self.body(self.input_norm(logmel[:, None]))
 
 
+class Network(nn.Module):
+    """A student after its front-end, (batch, n_mels, frames) log-mel → embedding: what runtimes that compute the
+    log-mel themselves run."""
+
+    def __init__(self, student: AudioStudent):
+        super().__init__()
+        self.student = student
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        return self.student.embed_features(logmel)
+
+
 class GlobalPool(nn.Module):
     def __init__(self, kind: str):
         super().__init__()

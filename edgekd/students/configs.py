@@ -10,8 +10,10 @@ from edgekd.schema import StrictModel
 
 
 class FrontendKeys(StrictModel):
-    # what `edgekd export --format` can write for the family (checked by tests/test_tflite.py, both ways)
+    # what `edgekd export --format` can write for the family, and of those in INT8 too (checked by the tests of each
+    # format, both ways)
     formats: ClassVar[tuple[str, ...]] = ("onnx", "tflite", "pte")
+    int8_formats: ClassVar[tuple[str, ...]] = ("onnx", "tflite", "pte")
 
     sample_rate: int = Field(8000, ge=1000, le=96000)
     n_fft: int = Field(256, ge=16, le=8192, description="DFT size; its kernels take n_fft² values")
@@ -47,6 +49,8 @@ class MobileNetConfig(FrontendKeys):
 
 class TransformerConfig(FrontendKeys):
     formats: ClassVar[tuple[str, ...]] = ("onnx", "pte")  # TFLM has no GELU kernel
+    # ExecuTorch 1.5.1's Cortex-M flow fails on it (int8 against int32 in its ReplaceScalarWithTensorArgPass)
+    int8_formats: ClassVar[tuple[str, ...]] = ("onnx",)
     name: Literal["transformer"] = "transformer"
     width: int = Field(64, ge=4, description="token width")
     heads: int = Field(4, ge=1)

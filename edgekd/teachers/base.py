@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import EdgekdError
+from edgekd.teachers.configs import TeacherConfig
 
 
 class Teacher(Protocol):
@@ -62,6 +63,19 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def portable_description(config: TeacherConfig) -> dict:
+    """What a file shipped to others may say of a teacher: the keys its recipe set, and its weights file by name, size
+    and digest, never by its local path."""
+    described = {"name": config.name} | config.model_dump(mode="json", exclude_unset=True)
+    path = described.pop("path", None)
+    if path:
+        file = Path(path).expanduser()
+        described["file"] = file.name
+        if file.is_file():
+            described |= {"bytes": file.stat().st_size, "sha256_16": file_digest(file)}
+    return described
 
 
 def require_file(path: str | None, teacher: str, example: str) -> Path:

@@ -258,8 +258,13 @@ class L3Teacher(ComputedTeacher):
             self.dim = int(self.net(torch.zeros(1, self.net.samples)).shape[1])
 
     def identity(self) -> dict:
-        return {"teacher": "l3", "weights": file_digest(self.path), "input_repr": self.config.input_repr,
-                "embedding_size": self.config.embedding_size}
+        """The network as loaded (rate, input length, mel bands, embedding size), not the recipe's fallback keys,
+        which a file with its own model_config ignores."""
+        front = self.net.layers[0]
+        mels = getattr(front, "mel", None)
+        return {"teacher": "l3", "weights": file_digest(self.path), "sample_rate": self.net.sample_rate,
+                "samples": self.net.samples, "n_mels": None if mels is None else int(mels.shape[0]),
+                "embedding_size": self.dim}
 
     def to(self, device: torch.device) -> "L3Teacher":
         self.net.to(device)

@@ -29,11 +29,11 @@ def convert_tflite(module: nn.Module, example: torch.Tensor, path: Path) -> Path
     return atomic_save(path, lambda tmp: converted.export(str(tmp)))
 
 
-def quantize_tflite(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
+def quantize_tflite(fp32: Path, out: Path, calibration: np.ndarray, int8_output: bool = False) -> Path:
     """INT8 of an FP32 `.tflite`: int8 weights, activations and input, activation ranges from running
-    `calibration` (rows shaped like the model's input without its batch axis) through it. The last operator (the
-    embedding's pooling or projection) stays FP32 and so does the output: one int8 scale for the whole embedding cost
-    the demo student 0.02 of mean cosine (0.975 → 0.995), at no cost in arena."""
+    `calibration` (rows shaped like the model's input without its batch axis) through it. Unless `int8_output`, the
+    last operator (the embedding's pooling or projection) stays FP32 and so does the output: one int8 scale for the
+    whole embedding cost the demo student 0.02 of mean cosine (0.975 → 0.995), at no cost in arena."""
     quantizer_module = _require("ai_edge_quantizer")
     interpreter = _require("ai_edge_litert.interpreter").Interpreter(model_path=str(fp32))
     signature, details = next(iter(interpreter.get_signature_list().items()))
@@ -44,7 +44,7 @@ def quantize_tflite(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
     last_op = flatbuffer.op_type(float_model, last, NEEDED_FOR)
     quantizer = quantizer_module.Quantizer(str(fp32))
     quantizer.load_quantization_recipe(quantizer_module.recipe.static_wi8_ai8())
-    if last_op in quantizer_module.qtyping.TFLOperationName.__members__:
+    if not int8_output and last_op in quantizer_module.qtyping.TFLOperationName.__members__:
         last_output = float_model.subgraphs[0].tensors[last.outputs[0]].name.decode(errors="replace")
         quantizer.update_quantization_recipe(regex=re.escape(last_output), operation_name=getattr(
             quantizer_module.qtyping.TFLOperationName, last_op), algorithm_key="no_quantize")
@@ -56,7 +56,7 @@ def quantize_tflite(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
     calibrator.calibrate({signature: [{input_name: row[None].astype(np.float32)} for row in calibration]},
                          quantizer._recipe_manager)  # noqa: SLF001 - the recipe the calibrator must follow
     model = quantizer.quantize(calibrator.get_model_qsvs(), enable_progress_report=False).quantized_model
-    return atomic_write(out, lambda handle: handle.write(_for_tflm(model)))
+    return atomic_write(out, lambda handle: handle.write(_for_tflm(model, keep_output_quantize=int8_output)))
 
 
 NEEDED_FOR = "--format tflite"
@@ -66,7 +66,7 @@ def _require(module: str):
     return require(module, NEEDED_FOR, "tflite")
 
 
-def _for_tflm(quantised: bytes) -> bytes:
+def _for_tflm(quantised: bytes, keep_output_quantize: bool) -> bytes:
     """The quantizer's model as TFLM must get it, read and written once:
     - every weight inside the flatbuffer: the quantizer may store buffers after it (by offset and size), which TFLM
       takes for activations and plans in its arena, uninitialised (measured on sea-student-3: +396 kB of arena,
@@ -79,7 +79,7 @@ def _for_tflm(quantised: bytes) -> bytes:
         buffer.offset = buffer.size = 0
     graph = model.subgraphs[0]
     last = graph.operators[-1]
-    float_output = (flatbuffer.op_type(model, last, NEEDED_FOR) == "QUANTIZE"
+    float_output = (not keep_output_quantize and flatbuffer.op_type(model, last, NEEDED_FOR) == "QUANTIZE"
                     and graph.tensors[last.inputs[0]].type == flatbuffer.schema(NEEDED_FOR).TensorType.FLOAT32)
     if float_output:
         output = int(last.inputs[0])
