@@ -60,7 +60,8 @@ _AFTER_INTERRUPT = {
     "cache_build": "finished cache shards are kept; run it again to compute the rest",
     "tune": "finished trials are kept; run it again to continue",
     "export": "the previous export, if any, is as it was; run it again",
-    "evaluate": "the previous evaluation.json, if any, is as it was; run it again",
+    "evaluate": "evaluation.json holds the datasets finished (before the first, the previous evaluation.json, if any, "
+                "is as it was); run it again",
 }
 
 
@@ -164,15 +165,19 @@ def distill(
 @_user_errors
 def evaluate(
     run_dir: Path = typer.Argument(..., help="run directory written by `edgekd distill`"),
-    data: Optional[list[str]] = typer.Option(None, "--data", help="another recipe whose data is out of domain "
+    data: Optional[list[str]] = typer.Option(None, "--data", help="out-of-domain data: a folder of audio (labels "
+                                             "from its labels.csv), a YAML with a data: section, or a recipe "
                                              "(repeatable)"),
+    same_domain: Optional[list[str]] = typer.Option(None, "--same-domain", help="held-out data of the run's own "
+                                                    "domain, given as --data is (repeatable)"),
 ):
-    """Fidelity and downstream probes of a student beside its teacher, in and out of domain."""
+    """Fidelity and downstream probes of a student beside its teacher and a log-mel baseline: on the run's test
+    split, on held-out data of its domain, and out of domain."""
     from edgekd.render.tables import evaluation_table
     from edgekd.stages.evaluate import evaluate_run
 
     with err_console.status("embedding, probing"):
-        report = evaluate_run(run_dir, data or [])
+        report = evaluate_run(run_dir, data or [], same_domain or [])
     console.print(evaluation_table(report))
     console.print(f"written to {run_dir / 'evaluation.json'}", markup=False)
 

@@ -167,6 +167,36 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
     return Recipe(**sections, methods=methods, source=source)
 
 
+@dataclass(frozen=True)
+class EvaluationData:
+    """Data `edgekd evaluate --data` reads: only its datasets and, when given, its windows."""
+
+    data: tuple[BaseModel, ...]
+    window: WindowConfig | None  # None: the run's own
+    source: str
+
+
+def load_evaluation_data(spec: str) -> EvaluationData:
+    """A folder of audio (its labels.csv, when there, gives the labels), a YAML with a `data:` section and optionally
+    `window:`, or a whole recipe, whose other sections are not used."""
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        labels = folder / "labels.csv"
+        config = {"name": "folder", "root": str(folder)} | ({"labels_csv": str(labels)} if labels.is_file() else {})
+        return EvaluationData(_datasets(config, spec), None, spec)
+    path = resolve_named_file(spec, "recipes")
+    if path is None:
+        raise RecipeError(f"--data {spec}: not a folder of audio, a YAML file or a shipped recipe")
+    raw = read_yaml(path, "recipe")
+    if isinstance(raw, dict) and set(raw) <= {"name", "data", "window"}:
+        if "data" not in raw:
+            raise RecipeError(f"{path}: missing key 'data' (the datasets to evaluate on)")
+        window = validate_section(WindowConfig, raw["window"], str(path), "window") if "window" in raw else None
+        return EvaluationData(_datasets(raw["data"], str(path)), window, str(path))
+    recipe = recipe_from_dict(raw, str(path))
+    return EvaluationData(recipe.data, recipe.window, str(path))
+
+
 def load_recipe(name_or_path: str) -> Recipe:
     """Load a recipe by path or by the name of a shipped recipe (`demo` → the shipped recipes/demo.yaml)."""
     path = resolve_named_file(name_or_path, "recipes")

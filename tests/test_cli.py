@@ -7,6 +7,8 @@ import pytest
 import yaml
 from conftest import MINI_RECIPE, run_cli
 
+from edgekd.errors import EdgekdError
+
 JSON_KEYS = {"model", "params", "storage_bytes", "activation_bytes", "macs", "latency_ms", "device", "fits",
              "violations"}
 
@@ -213,18 +215,59 @@ def test_torchrun_ddp_two_processes_match_one_process(tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_in_and_out_of_domain(distilled, tmp_path):
+    """Out-of-domain data given by a data-only YAML, held-out data of the domain by another; fidelity on every window
+    of other data (the run's own: its test split), probes beside a log-mel baseline."""
     recipe, run_dir, _, cache = distilled
     other = tmp_path / "noisy.yaml"
-    other.write_text(yaml.safe_dump(dict(MINI_RECIPE, data=dict(MINI_RECIPE["data"], snr_db=[-10, -5]))))
-    result = run_cli("evaluate", run_dir, "--data", other, EDGEKD_CACHE_DIR=cache)
+    other.write_text(yaml.safe_dump({"data": dict(MINI_RECIPE["data"], snr_db=[-10, -5])}))  # data alone
+    same = tmp_path / "same.yaml"
+    same.write_text(yaml.safe_dump({"data": dict(MINI_RECIPE["data"], clips_per_class=3),
+                                    "window": MINI_RECIPE["window"]}))
+    result = run_cli("evaluate", run_dir, "--data", other, "--same-domain", same, EDGEKD_CACHE_DIR=cache)
     assert result.returncode == 0, result.stderr
     report = json.loads((run_dir / "evaluation.json").read_text())
-    assert set(report["out_of_domain"]) == {str(other)}
-    for column in (report["in_domain"], report["out_of_domain"][str(other)]):
+    assert set(report["out_of_domain"]) == {str(other)} and set(report["held_out_in_domain"]) == {str(same)}
+    own, outside = report["in_domain"], report["out_of_domain"][str(other)]
+    assert own["fidelity_windows"] < own["windows"] and outside["fidelity_windows"] == outside["windows"]
+    for column in (own, outside, report["held_out_in_domain"][str(same)]):
         assert {"cosine", "r2", "cka", "mse"} <= set(column["fidelity"])
         assert {"logreg_accuracy", "mlp_accuracy", "logreg_macro_f1"} <= set(column["student"])
-        assert set(column["teacher"]) == set(column["student"])
-    assert "out of domain: noisy" in result.stdout
+        assert set(column["teacher"]) == set(column["student"]) == set(column["logmel_baseline"])
+    assert "out of domain: noisy.yaml" in result.stdout and "in domain: same.yaml" in result.stdout
+
+
+def test_evaluate_checks_every_dataset_before_any_work(tmp_path, monkeypatch):
+    """A bad --data was reported after the in-domain evaluation (79 s of work, nothing saved)."""
+    import edgekd.stages.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "evaluate_dataset", lambda *args, **kwargs: pytest.fail("evaluated first"))
+    monkeypatch.setattr(evaluate.RunDir, "load_student", lambda self: (None, _mini_recipe_object()))
+    monkeypatch.setattr(evaluate.RunDir, "load_reduction", lambda self: None)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"window": {"seconds": 1.0}}))
+    with pytest.raises(EdgekdError, match="bad.yaml: missing key 'data'"):
+        evaluate.evaluate_run(tmp_path, [str(bad)])
+    with pytest.raises(EdgekdError, match="--data nowhere: not a folder"):
+        evaluate.evaluate_run(tmp_path, [], ["nowhere"])
+
+
+def test_evaluate_data_is_a_folder_a_data_section_or_a_recipe(tmp_path):
+    from edgekd.recipe import load_evaluation_data
+
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "labels.csv").write_text("path,label\n")
+    folder = load_evaluation_data(str(tmp_path / "clips"))
+    assert folder.data[0].name == "folder" and folder.data[0].labels_csv.endswith("labels.csv") and not folder.window
+    section = tmp_path / "data.yaml"
+    section.write_text(yaml.safe_dump({"data": MINI_RECIPE["data"], "window": {"seconds": 0.5}}))
+    assert load_evaluation_data(str(section)).window.seconds == 0.5
+    assert load_evaluation_data("demo").data[0].name == "synthetic_urban"
+
+
+def _mini_recipe_object():
+    from edgekd.recipe import recipe_from_dict
+
+    return recipe_from_dict(MINI_RECIPE, "mini.yaml")
 
 
 @pytest.mark.slow

@@ -182,7 +182,7 @@ INTERRUPTS = {
     "distill-force": ("edgekd.stages.distill.train_student", ["distill", "{recipe}", "--out", "{run}", "--force"],
                       "--resume"),
     "cache-build": ("edgekd.stages.distill.teacher_embeddings", ["cache", "build", "{recipe}"], "shards are kept"),
-    "evaluate": ("edgekd.stages.evaluate.evaluate_dataset", ["evaluate", "{run}"], "previous evaluation.json"),
+    "evaluate": ("edgekd.stages.evaluate.evaluate_dataset", ["evaluate", "{run}"], "datasets finished"),
     "profile": ("edgekd.profile.report.measure_latency", ["profile", "{model}"], "run it again"),
     "check": ("edgekd.profile.report.measure_latency", ["check", "{config}"], "run it again"),
 }

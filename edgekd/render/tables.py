@@ -80,21 +80,23 @@ def tune_table(result: TuneResult) -> Table:
 
 
 def evaluation_table(report: EvaluationReport) -> Table:
-    columns = {"in domain": report.in_domain} | {f"out of domain: {Path(k).stem}": v
-                                                  for k, v in report.out_of_domain.items()}
+    columns = ({"in domain (test split)": report.in_domain}
+               | {f"in domain: {Path(k).name}": v for k, v in report.held_out_in_domain.items()}
+               | {f"out of domain: {Path(k).name}": v for k, v in report.out_of_domain.items()})
     table = Table(title="evaluation: student beside teacher on held-out data")
     table.add_column("")
     for name in columns:
         table.add_column(name, justify="right")
+    table.add_row("windows (fidelity on)", *(f"{c.windows:,} ({c.fidelity_windows:,})" for c in columns.values()))
     for key, label in (("cosine", "fidelity cosine"), ("r2", "fidelity R²"), ("cka", "linear CKA"), ("mse", "MSE")):
         table.add_row(label, *(f"{getattr(c.fidelity, key):.3f}" for c in columns.values()))
     metrics = sorted({k for c in columns.values() for k in c.student if k != "mlp_hidden_layers"})
     for metric in metrics:
-        for who in ("teacher", "student"):
-            table.add_row(f"{who} {metric.replace('_', ' ')}",
+        for who, label in (("teacher", "teacher"), ("student", "student"), ("logmel_baseline", "log-mel")):
+            table.add_row(f"{label} {metric.replace('_', ' ')}",
                           *(f"{getattr(c, who)[metric]:.3f}" if metric in getattr(c, who) else "—"
                             for c in columns.values()))
-    table.add_row("protocol", *(c.protocol or "no labels" for c in columns.values()))
+    table.add_row("probe protocol", *(c.protocol or "no labels" for c in columns.values()))
     return table
 
 
@@ -102,7 +104,7 @@ def export_table(result: ExportResult) -> Table:
     table = Table(title="export verified against FP32 PyTorch on held-out windows")
     columns = ["file", "precision", "size", "vs FP32", "max |Δ|", "mean cos", "p1 cos"]
     if result.reference_accuracy is not None:
-        columns += ["probe acc", "drop (pts)"]
+        columns += ["probe acc", "lost (pts)"]  # accuracy points below FP32 PyTorch: + is worse
     arenas = any(v.tflm_arena or v.executorch_plan for v in result.variants)
     if arenas:
         columns.append("runtime RAM")  # TFLM's arena total, or the buffers ExecuTorch planned

@@ -1,6 +1,7 @@
 """`edgekd evaluate`: a trained student against its teacher on held-out data — fidelity (cosine, MSE, R², linear CKA)
-and downstream probes on frozen embeddings (logistic regression and a small MLP grid), in domain and, for each other
-dataset given, out of domain (SEA's finding: specialised students win in domain and lose out of it)."""
+and downstream probes on frozen embeddings (logistic regression and a small MLP grid) beside a log-mel statistics
+baseline, on the run's own test split, on other data of the same domain the user holds out, and on data of other
+domains (SEA's finding: specialised students win in domain and lose out of it)."""
 
 from __future__ import annotations
 
@@ -15,35 +16,40 @@ from edgekd.data.windows import labelled
 from edgekd.errors import EdgekdError
 from edgekd.files import check_writable, write_json
 from edgekd.metrics import Fidelity, downstream_scores, fidelity
-from edgekd.recipe import Recipe, load_recipe
+from edgekd.recipe import Recipe, load_evaluation_data
 from edgekd.reduction import Reduction
 from edgekd.run_dir import RunDir
 from edgekd.runtime import select_device
+from edgekd.supervision import LogMel
 from edgekd.teachers import build_teacher
 from edgekd.trainer import predict
 
 
 @dataclass
 class DatasetEvaluation:
-    data: dict  # the data section evaluated on
+    data: list[dict]  # the datasets evaluated on
     windows: int
-    fidelity: Fidelity  # on the test split
+    fidelity: Fidelity
+    fidelity_windows: int  # the windows fidelity is measured on: the run's test split, or every window of other data
     protocol: str | None = None  # how probes were scored; None without labels
     teacher: dict[str, float] = field(default_factory=dict)  # probe scores on the raw teacher embedding
     student: dict[str, float] = field(default_factory=dict)
+    logmel_baseline: dict[str, float] = field(default_factory=dict)  # on the student front-end's log-mel statistics
 
 
 @dataclass
 class EvaluationReport:
-    in_domain: DatasetEvaluation
-    out_of_domain: dict[str, DatasetEvaluation] = field(default_factory=dict)
+    in_domain: DatasetEvaluation  # the run's own test split
+    held_out_in_domain: dict[str, DatasetEvaluation] = field(default_factory=dict)  # --same-domain, by what was given
+    out_of_domain: dict[str, DatasetEvaluation] = field(default_factory=dict)  # --data
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
 def _fold_splits(groups: np.ndarray | None) -> list[str]:
-    """Official folds, when the dataset has them (UrbanSound8K's fold1..10, ESC-50's fold1..5)."""
+    """Folds, when the dataset has them: the official ones (UrbanSound8K's fold1..10, ESC-50's fold1..5) or a folder's
+    own, given as `group` values fold1, fold2, … in its labels.csv."""
     folds = sorted({g for g in ([] if groups is None else set(groups)) if g.startswith("fold")}, key=lambda g: int(g[4:]) if g[4:].isdigit() else 0)
     return folds if len(folds) >= 3 else []
 
@@ -60,43 +66,53 @@ def _probe_splits(groups: np.ndarray | None, windows) -> tuple[list[tuple[np.nda
         val_fold = folds[(index + 1) % len(folds)]
         splits.append((np.flatnonzero((group != fold) & (group != val_fold)), np.flatnonzero(group == val_fold),
                        np.flatnonzero(group == fold)))
-    return splits, f"{len(folds)}-fold cross-validation over the official folds"
+    return splits, f"{len(folds)}-fold cross-validation over the data's folds ({folds[0]}…{folds[-1]})"
 
 
-def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, student, reduction: Reduction) -> DatasetEvaluation:
+def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, student, reduction: Reduction,
+                     own: bool) -> DatasetEvaluation:
+    """Fidelity on the run's test split (`own`: the run trained on the rest) or on every window of other data, and
+    probes by the data's folds or split."""
     teacher = build_teacher(run_recipe.teacher)
     data = load_domain_data(data_recipe, teacher.sample_rate)
     windows = data.windows
     raw = teacher_embeddings(teacher, windows, data.teacher_audio, select_device(run_recipe.train.device)).embeddings
     target = reduction.transform(raw)
     output = predict(student, data.student_audio).numpy()
-    held_out = windows.split_index("test")
-    result = DatasetEvaluation(data_recipe.to_dict()["data"], len(windows),
-                               fidelity(output[held_out], target[held_out]))
+    compared = windows.split_index("test") if own else np.arange(len(windows))
+    result = DatasetEvaluation([config.model_dump(mode="json") for config in data_recipe.data], len(windows),
+                               fidelity(output[compared], target[compared]), len(compared))
     if windows.labels is None or not labelled(windows.labels).any():
         return result
     labels = windows.labels
     splits, result.protocol = _probe_splits(windows.groups, windows)
     splits = [tuple(windows.labelled_rows(rows) for rows in split) for split in splits]  # unlabelled audio: no probe
-    for name, features in (("teacher", raw), ("student", output)):
+    baseline = LogMel(student.frontend, data.student_audio).statistics()
+    for name, features in (("teacher", raw), ("student", output), ("logmel_baseline", baseline)):
         per_split = [downstream_scores(features[tr], labels[tr], features[va], labels[va], features[te], labels[te],
                                        run_recipe.probe, run_recipe.seed) for tr, va, te in splits]
         setattr(result, name, {key: float(np.mean([s[key] for s in per_split])) for key in per_split[0]})
     return result
 
 
-def evaluate_run(run_dir: Path, other_data: list[str]) -> EvaluationReport:
+def evaluate_run(run_dir: Path, other_domains: list[str], same_domain: list[str] = ()) -> EvaluationReport:
+    """Every --data and --same-domain is read and checked before any work; evaluation.json is written after each
+    dataset, so what is done is kept if a later one fails."""
     run = RunDir(run_dir)
     student, recipe = run.load_student()
     if recipe.teacher.name == "none":
         raise EdgekdError(f"{run_dir}: a teacher-free run has no teacher to compare with; its head accuracy is in "
                           "metrics.json")
     reduction = run.load_reduction()
-    others = {name: load_recipe(name) for name in other_data}  # every recipe checked before any work
-    check_writable(run_dir / "evaluation.json")
-    report = EvaluationReport(evaluate_dataset(recipe, recipe, student, reduction))
-    for name, other in others.items():
-        report.out_of_domain[name] = evaluate_dataset(
-            recipe, replace(recipe, data=other.data, window=other.window, source=other.source), student, reduction)
-    write_json(run_dir / "evaluation.json", report.to_json())
+    others = [(spec, load_evaluation_data(spec), False) for spec in other_domains] + \
+             [(spec, load_evaluation_data(spec), True) for spec in same_domain]
+    report_path = run_dir / "evaluation.json"
+    check_writable(report_path)
+    report = EvaluationReport(evaluate_dataset(recipe, recipe, student, reduction, own=True))
+    write_json(report_path, report.to_json())
+    for spec, other, in_domain in others:
+        data_recipe = replace(recipe, data=other.data, window=other.window or recipe.window, source=other.source)
+        evaluated = evaluate_dataset(recipe, data_recipe, student, reduction, own=False)
+        (report.held_out_in_domain if in_domain else report.out_of_domain)[spec] = evaluated
+        write_json(report_path, report.to_json())
     return report
