@@ -154,6 +154,15 @@ def _mcu_gate(results: dict) -> str:
                     f"{sum(v['executorch_plan']):,} B (ExecuTorch plan)"] for v in gate["variants"]])
 
 
+def _evaluate_speed(results: dict) -> str:
+    seconds, medians = results["seconds"], results["median_seconds"]
+    return _table(["code", f"`edgekd evaluate`, {results['windows']:,} windows (each run)", "median"],
+                  [[f"commit {results['baseline_commit']} (before)", ", ".join(f"{t:.1f} s" for t in seconds["baseline"]),
+                    f"{medians['baseline']:.1f} s"],
+                   ["this commit (log-mel baseline probe added)", ", ".join(f"{t:.1f} s" for t in seconds["current"]),
+                    f"{medians['current']:.1f} s ({results['speedup']:.2f}x faster)"]])
+
+
 def _demo(index: int) -> Callable[[dict], str]:
     def render(results: dict) -> str:
         run = results["commands"][index]
@@ -177,6 +186,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "scale": ("scale", _scale),
     "runtimes": ("runtimes", _runtimes),
     "mcu-gate": ("runtimes", _mcu_gate),
+    "evaluate-speed": ("evaluate_speed", _evaluate_speed),
 }
 
 

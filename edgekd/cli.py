@@ -132,10 +132,16 @@ def distill(
     with _progress() as progress:
         tasks: dict[str, int] = {}
 
+        logged = {"teacher": -1}  # off a terminal the bars are not drawn: a log line per tenth instead
+
         def teacher_progress(done: int, total: int) -> None:
             if "teacher" not in tasks:
                 tasks["teacher"] = progress.add_task("teacher inference (windows)", total=total, status="")
             progress.update(tasks["teacher"], completed=done)
+            tenth = done * 10 // max(total, 1)
+            if not err_console.is_terminal and tenth > logged["teacher"]:
+                logged["teacher"] = tenth
+                progress.console.print(f"· teacher inference: {done:,}/{total:,} windows", markup=False)
 
         def step(epoch: int, done: int, total: int) -> None:
             if "train" not in tasks:
@@ -147,6 +153,9 @@ def distill(
             score = (f"val cosine {log.val_cosine:.3f}" if log.val_cosine is not None else "") + (
                 f"  val head accuracy {log.val_accuracy:.1%}" if log.val_accuracy is not None else "")
             progress.update(tasks["train"], status=f"loss {log.train_loss:.4g}  {score}")
+            if not err_console.is_terminal:
+                progress.console.print(f"· epoch {log.epoch}/{loaded.train.epochs} ({log.seconds:.1f} s): loss "
+                                       f"{log.train_loss:.4g}  {score}".rstrip(), markup=False)
 
         result = run_distill(
             loaded, run_dir, resume=resume, force=force, strict=strict,
@@ -176,8 +185,13 @@ def evaluate(
     from edgekd.render.tables import evaluation_table
     from edgekd.stages.evaluate import evaluate_run
 
-    with err_console.status("embedding, probing"):
-        report = evaluate_run(run_dir, data or [], same_domain or [])
+    with err_console.status("embedding, probing") as status:
+        def on_dataset(column: str) -> None:
+            status.update(f"embedding, probing: {column}")
+            if not err_console.is_terminal:  # the spinner is not drawn: a log line per column instead
+                err_console.print(f"· evaluating {column}", markup=False)
+
+        report = evaluate_run(run_dir, data or [], same_domain or [], on_dataset)
     console.print(evaluation_table(report))
     console.print(f"written to {run_dir / 'evaluation.json'}", markup=False)
 

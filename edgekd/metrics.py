@@ -116,7 +116,8 @@ def downstream_scores(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarra
         return {f"{prefix}_accuracy": float((predicted == test_y).mean()),
                 f"{prefix}_macro_f1": float(f1_score(test_y, predicted, average="macro"))}
 
-    out = scores(fit_probe(train_x, train_y, config, seed), "logreg")
+    logreg = fit_probe(train_x, train_y, config, seed)
+    out = scores(logreg, "logreg")
     best, best_score, best_depth = None, -np.inf, 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings of small probes
@@ -125,8 +126,8 @@ def downstream_scores(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarra
                 mlp = MLPClassifier(hidden_layer_sizes=hidden, early_stopping=len(train_x) >= 50, max_iter=300,
                                     random_state=seed)
                 model = make_pipeline(StandardScaler(), mlp).fit(train_x, train_y)
-            else:
-                model = fit_probe(train_x, train_y, config, seed)
+            else:  # no hidden layer: the logistic regression above, not fitted twice
+                model = logreg
             value = score_probe(model, val_x, val_y)
             if value > best_score:
                 best, best_score, best_depth = model, value, len(hidden)

@@ -40,6 +40,10 @@ def test_distill_writes_the_run_and_reports_teacher_vs_student(distilled):
     assert -1 <= metrics["fidelity"]["test"]["cosine"] <= 1
     assert "teacher vs student" in result.stdout and "probe accuracy" in result.stdout
     assert "cached teacher embeddings in" in result.stderr
+    # off a terminal (a CI log, a pipe) the bars are not drawn: a line per epoch and per tenth of teacher inference
+    epochs = [line for line in result.stderr.splitlines() if line.startswith("· epoch ")]
+    assert [line.split()[2] for line in epochs] == ["1/2", "2/2"] and all("loss" in line for line in epochs)
+    assert "· teacher inference: 40/40 windows" in result.stderr
 
 
 @pytest.mark.slow
@@ -234,6 +238,8 @@ def test_evaluate_in_and_out_of_domain(distilled, tmp_path):
         assert {"logreg_accuracy", "mlp_accuracy", "logreg_macro_f1"} <= set(column["student"])
         assert set(column["teacher"]) == set(column["student"]) == set(column["logmel_baseline"])
     assert "out of domain: noisy.yaml" in result.stdout and "in domain: same.yaml" in result.stdout
+    assert [line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("· evaluating")] == [
+        "· evaluating in domain (test split)", "· evaluating in domain", "· evaluating out of domain"]
 
 
 def test_evaluate_checks_every_dataset_before_any_work(tmp_path, monkeypatch):

@@ -5,10 +5,13 @@ domains (SEA's finding: specialised students win in domain and lose out of it)."
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+from joblib import Parallel, delayed
 
 from edgekd.cache import teacher_embeddings
 from edgekd.data.domain import load_domain_data
@@ -23,6 +26,8 @@ from edgekd.runtime import select_device
 from edgekd.supervision import LogMel
 from edgekd.teachers import build_teacher
 from edgekd.trainer import predict
+
+PARALLEL_WINDOWS = 2000  # labelled windows from which probes are fitted in worker processes
 
 
 @dataclass
@@ -87,30 +92,40 @@ def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, student, reduction
     labels = windows.labels
     splits, result.protocol = _probe_splits(windows.groups, windows)
     splits = [tuple(windows.labelled_rows(rows) for rows in split) for split in splits]  # unlabelled audio: no probe
-    baseline = LogMel(student.frontend, data.student_audio).statistics()
-    for name, features in (("teacher", raw), ("student", output), ("logmel_baseline", baseline)):
-        per_split = [downstream_scores(features[tr], labels[tr], features[va], labels[va], features[te], labels[te],
-                                       run_recipe.probe, run_recipe.seed) for tr, va, te in splits]
+    features = {"teacher": raw, "student": output,
+                "logmel_baseline": LogMel(student.frontend, data.student_audio).statistics()}
+    # every (features, split) probe is independent: fitted side by side, one process per core, once the fits
+    # outweigh starting the workers (about 0.8 s here: a 200-window evaluation took 3.0 s alone, 3.8 s in parallel)
+    jobs = [(name, split) for name in features for split in splits]
+    workers = min(len(jobs), os.cpu_count() or 1) if len(labels) >= PARALLEL_WINDOWS else 1
+    scores = Parallel(n_jobs=workers)(
+        delayed(downstream_scores)(features[name][tr], labels[tr], features[name][va], labels[va], features[name][te],
+                                   labels[te], run_recipe.probe, run_recipe.seed) for name, (tr, va, te) in jobs)
+    for name in features:
+        per_split = [score for (job, _), score in zip(jobs, scores) if job == name]
         setattr(result, name, {key: float(np.mean([s[key] for s in per_split])) for key in per_split[0]})
     return result
 
 
-def evaluate_run(run_dir: Path, other_domains: list[str], same_domain: list[str] = ()) -> EvaluationReport:
+def evaluate_run(run_dir: Path, other_domains: list[str], same_domain: list[str] = (),
+                 on_dataset: Callable[[str], None] = lambda column: None) -> EvaluationReport:
     """Every --data and --same-domain is read and checked before any work; evaluation.json is written after each
-    dataset, so what is done is kept if a later one fails."""
+    dataset, so what is done is kept if a later one fails. `on_dataset` hears each column as its work starts."""
     run = RunDir(run_dir)
     student, recipe = run.load_student()
     if recipe.teacher.name == "none":
         raise EdgekdError(f"{run_dir}: a teacher-free run has no teacher to compare with; its head accuracy is in "
                           "metrics.json")
     reduction = run.load_reduction()
-    others = [(spec, load_evaluation_data(spec), False) for spec in other_domains] + \
-             [(spec, load_evaluation_data(spec), True) for spec in same_domain]
+    others = [(spec, load_evaluation_data(spec), True) for spec in same_domain] + \
+             [(spec, load_evaluation_data(spec), False) for spec in other_domains]  # in the table's order
     report_path = run_dir / "evaluation.json"
     check_writable(report_path)
+    on_dataset("in domain (test split)")
     report = EvaluationReport(evaluate_dataset(recipe, recipe, student, reduction, own=True))
     write_json(report_path, report.to_json())
     for spec, other, in_domain in others:
+        on_dataset(f"{'in domain' if in_domain else 'out of domain'}: {spec}")
         data_recipe = replace(recipe, data=other.data, window=other.window or recipe.window, source=other.source)
         evaluated = evaluate_dataset(recipe, data_recipe, student, reduction, own=False)
         (report.held_out_in_domain if in_domain else report.out_of_domain)[spec] = evaluated
