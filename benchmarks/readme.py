@@ -163,10 +163,32 @@ def _evaluate_speed(results: dict) -> str:
                     f"{medians['current']:.1f} s ({results['speedup']:.2f}x faster)"]])
 
 
+# progress lines a command prints off a terminal (where a terminal draws bars): the README keeps the first and last
+PROGRESS_LINES = ("· epoch ", "· teacher inference: ")
+
+
+def _elide_progress(lines: list[str], keep: int = 2) -> list[str]:
+    """Each run of progress lines of one kind cut to its first and last `keep`, with a line saying how many went."""
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        kind = next((prefix for prefix in PROGRESS_LINES if lines[index].startswith(prefix)), None)
+        end = index + 1
+        while kind and end < len(lines) and lines[end].startswith(kind):
+            end += 1
+        run = lines[index:end]
+        if kind and len(run) > 2 * keep + 1:
+            run = [*run[:keep], f"· … {len(run) - 2 * keep} more such lines (a terminal draws a progress bar)",
+                   *run[-keep:]]
+        out += run
+        index = end
+    return out
+
+
 def _demo(index: int) -> Callable[[dict], str]:
     def render(results: dict) -> str:
         run = results["commands"][index]
-        output = "\n".join(line.rstrip() for line in run["output"].rstrip().splitlines())
+        output = "\n".join(_elide_progress([line.rstrip() for line in run["output"].rstrip().splitlines()]))
         return f"```\n$ {run['command']}\n{output}\n```\n"
 
     return render

@@ -27,17 +27,17 @@ def distill_table(metrics: DistillMetrics) -> Table:
     table.add_column(f"student ({student.name})", justify="right")
     table.add_column("teacher / student", justify="right")
 
-    def size_row(label: str, value, fmt) -> None:
+    def size_row(label: str, value, fmt, ratio: bool = True) -> None:
         # a precomputed or ONNX teacher has no sizes here: `edgekd profile` its file instead
         mine, theirs = value(student), value(teacher) if teacher.facts else None
         table.add_row(label, fmt(theirs) if theirs is not None else "—", fmt(mine),
-                      f"{theirs / mine:.1f}x" if theirs is not None and mine else "")
+                      f"{theirs / mine:.1f}x" if ratio and theirs is not None and mine else "")
 
     # the network's own parameters, as papers count them; a front-end's DFT and mel matrices apart (SEA-64's file:
     # 0.40 M of the one and 1.08 M of the other)
     size_row("parameters (network)", lambda n: n.facts.params - n.facts.frontend_params, format_count)
     if any(n.facts and n.facts.frontend_params for n in (teacher, student)):
-        size_row("  front-end constants (DFT, mel)", lambda n: n.facts.frontend_params, format_count)
+        size_row("  front-end constants (DFT, mel)", lambda n: n.facts.frontend_params, format_count, ratio=False)
     size_row("storage (FP32 ONNX)", lambda n: n.facts.storage_bytes, format_bytes)
     size_row("activation memory (peak)", lambda n: n.facts.activation_bytes, format_bytes)
     size_row("MACs per window", lambda n: n.macs_per_window, format_count)
