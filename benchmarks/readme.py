@@ -145,7 +145,7 @@ def _runtimes(results: dict) -> str:
 
 def _mcu_gate(results: dict) -> str:
     gate = results["int8_gate"]
-    return _table(["file (demo student, distilled)", "mean cosine", "min cosine", "probe drop", "gate", "size",
+    return _table(["file (demo student, distilled)", "mean cosine", "min cosine", "probe lost", "gate", "size",
                    "runtime RAM"],
                   [[v["file"], f"{v['mean_cosine']:.4f}", f"{v['min_cosine']:.4f}",
                     f"{v['accuracy_drop']:+.2f} points", "pass" if v["passed"] else "MISSED",

@@ -2,8 +2,9 @@
 execution order, every tensor's bytes from its declared sizes, constants (stored in the program) apart, and the
 buffers its compiler planned.
 
-A kernel call names its tensors by index, inputs first and out-arguments last, without saying which is which: a
-tensor is produced by the first call that names it, unless it is a constant or a program input."""
+A kernel call names its tensors by index without saying which it reads and which it writes: its last argument is
+what it returns (its out-tensor, or a list of them); a tensor it names that no call has produced is a view of the
+tensor its planned place holds (views are not calls) when of the same bytes, else its scratch buffer."""
 
 from __future__ import annotations
 
@@ -128,11 +129,7 @@ def _matmul(inputs, output) -> int:  # [.., m, k] @ [.., k, n]
     return _elements(output) * inputs[0][-1]
 
 
-def _addmm(inputs, output) -> int:  # bias + [m, k] @ [k, n]
-    return _elements(output) * inputs[1][-1]
-
-
-def _linear(inputs, output) -> int:  # weights [out, in]
+def _second_input_inner(inputs, output) -> int:  # addmm: bias + [m, k] @ [k, n]; linear: x @ weights [out, k]ᵀ
     return _elements(output) * inputs[1][-1]
 
 
@@ -141,6 +138,6 @@ def _linear(inputs, output) -> int:  # weights [out, in]
 MAC_RULES: dict[str, Callable[[list, tuple], int]] = {
     "aten::convolution": _per_output_weights, "cortex_m::quantized_conv2d": _per_output_weights,
     "cortex_m::quantized_depthwise_conv2d": _depthwise, "aten::mm": _matmul, "aten::bmm": _matmul,
-    "cortex_m::quantized_batch_matmul": _matmul, "aten::addmm": _addmm, "aten::linear": _linear,
-    "cortex_m::quantized_linear": _linear,
+    "cortex_m::quantized_batch_matmul": _matmul, "aten::addmm": _second_input_inner,
+    "aten::linear": _second_input_inner, "cortex_m::quantized_linear": _second_input_inner,
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import onnxruntime
 import torch
@@ -37,10 +38,12 @@ class PresetSize:
 def preset_sizes(sample_rate: int, seconds: float) -> list[PresetSize]:
     configs = {name: (config.model_copy(update={"sample_rate": sample_rate}), dim)
                for name, (config, dim) in PRESETS.items()}
-    # everything the figures depend on: the presets, the input, and the code that builds and measures them
+    # everything the figures depend on: the presets, the input, and the code that builds and measures them (edgekd's
+    # own source too: its version number stays while it changes)
     key = hashlib.sha256(json.dumps({
         "presets": {name: [config.model_dump(mode="json"), dim] for name, (config, dim) in configs.items()},
         "samples": int(sample_rate * seconds), "versions": [__version__, torch.__version__, onnxruntime.__version__],
+        "source": _source_digest(),
     }, sort_keys=True).encode()).hexdigest()[:20]
     cached = cache_root() / "presets" / f"{key}.json"
     try:
@@ -58,3 +61,11 @@ def preset_sizes(sample_rate: int, seconds: float) -> list[PresetSize]:
     except EdgekdError:
         pass  # a read-only cache costs the next listing its time, nothing else
     return sizes
+
+
+def _source_digest() -> str:
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
