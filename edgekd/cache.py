@@ -23,7 +23,7 @@ import torch
 
 from edgekd.data.windows import WindowAudio, Windows
 from edgekd.errors import EdgekdError
-from edgekd.files import atomic_write, remove_stale_temporaries, write_text
+from edgekd.files import atomic_write, content_key, remove_stale_temporaries, write_text
 from edgekd.paths import cache_root
 from edgekd.runtime import barrier, rank_and_world
 from edgekd.teachers.base import Teacher
@@ -85,7 +85,7 @@ class CachedEmbeddings:
 
 
 def teacher_directory(identity: dict) -> Path:
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+    key = content_key(identity)
     return cache_root() / "teacher" / key
 
 

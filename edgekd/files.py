@@ -4,6 +4,7 @@ full disk or read-only folder is one line naming the file, never a library's mes
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -95,6 +96,11 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
 
 def write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda handle: handle.write(text), mode="w")
+
+
+def content_key(value: Any, length: int = 20) -> str:
+    """A short name for a JSON-able value that only an equal value shares (cache folders, recipe digests)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:length]
 
 
 def write_json(path: Path, data: Any) -> Path:

@@ -5,8 +5,6 @@ section is validated last and imports just the methods it names."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from edgekd.data import DATASETS, DataConfig
 from edgekd.errors import RecipeError
+from edgekd.files import content_key
 from edgekd.losses import LOSSES, LossConfig
 from edgekd.methods import MethodSettings, method_class, validate_methods
 from edgekd.paths import resolve_named_file
@@ -97,7 +96,7 @@ class Recipe:
         return " + ".join(config.name for config in self.data)
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        return content_key(self.to_dict(), 16)
 
 
 def _validate_registered(registry: dict[str, Entry], raw: Any, source: str, section: str,

@@ -27,7 +27,7 @@ import numpy as np
 
 from edgekd.data.audio import resample
 from edgekd.data.sources import BadAudio, Catalogue, Source
-from edgekd.files import atomic_write, remove_stale_temporaries, write_text
+from edgekd.files import atomic_write, content_key, remove_stale_temporaries, write_text
 from edgekd.paths import cache_root
 
 SHARD_SAMPLES = 1 << 24  # 32 MB of int16 per shard (17 min at 16 kHz): the unit of progress a killed build keeps
@@ -69,7 +69,7 @@ class AudioStore:
 
 
 def store_directory(identity: dict, rate: int) -> Path:
-    key = hashlib.sha256(json.dumps({"audio": identity, "rate": rate}, sort_keys=True).encode()).hexdigest()[:20]
+    key = content_key({"audio": identity, "rate": rate})
     return cache_root() / "audio" / key
 
 

@@ -25,6 +25,7 @@ from edgekd.run_dir import RunDir
 from edgekd.runtime import select_device
 from edgekd.supervision import LogMel
 from edgekd.teachers import build_teacher
+from edgekd.teachers.base import Teacher
 from edgekd.trainer import predict
 
 PARALLEL_WINDOWS = 2000  # labelled windows from which probes are fitted in worker processes
@@ -74,11 +75,10 @@ def _probe_splits(groups: np.ndarray | None, windows) -> tuple[list[tuple[np.nda
     return splits, f"{len(folds)}-fold cross-validation over the data's folds ({folds[0]}…{folds[-1]})"
 
 
-def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, student, reduction: Reduction,
+def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, teacher: Teacher, student, reduction: Reduction,
                      own: bool) -> DatasetEvaluation:
     """Fidelity on the run's test split (`own`: the run trained on the rest) or on every window of other data, and
     probes by the data's folds or split."""
-    teacher = build_teacher(run_recipe.teacher)
     data = load_domain_data(data_recipe, teacher.sample_rate)
     windows = data.windows
     raw = teacher_embeddings(teacher, windows, data.teacher_audio, select_device(run_recipe.train.device)).embeddings
@@ -121,13 +121,14 @@ def evaluate_run(run_dir: Path, other_domains: list[str], same_domain: list[str]
              [(spec, load_evaluation_data(spec), False) for spec in other_domains]  # in the table's order
     report_path = run_dir / "evaluation.json"
     check_writable(report_path)
+    teacher = build_teacher(recipe.teacher)  # loaded once for every column
     on_dataset("in domain (test split)")
-    report = EvaluationReport(evaluate_dataset(recipe, recipe, student, reduction, own=True))
+    report = EvaluationReport(evaluate_dataset(recipe, recipe, teacher, student, reduction, own=True))
     write_json(report_path, report.to_json())
     for spec, other, in_domain in others:
         on_dataset(f"{'in domain' if in_domain else 'out of domain'}: {spec}")
         data_recipe = replace(recipe, data=other.data, window=other.window or recipe.window, source=other.source)
-        evaluated = evaluate_dataset(recipe, data_recipe, student, reduction, own=False)
+        evaluated = evaluate_dataset(recipe, data_recipe, teacher, student, reduction, own=False)
         (report.held_out_in_domain if in_domain else report.out_of_domain)[spec] = evaluated
         write_json(report_path, report.to_json())
     return report

@@ -13,7 +13,7 @@ import torch
 
 from edgekd import __version__
 from edgekd.errors import EdgekdError
-from edgekd.files import write_json
+from edgekd.files import content_key, write_json
 from edgekd.paths import cache_root
 from edgekd.profile import GraphFacts
 from edgekd.profile.modules import measure_module
@@ -40,11 +40,11 @@ def preset_sizes(sample_rate: int, seconds: float) -> list[PresetSize]:
                for name, (config, dim) in PRESETS.items()}
     # everything the figures depend on: the presets, the input, and the code that builds and measures them (edgekd's
     # own source too: its version number stays while it changes)
-    key = hashlib.sha256(json.dumps({
+    key = content_key({
         "presets": {name: [config.model_dump(mode="json"), dim] for name, (config, dim) in configs.items()},
         "samples": int(sample_rate * seconds), "versions": [__version__, torch.__version__, onnxruntime.__version__],
         "source": _source_digest(),
-    }, sort_keys=True).encode()).hexdigest()[:20]
+    })
     cached = cache_root() / "presets" / f"{key}.json"
     try:
         return [PresetSize(**entry | {"facts": GraphFacts(**entry["facts"])})
