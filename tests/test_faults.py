@@ -14,8 +14,10 @@ import yaml
 from conftest import MINI_RECIPE, one_line, run_cli, run_cli_here, snapshot
 from onnx import TensorProto, helper
 
+from edgekd.errors import EdgekdError
 from edgekd.extras import EXTRAS, install_command
-from edgekd.onnx.options import FORMAT_EXTRAS
+from edgekd.onnx.options import FORMAT_EXTRAS, ExportOptions
+from edgekd.students import STUDENTS
 
 
 @pytest.fixture
@@ -67,6 +69,27 @@ def test_a_format_without_its_extra_is_one_line_naming_the_install_command(tmp_p
     if missing == "tflite_micro":
         (tmp_path / "model.tflite").write_bytes(b"TFL3")
         one_line(run_cli_here("profile", tmp_path / "model.tflite"), 2, "model.tflite", "pip install 'edgekd[tflite]'")
+
+
+@pytest.mark.parametrize("family", STUDENTS)
+def test_a_format_a_family_cannot_export_is_refused_before_any_work(family):
+    """A format the family lacks, or lacks in INT8 (the transformer's .pte), is one line naming the flag and the
+    way out; what the family declares passes."""
+    from edgekd.stages.export import _check_formats
+
+    config = STUDENTS[family].config()
+    for format in FORMAT_EXTRAS | {"onnx": None}:
+        for int8 in ("static", "none"):
+            options = ExportOptions(formats=(format,), int8=int8)
+            allowed = format in config.formats and (int8 == "none" or format in config.int8_formats)
+            if allowed:
+                _check_formats(options, config)
+                continue
+            with pytest.raises(EdgekdError, match=f"--format {format}: a {family} student exports to") as refused:
+                _check_formats(options, config)
+            assert "\n" not in str(refused.value)
+            assert format in config.formats or "only (see `edgekd students`)" in str(refused.value)
+            assert format not in config.formats or "add --int8 none" in str(refused.value)
 
 
 @pytest.mark.parametrize("change, key", [({"runtime": "tflite-nano"}, "runtime"), ({"ram": 0}, "ram"),
