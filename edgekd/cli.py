@@ -43,6 +43,7 @@ from edgekd.onnx.options import (
     FrontendPlacement,
     Int8Mode,
 )
+from edgekd.protocols import ProtocolName
 
 app = typer.Typer(
     help="Distil a large pretrained embedding model into a small one that fits an edge device, and prove it fits.",
@@ -179,11 +180,14 @@ def evaluate(
                                              "(repeatable)"),
     same_domain: Optional[list[str]] = typer.Option(None, "--same-domain", help="held-out data of the run's own "
                                                     "domain, given as --data is (repeatable)"),
+    protocol: ProtocolName = typer.Option("window", help="how probes are trained and scored: window (every window), "
+                                          "hear (clip = mean window embedding), sea (window MLP, clip = mean "
+                                          "probability; 0.1 s hop); see the README"),
 ):
     """Fidelity and downstream probes of a student beside its teacher and a log-mel baseline: on the run's test
     split, on held-out data of its domain, and out of domain."""
     from edgekd.render.tables import evaluation_table
-    from edgekd.stages.evaluate import evaluate_run
+    from edgekd.stages.evaluate import evaluate_run, report_path
 
     with err_console.status("embedding, probing") as status:
         def on_dataset(column: str) -> None:
@@ -191,9 +195,9 @@ def evaluate(
             if not err_console.is_terminal:  # the spinner is not drawn: a log line per column instead
                 err_console.print(f"· evaluating {column}", markup=False)
 
-        report = evaluate_run(run_dir, data or [], same_domain or [], on_dataset)
+        report = evaluate_run(run_dir, data or [], same_domain or [], protocol, on_dataset)
     console.print(evaluation_table(report))
-    console.print(f"written to {run_dir / 'evaluation.json'}", markup=False)
+    console.print(f"written to {report_path(run_dir, protocol)}", markup=False)
 
 
 def _numbers(text: str, option: str) -> list[float]:

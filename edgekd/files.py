@@ -107,6 +107,31 @@ def write_json(path: Path, data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=2))
 
 
+def source_digest() -> str:
+    """A digest of edgekd's own source, for caches of figures the code computes (its version number stays while it
+    changes)."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cached_json(path: Path, compute: Callable[[], Any], parse: Callable[[Any], Any] = lambda value: value) -> Any:
+    """`parse` of `path`'s JSON when it is there and well-formed, else of `compute()`, which is kept at `path` for
+    next time (a read-only cache costs the next call its time, nothing else)."""
+    try:
+        return parse(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError):
+        pass  # not computed yet, or damaged: computed again
+    value = compute()
+    try:
+        write_json(path, value)
+    except EdgekdError:
+        pass
+    return parse(value)
+
+
 def load_weights(path: Path, what: str, map_location: Any = "cpu") -> Any:
     """A torch file edgekd wrote (tensors and plain containers only: `weights_only`, no pickled code), or one line
     naming the file when it is truncated or not such a file."""

@@ -240,6 +240,11 @@ def test_evaluate_in_and_out_of_domain(distilled, tmp_path):
     assert "out of domain: noisy.yaml" in result.stdout and "in domain: same.yaml" in result.stdout
     assert [line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("· evaluating")] == [
         "· evaluating in domain (test split)", "· evaluating in domain", "· evaluating out of domain"]
+    sea = run_cli("evaluate", run_dir, "--protocol", "sea", EDGEKD_CACHE_DIR=cache)
+    assert sea.returncode == 0, sea.stderr
+    clip_scored = json.loads((run_dir / "evaluation-sea.json").read_text())
+    assert clip_scored["protocol"] == "sea" and json.loads((run_dir / "evaluation.json").read_text()) == report
+    assert "evaluation-sea.json" in sea.stdout and "mlp_accuracy" in clip_scored["in_domain"]["student"]
 
 
 def test_evaluate_checks_every_dataset_before_any_work(tmp_path, monkeypatch):

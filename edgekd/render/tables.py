@@ -83,20 +83,26 @@ def evaluation_table(report: EvaluationReport) -> Table:
     columns = ({"in domain (test split)": report.in_domain}
                | {f"in domain: {Path(k).name}": v for k, v in report.held_out_in_domain.items()}
                | {f"out of domain: {Path(k).name}": v for k, v in report.out_of_domain.items()})
-    table = Table(title="evaluation: student beside teacher on held-out data")
+    table = Table(title=f"evaluation ({report.protocol} protocol): student beside teacher on held-out data")
     table.add_column("")
     for name in columns:
         table.add_column(name, justify="right")
     table.add_row("windows (fidelity on)", *(f"{c.windows:,} ({c.fidelity_windows:,})" for c in columns.values()))
     for key, label in (("cosine", "fidelity cosine"), ("r2", "fidelity R²"), ("cka", "linear CKA"), ("mse", "MSE")):
         table.add_row(label, *(f"{getattr(c.fidelity, key):.3f}" for c in columns.values()))
+
+    def score(column, who: str, metric: str) -> str:
+        if metric not in getattr(column, who):
+            return "—"
+        spread = column.std.get(who, {}).get(metric)
+        return f"{getattr(column, who)[metric]:.3f}" + ("" if spread is None else f" ± {spread:.3f}")
+
     metrics = sorted({k for c in columns.values() for k in c.student if k != "mlp_hidden_layers"})
     for metric in metrics:
         for who, label in (("teacher", "teacher"), ("student", "student"), ("logmel_baseline", "log-mel")):
-            table.add_row(f"{label} {metric.replace('_', ' ')}",
-                          *(f"{getattr(c, who)[metric]:.3f}" if metric in getattr(c, who) else "—"
-                            for c in columns.values()))
-    table.add_row("probe protocol", *(c.protocol or "no labels" for c in columns.values()))
+            table.add_row(f"{label} {metric.replace('_', ' ')}", *(score(c, who, metric) for c in columns.values()))
+    table.add_row("labelled clips", *(f"{c.clips:,}" if c.rounds else "—" for c in columns.values()))
+    table.add_row("probes", *(c.rounds or "no labels" for c in columns.values()))
     return table
 
 

@@ -3,17 +3,13 @@ per input size and software version (exporting all six takes 10-30 s), then read
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import onnxruntime
 import torch
 
 from edgekd import __version__
-from edgekd.errors import EdgekdError
-from edgekd.files import content_key, write_json
+from edgekd.files import cached_json, content_key, source_digest
 from edgekd.paths import cache_root
 from edgekd.profile import GraphFacts
 from edgekd.profile.modules import measure_module
@@ -43,29 +39,16 @@ def preset_sizes(sample_rate: int, seconds: float) -> list[PresetSize]:
     key = content_key({
         "presets": {name: [config.model_dump(mode="json"), dim] for name, (config, dim) in configs.items()},
         "samples": int(sample_rate * seconds), "versions": [__version__, torch.__version__, onnxruntime.__version__],
-        "source": _source_digest(),
+        "source": source_digest(),
     })
-    cached = cache_root() / "presets" / f"{key}.json"
-    try:
-        return [PresetSize(**entry | {"facts": GraphFacts(**entry["facts"])})
-                for entry in json.loads(cached.read_text())]
-    except (OSError, ValueError, TypeError, KeyError):
-        pass  # not measured yet, or unreadable: measure again
-    sizes = []
-    for name, (config, dim) in configs.items():
-        model = build_student(config, dim).eval()
-        facts = measure_module(model, torch.zeros(1, int(sample_rate * seconds)))
-        sizes.append(PresetSize(name, config.name, dim, trainable_parameters(model), facts))
-    try:
-        write_json(cached, [asdict(size) for size in sizes])
-    except EdgekdError:
-        pass  # a read-only cache costs the next listing its time, nothing else
-    return sizes
 
+    def measure() -> list[dict]:
+        sizes = []
+        for name, (config, dim) in configs.items():
+            model = build_student(config, dim).eval()
+            facts = measure_module(model, torch.zeros(1, int(sample_rate * seconds)))
+            sizes.append(asdict(PresetSize(name, config.name, dim, trainable_parameters(model), facts)))
+        return sizes
 
-def _source_digest() -> str:
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return cached_json(cache_root() / "presets" / f"{key}.json", measure, lambda entries: [
+        PresetSize(**entry | {"facts": GraphFacts(**entry["facts"])}) for entry in entries])
