@@ -47,7 +47,8 @@ def save(name: str, args: argparse.Namespace, results: dict, script: str) -> Pat
     record = {
         "benchmark": name,
         "command": f"python benchmarks/{script} " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in sorted(vars(args).items()) if v is not None and v is not False),
+            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in sorted(vars(args).items()) if v is not None and v is not False),
         "commit": _git("rev-parse", "HEAD"),
         "uncommitted_changes": bool(_git("status", "--porcelain", "--", *MEASURED_PATHS, f"benchmarks/{script}")),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
