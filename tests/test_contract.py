@@ -89,15 +89,6 @@ def test_force_replaces_a_run_and_resume_refuses_a_changed_recipe(tmp_path):
     assert yaml.safe_load((run / "recipe.yaml").read_text())["train"]["epochs"] == 1
 
 
-@pytest.mark.slow
-def test_evaluate_of_a_teacher_free_run_says_where_its_figures_are(tmp_path):
-    recipe = _mini(tmp_path, "free", teacher={"name": "none"}, methods={"kd": {}})
-    assert run_cli("distill", recipe, "--out", tmp_path / "free").returncode == 0
-    result = run_cli("evaluate", tmp_path / "free")
-    assert result.returncode == 2 and "teacher-free run has no teacher" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-
-
 def test_readme_architecture_lists_every_module():
     text = (ROOT / "README.md").read_text().split("## Architecture", 1)[1].split("\n## ", 1)[0]
     for path in sorted((ROOT / "edgekd").rglob("*.py")):

@@ -300,6 +300,9 @@ def test_attention_alignment_and_teacher_free_runs(tmp_path):
     metrics = json.loads((tmp_path / "free/metrics.json").read_text())
     assert "fidelity" not in metrics and "accuracy" in metrics["head"]
     assert metrics["methods"]["teacher_free"]["autoencoder_reconstruction_mse"] > 0
+    evaluated = run_cli("evaluate", tmp_path / "free", cwd=tmp_path)  # no teacher to compare with: one line, exit 2
+    assert evaluated.returncode == 2 and "teacher-free run has no teacher" in evaluated.stderr
+    assert len(evaluated.stderr.strip().splitlines()) == 1
 
 
 def test_readme_lists_every_method_key_with_valid_defaults():
