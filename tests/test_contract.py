@@ -58,8 +58,8 @@ def test_recipes_are_validated_when_listed():
 
 
 @pytest.mark.slow
-def test_students_lists_every_family_and_the_sea_presets():
-    result = run_cli("students")
+def test_students_lists_every_family_and_the_sea_presets(preset_cache):
+    result = run_cli("students", EDGEKD_CACHE_DIR=preset_cache)
     assert result.returncode == 0, result.stderr
     for name in ("sea_cnn", "transformer", "sea-student-0", "sea-student-3", "mobilenet"):
         assert name in result.stdout
