@@ -119,17 +119,22 @@ def source_digest() -> str:
 
 def cached_json(path: Path, compute: Callable[[], Any], parse: Callable[[Any], Any] = lambda value: value) -> Any:
     """`parse` of `path`'s JSON when it is there and well-formed, else of `compute()`, which is kept at `path` for
-    next time (a read-only cache costs the next call its time, nothing else)."""
+    next time."""
     try:
         return parse(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError, KeyError):
         pass  # not computed yet, or damaged: computed again
     value = compute()
+    keep_json(path, value)
+    return parse(value)
+
+
+def keep_json(path: Path, value: Any) -> None:
+    """A cache entry written if it can be: a read-only cache costs the next call its time, nothing else."""
     try:
         write_json(path, value)
     except EdgekdError:
         pass
-    return parse(value)
 
 
 def load_weights(path: Path, what: str, map_location: Any = "cpu") -> Any:

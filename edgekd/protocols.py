@@ -39,10 +39,6 @@ class Classifier:
     max_iter: int = 300
     patience: int = 10  # epochs without improvement on held-out training data before stopping
 
-    @property
-    def family(self) -> str:
-        return "mlp" if self.hidden else "logreg"
-
     def fit(self, x: np.ndarray, y: np.ndarray, probe: ProbeConfig, seed: int):
         """Fitted on (examples, features) and class indices, or (examples, tags) 0/1 (one-vs-rest)."""
         from sklearn.neural_network import MLPClassifier

@@ -20,7 +20,13 @@ from edgekd.cache import teacher_embeddings
 from edgekd.data.domain import load_domain_data
 from edgekd.data.windows import Windows, labelled
 from edgekd.errors import EdgekdError
-from edgekd.files import check_writable, content_key, source_digest, write_json
+from edgekd.files import (
+    check_writable,
+    content_key,
+    keep_json,
+    source_digest,
+    write_json,
+)
 from edgekd.metrics import Fidelity, fidelity
 from edgekd.paths import cache_root
 from edgekd.protocols import (
@@ -158,20 +164,21 @@ def _probe_file(key: str) -> Path:
     return cache_root() / "probes" / f"{key}.json"
 
 
+def _finite(rounds: list[dict[str, float]]) -> bool:
+    return all(np.isfinite(list(r.values())).all() for r in rounds)
+
+
 def _read_probe(key: str) -> list[dict[str, float]] | None:
     try:
         rounds = json.loads(_probe_file(key).read_text())
     except (OSError, ValueError):
         return None  # not fitted yet, or unreadable: fitted again
-    return rounds if all(np.isfinite(list(r.values())).all() for r in rounds) else None
+    return rounds if _finite(rounds) else None
 
 
 def _write_probe(key: str, rounds: list[dict[str, float]]) -> None:
-    if all(np.isfinite(list(r.values())).all() for r in rounds):  # never keep a non-finite score
-        try:
-            write_json(_probe_file(key), rounds)
-        except EdgekdError:
-            pass  # a read-only cache costs the next evaluation its time, nothing else
+    if _finite(rounds):  # never keep a non-finite score
+        keep_json(_probe_file(key), rounds)
 
 
 def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, teacher: Teacher, student, reduction: Reduction,
