@@ -180,6 +180,28 @@ def _real(results: dict) -> str:
                     *(_accuracy(row[key]) for key in protocols)] for row in rows])
 
 
+def _search(results: dict) -> str:
+    rows = []
+    for device, found in results["devices"].items():
+        search, counts = found["search"], found["search"]["counts"]
+        chosen, profiled = search["chosen"], search["profile"]
+        best = next((p for p in found["presets"] if p["preset"] == found["best_preset"]), None)
+        fitting = [f"{p['preset']} ({'front-end inside' if p['placement'] == 'include' else 'front-end outside'})"
+                   for p in found["presets"] if p.get("profile", {}).get("fits")]
+        rows.append([
+            device, f"{counts['trained']} / {counts['stopped early']} / {counts['does not fit']}",
+            f"{search['seconds'] / 60:.1f} min", f"`{chosen['name']}`" if chosen else "—",
+            format_bytes(profiled["storage_bytes"]) if profiled else "—",
+            format_bytes(profiled["ram_bytes"]) if profiled else "—",
+            f"{chosen['test_cosine']:.3f} / {chosen['test_cka']:.3f}" if chosen else "—",
+            "fits (exit 0)" if profiled and profiled["fits"] else "does not fit",
+            ", ".join(fitting) or "none",
+            f"{best['test_cosine']:.3f} / {best['test_cka']:.3f}" if best else "—"])
+    return _table(["device", "candidates: trained / stopped early / never trained (cannot fit)", "wall",
+                   "chosen student", "INT8 flash", "INT8 RAM", "test cosine / CKA", "`edgekd profile --device`",
+                   "shipped presets that fit (INT8)", "best preset: test cosine / CKA"], rows)
+
+
 # progress lines a command prints off a terminal (where a terminal draws bars): the README keeps the first and last
 PROGRESS_LINES = ("· epoch ", "· teacher inference: ")
 
@@ -227,6 +249,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "mcu-gate": ("runtimes", _mcu_gate),
     "evaluate-speed": ("evaluate_speed", _evaluate_speed),
     "real": ("real", _real),
+    "search": ("search", _search),
 }
 
 

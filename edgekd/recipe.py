@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -16,6 +16,7 @@ from edgekd.errors import RecipeError
 from edgekd.files import content_key
 from edgekd.losses import LOSSES, LossConfig
 from edgekd.methods import MethodSettings, method_class, validate_methods
+from edgekd.onnx.options import FrontendPlacement
 from edgekd.paths import resolve_named_file
 from edgekd.registry import Entry
 from edgekd.schema import StrictModel, read_yaml, validate_section
@@ -62,7 +63,27 @@ class ProbeConfig(StrictModel):
     C: float = Field(1.0, gt=0, description="inverse L2 strength of the logistic-regression probe")
 
 
-SECTIONS = ("name", "seed", "data", "window", "teacher", "reduction", "student", "loss", "train", "probe", "methods")
+class SearchConfig(StrictModel):
+    """`search:`: the space `edgekd search` explores, each key a list of choices. A key left out takes the default
+    of the device's class (edgekd/stages/search.py: microcontrollers, or larger devices)."""
+
+    families: list[Literal["sea_cnn", "dscnn", "mobilenet"]] | None = Field(None, min_length=1)
+    widths: list[Annotated[float, Field(gt=0, le=4)]] | None = Field(
+        None, min_length=1, description="multipliers of each family's base channel counts")
+    depths: list[Annotated[int, Field(ge=1, le=4)]] | None = Field(None, min_length=1, description="blocks (stages)")
+    n_mels: list[Annotated[int, Field(ge=4, le=256)]] | None = Field(None, min_length=1)
+    sample_rates: list[Annotated[int, Field(ge=1000, le=48000)]] | None = Field(None, min_length=1)
+    hop_ms: list[Annotated[float, Field(ge=1, le=100)]] | None = Field(None, min_length=1)
+    frontend: list[FrontendPlacement] | None = Field(
+        None, min_length=1, description="include: the model takes audio; exclude: the device computes the log-mel")
+    trials: int = Field(24, ge=1, description="distinct candidates proposed, those that cannot fit included")
+    min_epochs: int = Field(5, ge=1, description="epochs every trained candidate gets before it may be stopped early "
+                            "(Hyperband's least resource; at most the epochs trained)")
+
+
+SECTIONS = ("name", "seed", "data", "window", "teacher", "reduction", "student", "loss", "train", "probe", "methods",
+            "search")
+CONFIG_SECTIONS = ("window", "teacher", "reduction", "student", "loss", "train", "probe")
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,7 @@ class Recipe:
     probe: ProbeConfig
     methods: MethodSettings
     source: str
+    search: SearchConfig | None = None  # read by `edgekd search` only: a run's recipe never holds it
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved recipe (defaults filled in), as written to a run directory."""
@@ -86,9 +108,11 @@ class Recipe:
         # one dataset is written as its mapping, as recipes give it (and as digests were taken before lists)
         out: dict[str, Any] = {"name": self.name, "seed": self.seed,
                                "data": datasets[0] if len(datasets) == 1 else datasets}
-        for key in SECTIONS[3:-1]:
+        for key in CONFIG_SECTIONS:
             out[key] = getattr(self, key).model_dump(mode="json")
         out["methods"] = self.methods.to_dict()
+        if self.search is not None:
+            out["search"] = self.search.model_dump(mode="json", exclude_none=True)
         return out
 
     @property
@@ -163,7 +187,8 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
         if needs_teacher:
             raise RecipeError(f"{source}: methods.{needs_teacher[0]} works on the teacher's outputs; teacher 'none' "
                               "has none")
-    return Recipe(**sections, methods=methods, source=source)
+    search = validate_section(SearchConfig, raw["search"], source, "search") if "search" in raw else None
+    return Recipe(**sections, methods=methods, source=source, search=search)
 
 
 @dataclass(frozen=True)

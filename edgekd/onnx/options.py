@@ -16,6 +16,7 @@ ActivationType = Literal["uint8", "int8"]
 Int8Mode = Literal["static", "dynamic", "none"]
 FrontendPlacement = Literal["include", "exclude"]
 FrontendConstants = Literal["int8", "fp32"]
+Precision = Literal["int8", "fp32"]  # what `edgekd search` exports its chosen student at
 CortexM = Literal["M0", "M0PLUS", "M3", "M4", "M7", "M23", "M33", "M35P", "M55", "M85"]  # ExecuTorch's targets
 FORMATS = ("onnx", "tflite", "pte")  # tflite: TFLite Micro flatbuffers; pte: ExecuTorch programs
 FORMAT_EXTRAS = {"tflite": "tflite", "pte": "executorch"}  # the optional extra each format needs

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the stages' results, rendered here; importing them would im
     from edgekd.stages.evaluate import EvaluationReport
     from edgekd.stages.export import ExportResult
     from edgekd.stages.inventory import PresetSize
+    from edgekd.stages.search import SearchResult
     from edgekd.stages.tune import TuneResult
 
 
@@ -77,6 +78,28 @@ def tune_table(result: TuneResult) -> Table:
                       f"{trial.test_accuracy:.1%}", "—" if agreement is None else f"{agreement:.1%}",
                       f"{trial.training_seconds:.1f}", mark)
     return table
+
+
+def search_table(result: SearchResult) -> Table:
+    """Every candidate: trained ones by validation cosine, then those stopped early, then those that cannot fit."""
+    table = Table(title=f"search — {result.recipe} for {result.device} at {result.precision} (budgets: flash "
+                  f"{format_bytes(result.budgets['flash'])}, RAM {format_bytes(result.budgets['ram'])})")
+    for column in ("#", "candidate", "state", "flash", "RAM", "MACs", "host ms", "epochs", "val cos", "test cos",
+                   "test CKA", ""):
+        table.add_column(column, justify="left" if column in ("candidate", "state", "") else "right")
+    order = {state: index for index, state in enumerate(("trained", "stopped early", "does not fit", "failed"))}
+    for trial in sorted(result.trials, key=lambda t: (order[t.state], -(t.val_cosine or 0), t.number)):
+        mark = "chosen" if trial.number == result.chosen else ("Pareto" if trial.pareto else "")
+        table.add_row(str(trial.number), trial.name, trial.state, _optional(trial.flash_bytes, format_bytes),
+                      _optional(trial.ram_bytes, format_bytes), _optional(trial.macs, format_count),
+                      _optional(trial.latency_ms, "{:.2f}".format), _optional(trial.epochs, str),
+                      *(_optional(getattr(trial, key), "{:.3f}".format) for key in ("val_cosine", "test_cosine",
+                                                                                   "test_cka")), mark)
+    return table
+
+
+def _optional(value: Any, form: Callable[[Any], str]) -> str:
+    return "—" if value is None else form(value)
 
 
 def evaluation_table(report: EvaluationReport) -> Table:

@@ -1,0 +1,137 @@
+"""`edgekd search` on the demo recipe for microcontrollers, beside the shipped presets that fit the same device.
+
+For each device: `edgekd search demo --device DEVICE` as a user runs it (wall time; candidates trained, stopped
+early, and never trained because they cannot fit; the chosen student's INT8 export profiled against the device by
+`edgekd profile --device`). Then every shipped preset whose embedding has the recipe's dimension is measured at
+INT8 with its front-end inside and outside the model; each preset that fits one way is distilled on the same recipe
+(same seed, data and epochs), exported at INT8 that way and profiled: the best of them (test cosine) stands beside
+the search's choice. Each device's Pareto plot is copied to benchmarks/results/search-DEVICE.png for the README.
+
+    python benchmarks/search.py [--devices nrf52840 stm32h7] [--recipe demo] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from results import RESULTS, ROOT, save
+
+from edgekd.profile.devices import load_device
+from edgekd.recipe import load_recipe, recipe_from_dict
+from edgekd.stages.search import measure
+from edgekd.students import PRESETS
+
+
+def _edgekd(*args: str, work: Path) -> tuple[int, float, str]:
+    """Exit code, seconds and output of one `edgekd` command, run as a user runs it."""
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "edgekd", *args], capture_output=True, text=True, cwd=work,
+                          env=dict(os.environ, COLUMNS="160"))
+    return done.returncode, time.perf_counter() - began, done.stdout + done.stderr
+
+
+def _search(recipe: str, device: str, work: Path) -> dict:
+    out = work / f"search-{device}"
+    code, seconds, output = _edgekd("search", recipe, "--device", device, "--out", str(out), work=work)
+    if code not in (0, 1):
+        raise SystemExit(f"edgekd search {recipe} --device {device} failed ({code}):\n{output[-3000:]}")
+    result = json.loads((out / "search.json").read_text())
+    shutil.copyfile(out / "search.png", RESULTS / f"search-{device}.png")
+    chosen = next((t for t in result["trials"] if t["number"] == result["chosen"]), None)
+    print(f"{device}: search exit {code} in {seconds:.0f} s: {result['counts']}; chosen "
+          f"{chosen and chosen['name']}", flush=True)
+    profiled = None
+    if result["export"]:  # the proof a user would run
+        profiled = _profile_json(result["export"], device, work)
+    return {"exit_code": code, "seconds": seconds, "counts": result["counts"], "chosen": chosen,
+            "export": result["export"], "profile": profiled, "notes": result["notes"],
+            "pareto": [t["name"] for t in result["trials"] if t["pareto"]]}
+
+
+def _profile_json(model: str, device: str, work: Path) -> dict:
+    code, _, output = _edgekd("profile", model, "--device", device, "--json", work=work)
+    report = json.loads(output[output.index("{"):output.rindex("}") + 1])
+    return {"exit_code": code, "fits": report["fits"], "storage_bytes": report["storage_bytes"],
+            "ram_bytes": report["ram_bytes"], "ram_basis": report["ram_basis"], "violations": report["violations"]}
+
+
+def _presets(recipe_name: str, device: str, work: Path) -> list[dict]:
+    recipe = load_recipe(recipe_name)
+    target = load_device(device)
+    rows = []
+    for name, (config, dim) in PRESETS.items():
+        if dim != recipe.reduction.dim:
+            continue  # its embedding cannot be compared with the teacher's reduced one
+        row = {"preset": name, "placements": {}}
+        for placement in ("include", "exclude"):
+            report = measure(config, dim, recipe.window.seconds, recipe.seed, placement, target, "int8")
+            row["placements"][placement] = {"fits": report.fits, "flash_bytes": report.storage_bytes,
+                                            "ram_bytes": report.ram_bytes}
+        fitting = [p for p in ("include", "exclude") if row["placements"][p]["fits"]]
+        print(f"{device}: preset {name}: fits with its front-end {'inside' if 'include' in fitting else ''}"
+              f"{' and ' if len(fitting) == 2 else ''}{'outside' if 'exclude' in fitting else ''}"
+              if fitting else f"{device}: preset {name} does not fit", flush=True)
+        if fitting:
+            row |= _distil_preset(recipe, name, config, fitting[0], device, work)
+        rows.append(row)
+    return rows
+
+
+def _distil_preset(recipe, name: str, config, placement: str, device: str, work: Path) -> dict:
+    raw = copy.deepcopy(recipe.to_dict())
+    raw["name"] = f"{recipe.name}-{name}"
+    raw["student"] = config.model_dump(mode="json")
+    path = work / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    recipe_from_dict(raw, str(path))  # checked before the run
+    run = work / raw["name"]
+    if not (run / "metrics.json").is_file():
+        code, seconds, output = _edgekd("distill", str(path), "--out", str(run), "--force", work=work)
+        if code != 0:
+            raise SystemExit(f"edgekd distill {path} failed ({code}):\n{output[-3000:]}")
+    metrics = json.loads((run / "metrics.json").read_text())
+    code, _, output = _edgekd("export", str(run), "--frontend", placement, "--no-fp16", work=work)
+    if code != 0:
+        return {"placement": placement, "test_cosine": metrics["fidelity"]["test"]["cosine"],
+                "test_cka": metrics["fidelity"]["test"]["cka"], "export_failed": output.strip().splitlines()[-1]}
+    profiled = _profile_json(str(run / "export" / "student.int8.onnx"), device, work)
+    print(f"{device}: preset {name} ({placement}): test cosine {metrics['fidelity']['test']['cosine']:.3f}, INT8 "
+          f"export fits: {profiled['fits']}", flush=True)
+    return {"placement": placement, "test_cosine": metrics["fidelity"]["test"]["cosine"],
+            "test_cka": metrics["fidelity"]["test"]["cka"], "profile": profiled}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", nargs="+", default=["nrf52840", "stm32h7"])
+    parser.add_argument("--recipe", default="demo")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-search")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    devices = {}
+    for device in args.devices:
+        found = _search(args.recipe, device, args.work)
+        presets = _presets(args.recipe, device, args.work)
+        fitting = [p for p in presets if p.get("profile", {}).get("fits")]
+        best = max(fitting, key=lambda p: p["test_cosine"], default=None)
+        chosen = found["chosen"]
+        found["at_least_best_preset"] = best is None or (
+            chosen is not None and chosen["test_cosine"] >= best["test_cosine"]
+            and chosen["test_cka"] >= best["test_cka"])
+        print(f"{device}: best preset that fits: {best and best['preset']}; the search's choice is at least as "
+              f"faithful (test cosine and CKA): {found['at_least_best_preset']}", flush=True)
+        devices[device] = {"search": found, "presets": presets, "best_preset": best and best["preset"]}
+    save("search", args, {"recipe": args.recipe, "devices": devices}, "search.py")
+
+
+if __name__ == "__main__":
+    main()
