@@ -273,6 +273,8 @@ def search(
     options = ExportOptions(formats=tuple(name.strip() for name in formats.split(",")))  # checked before any work
     result = run_search(loaded, target, out_dir, precision, trials, hours, epochs, options.formats,
                         lambda line: err_console.print(f"· {line}", markup=False, highlight=False))
+    if result is None:  # a torchrun rank other than 0: rank 0 reports
+        raise typer.Exit(EXIT_OK)
     plot = plot_pareto(result, out_dir / "search.png")
     if as_json:
         console.print_json(json.dumps(result.to_json()))

@@ -47,6 +47,21 @@ def barrier() -> None:
         dist.barrier()
 
 
+def leave_process_group() -> None:
+    """Done with the other ranks (what follows runs on this process alone, its barriers then no-ops)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def share(value):
+    """Rank 0's value, on every rank under torchrun (each must call it); the value itself in one process."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return value
+
+
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Random initialisation inside the block draws from `seed` alone; the global CPU random state is restored

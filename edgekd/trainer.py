@@ -21,9 +21,14 @@ from torch import nn
 from edgekd.data.windows import WindowAudio
 from edgekd.files import atomic_write, load_weights
 from edgekd.recipe import TrainConfig
-from edgekd.runtime import barrier, rank_and_world, select_device
+from edgekd.runtime import barrier, rank_and_world, select_device, share
 
 Audio = WindowAudio | np.ndarray  # windows by row: read from the audio store, or already in memory (tests)
+
+
+class TrainingStopped(Exception):
+    """Training stopped from outside at the end of an epoch (a search's pruner), on every rank: the run keeps its
+    checkpoint, and is not finished."""
 
 
 @dataclass
@@ -167,12 +172,14 @@ def train_student(
     resume: bool = False,
     on_step: Callable[[int, int, int], None] | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
+    should_stop: Callable[[EpochLog], bool] | None = None,
 ) -> list[EpochLog]:
     """Train a DistillationModel in place on the windows of `audio` (read per batch) and `rows` (per-window arrays:
     `target` embeddings, `label`, `soft` targets, `trust`); on return it holds the weights (their EMA, when enabled)
     with the best validation score. With `schedule: plateau` and `optimizer: adam` this is SEA's recipe: the rate
     drops ×plateau_factor when the validation loss has not improved for plateau_patience epochs, and
-    `early_stopping` ends the run."""
+    `early_stopping` ends the run. `should_stop`, asked on rank 0 after each epoch (every rank must pass one), raises
+    TrainingStopped on every rank when it says so."""
     loop = _prepare(model, audio, rows, config)
     state = TrainState(0, Plateau(config.lr), ema=_copy(model) if config.ema else None)
     if resume and checkpoint.is_file():
@@ -188,6 +195,8 @@ def train_student(
         barrier()
         if on_epoch:
             on_epoch(log)
+        if should_stop is not None and share(loop.rank == 0 and should_stop(log)):
+            raise TrainingStopped(f"stopped after epoch {log.epoch}")
     _swap_batch_norms(model, nn.BatchNorm2d)  # the plain layers back, if torchrun swapped them
     _set_autocast(model, None)
     if state.best_weights is not None:

@@ -86,3 +86,40 @@ def test_the_default_space_of_each_device_class_starts_from_the_shipped_presets_
     found = shipped_candidates(space)
     assert found and {c.frontend for c in found} == set(space["frontend"])
     assert all(c.student() == PRESETS[c.family][0] for c in found)  # dscnn and mobilenet are presets of their name
+
+
+def test_a_candidate_stopped_early_keeps_its_checkpoint_and_is_not_finished(tmp_path, mini_recipe):
+    """What the pruner does to a candidate: training raises at the end of the epoch asked, the run keeps its
+    checkpoint (a later proposal of the candidate continues from it) and is not read back as finished."""
+    from edgekd.recipe import load_recipe
+    from edgekd.run_dir import RunDir
+    from edgekd.stages.distill import Hooks, distill
+    from edgekd.trainer import TrainingStopped
+
+    recipe, run_dir = load_recipe(str(mini_recipe)), tmp_path / "run"
+    asked = []
+    with pytest.raises(TrainingStopped):
+        distill(recipe, run_dir, hooks=Hooks(stop=lambda log: asked.append(log.epoch) or True))
+    assert asked == [1] and (run_dir / "checkpoint.pt").is_file()
+    assert RunDir(run_dir).finished_metrics(recipe) is None
+    resumed = distill(recipe, run_dir, resume=True, hooks=Hooks(stop=lambda log: asked.append(log.epoch) or False))
+    assert asked == [1, 2] and resumed.metrics.training.epochs == 2
+
+
+@pytest.mark.slow
+def test_search_under_torchrun_trains_each_candidate_on_every_rank(tmp_path, search_recipe):
+    """Two CPU processes (gloo): rank 0 proposes, measures and proves, both ranks train each candidate that fits."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200")
+    done = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "edgekd", "search",
+                           str(search_recipe), "--device", "nrf52840", "--out", str(tmp_path / "search")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote ") == 3  # rank 0 reports, once
+    result = json.loads((tmp_path / "search" / "search.json").read_text())
+    assert result["fits"] and result["counts"]["trained"] == 1 and result["counts"]["does not fit"] == 1

@@ -55,6 +55,9 @@ class Hooks:
     teacher_progress: Callable[[int, int], None] = _ignore
     step: Callable[[int, int, int], None] = _ignore
     epoch: Callable[[EpochLog], None] = _ignore
+    # asked on rank 0 after each epoch whether to stop (a search's pruner): training then raises TrainingStopped on
+    # every rank, the run keeping its checkpoint; under torchrun every rank passes one, rank 0's decides
+    stop: Callable[[EpochLog], bool] | None = None
 
 
 @dataclass
@@ -166,6 +169,7 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
             hooks: Hooks | None = None) -> DistillResult:
     started = time.perf_counter()
     leader = init_from_environment() == 0  # under torchrun: join the process group; rank 0 writes the run
+    stop = hooks.stop if hooks else None  # every rank takes part in the decision
     hooks = hooks if hooks and leader else Hooks()
     target = RunDir(run_dir)
     target.check_claim(recipe, resume, force)
@@ -196,7 +200,8 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
     with run.removed_on_failure(leader and replacing):  # a staged run cannot be resumed: it goes on failure
         history = train_student(model, data.student_audio, supervision.rows, supervision.train,
                                 data.windows.split_index("val"), recipe.train, recipe.seed, run.checkpoint,
-                                resume=resume, on_step=hooks.step, on_epoch=_epoch_logger(run, leader, hooks))
+                                resume=resume, on_step=hooks.step, on_epoch=_epoch_logger(run, leader, hooks),
+                                should_stop=stop)
     training_seconds = time.perf_counter() - trained
     if not leader:
         return DistillResult(run_dir, None, history)

@@ -36,7 +36,7 @@ from edgekd.profile.modules import footprint
 from edgekd.profile.operators import TFLM_RUNTIMES
 from edgekd.recipe import Recipe, SearchConfig, recipe_from_dict
 from edgekd.run_dir import RunDir
-from edgekd.runtime import seeded
+from edgekd.runtime import init_from_environment, leave_process_group, seeded, share
 from edgekd.stages.distill import DistillMetrics, Hooks, distill
 from edgekd.stages.export import export_run
 from edgekd.students import PRESETS, build_student
@@ -48,6 +48,7 @@ from edgekd.students.configs import (
     StudentConfig,
 )
 from edgekd.teachers import build_teacher
+from edgekd.trainer import TrainingStopped
 
 if TYPE_CHECKING:
     import optuna
@@ -184,7 +185,8 @@ def _trial_recipe(recipe: Recipe, candidate: Candidate, epochs: int) -> Recipe:
 
 def _train(trial: optuna.Trial, recipe: Recipe, run_dir: Path, on_trial: Callable[[str], None]) -> DistillMetrics:
     """Distil the candidate (or read back the run a previous search finished), reporting each epoch's validation
-    cosine to the pruner; stopped early when Hyperband says so. A run killed mid-way resumes from its checkpoint."""
+    cosine to the pruner; stopped early when Hyperband says so. A run killed mid-way resumes from its checkpoint.
+    Under torchrun the other ranks are told to distil it too."""
     import optuna
 
     run = RunDir(run_dir)
@@ -192,14 +194,36 @@ def _train(trial: optuna.Trial, recipe: Recipe, run_dir: Path, on_trial: Callabl
     if finished is not None:
         return DistillMetrics.from_json(finished)
 
-    def epoch(log) -> None:
-        trial.report(log.val_cosine, log.epoch + 1)
-        if trial.should_prune():
-            on_trial(f"trial {trial.number}: stopped after {log.epoch + 1} epoch(s), validation cosine "
-                     f"{log.val_cosine:.3f} behind the others")
-            raise optuna.TrialPruned()
+    last = {}
 
-    return distill(recipe, run_dir, resume=run.has_run(), hooks=Hooks(epoch=epoch)).metrics
+    def stop(log) -> bool:
+        trial.report(log.val_cosine, log.epoch)
+        last["log"] = log
+        return trial.should_prune()
+
+    resume = run.has_run()
+    share({"recipe": recipe.to_dict(), "source": recipe.source, "run_dir": str(run_dir), "resume": resume})
+    try:
+        return distill(recipe, run_dir, resume=resume, hooks=Hooks(stop=stop)).metrics
+    except TrainingStopped:
+        on_trial(f"trial {trial.number}: stopped after {last['log'].epoch} epoch(s), validation cosine "
+                 f"{last['log'].val_cosine:.3f} behind the others")
+        raise optuna.TrialPruned() from None
+
+
+def _follow() -> None:
+    """Ranks other than 0 under torchrun: distil each candidate rank 0 trains, until it says the search is over."""
+    while (order := share(None)) is not None:
+        try:
+            distill(recipe_from_dict(order["recipe"], order["source"]), Path(order["run_dir"]), resume=order["resume"],
+                    hooks=Hooks(stop=_rank_zero_decides))
+        except TrainingStopped:
+            pass
+    leave_process_group()
+
+
+def _rank_zero_decides(_log) -> bool:
+    return False  # never asked: rank 0's answer is shared
 
 
 def _objective(recipe: Recipe, space: dict[str, list], device: DeviceProfile, precision: Precision, epochs: int,
@@ -343,9 +367,14 @@ def _prove(result: SearchResult, device: DeviceProfile, precision: Precision, fo
 
 def search(recipe: Recipe, device: DeviceProfile, out_dir: Path, precision: Precision = "int8",
            trials: int | None = None, hours: float | None = None, epochs: int | None = None,
-           formats: tuple[str, ...] = ("onnx",), on_trial: Callable[[str], None] = lambda line: None) -> SearchResult:
+           formats: tuple[str, ...] = ("onnx",), on_trial: Callable[[str], None] = lambda line: None
+           ) -> SearchResult | None:
+    """The search's result on rank 0 (the only process under one); None on torchrun's other ranks."""
     check_installed("search", "edgekd search")  # before any work: one line naming the install command
     started = time.perf_counter()
+    if init_from_environment() != 0:  # under torchrun: rank 0 searches, the others train with it
+        _follow()
+        return None
     if recipe.teacher.name == "none":
         raise EdgekdError(f"{recipe.source}: search ranks students by fidelity to a teacher; teacher 'none' has none")
     config = recipe.search or SearchConfig()
@@ -361,10 +390,14 @@ def search(recipe: Recipe, device: DeviceProfile, out_dir: Path, precision: Prec
         if len(_tried(study)) >= target:
             study.stop()
 
-    if len(_tried(study)) < target:
-        study.optimize(_objective(recipe, space, device, precision, epochs, out_dir, on_trial),
-                       n_trials=PROPOSALS_PER_CANDIDATE * target, timeout=hours * 3600 if hours else None,
-                       callbacks=[enough])
+    try:
+        if len(_tried(study)) < target:
+            study.optimize(_objective(recipe, space, device, precision, epochs, out_dir, on_trial),
+                           n_trials=PROPOSALS_PER_CANDIDATE * target, timeout=hours * 3600 if hours else None,
+                           callbacks=[enough])
+    finally:
+        share(None)  # under torchrun: the other ranks stop following, and the proof runs on this rank alone
+        leave_process_group()
     budgets = {"flash": device.flash_budget, "ram": device.ram_budget}
     result = SearchResult(recipe.name, device.name, precision, space, _trials(study), budgets, 0.0)
     if result.count("trained"):
