@@ -2,7 +2,7 @@
 
 Two runs, each distilled once: 12,000 one-second synthetic windows (CREPE tiny as teacher: a 256-dim embedding, PCA
 to 64) and, with `--esc10 FOLDER`, real audio as in the issue that asked for the speed-up: ESC-10's 400 clips cut
-into 13,200 one-second windows every 0.125 s, the published SEA-64 model as teacher, probes over its 5 folds. Each
+into 13,614 one-second windows every 0.125 s, the published SEA-64 model as teacher, probes over its 5 folds. Each
 run is evaluated with the code of `--baseline` (checked out into a temporary git worktree) and with this checkout,
 alternately, `--repeats` times each, on the same run and teacher cache, cold and as a second student of the same
 teacher (see _measure). The current code also fits a log-mel baseline probe the baseline does not.

@@ -196,10 +196,11 @@ def _search(results: dict) -> str:
             f"{chosen['test_cosine']:.3f} / {chosen['test_cka']:.3f}" if chosen else "—",
             "fits (exit 0)" if profiled and profiled["fits"] else "does not fit",
             ", ".join(fitting) or "none",
-            f"{best['test_cosine']:.3f} / {best['test_cka']:.3f}" if best else "—"])
+            f"{best['preset']}: {format_bytes(best['profile']['ram_bytes'])} RAM, {best['test_cosine']:.3f} / "
+            f"{best['test_cka']:.3f}" if best else "—"])
     return _table(["device", "candidates: trained / stopped early / never trained (cannot fit)", "wall",
                    "chosen student", "INT8 flash", "INT8 RAM", "test cosine / CKA", "`edgekd profile --device`",
-                   "shipped presets that fit (INT8)", "best preset: test cosine / CKA"], rows)
+                   "shipped presets whose INT8 export fits", "best of them: RAM, test cosine / CKA"], rows)
 
 
 # progress lines a command prints off a terminal (where a terminal draws bars): the README keeps the first and last
