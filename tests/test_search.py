@@ -25,31 +25,10 @@ def search_recipe(tmp_path):
     return path
 
 
-def test_a_candidate_that_cannot_fit_is_never_trained_and_the_chosen_one_fits(tmp_path, search_recipe):
-    out = tmp_path / "search"
-    done = run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out)
-    assert done.returncode == 0, done.stderr
-    result = json.loads((out / "search.json").read_text())
-    by_placement = {trial["candidate"]["frontend"]: trial for trial in result["trials"]}
-    unfit, chosen = by_placement["include"], by_placement["exclude"]
-    assert unfit["state"] == "does not fit" and unfit["run_dir"] is None and unfit["epochs"] is None
-    assert any(v.startswith("ram:") for v in unfit["violations"]) and unfit["ram_bytes"] > result["budgets"]["ram"]
-    assert sorted(path.name for path in (out / "trials").iterdir()) == [chosen["name"]]  # the only one trained
-    assert chosen["state"] == "trained" and chosen["epochs"] == MINI_RECIPE["train"]["epochs"]
-    assert result["chosen"] == chosen["number"] and result["fits"] and result["counts"]["does not fit"] == 1
-    assert result["export"].endswith("student.int8.onnx") and (out / "search.png").stat().st_size > 0
-    # the proof a user would run: the chosen file passes `edgekd profile --device`; what was measured on the untrained
-    # network is what the trained export needs, but for calibration's effect on the graph and the export's metadata
-    # (its recipe and metrics, ~2 kB)
-    profiled = run_cli_here("profile", result["export"], "--device", "nrf52840", "--json", "--runs", "0")
-    assert profiled.returncode == 0 and json.loads(profiled.stdout)["ram_bytes"] <= result["budgets"]["ram"]
-    assert json.loads(profiled.stdout)["ram_bytes"] == pytest.approx(chosen["ram_bytes"], rel=0.02)
-    assert 0 <= json.loads(profiled.stdout)["storage_bytes"] - chosen["flash_bytes"] < 4096
-
-
-def test_an_interrupted_search_goes_on_with_the_trial_it_left_unfinished(tmp_path, search_recipe):
-    """A search killed while training a candidate left that trial running in the study: run again, it is proposed
-    again (training continues from its run directory), and nothing finished is proposed twice."""
+def test_a_candidate_that_cannot_fit_is_never_trained_and_an_interrupted_search_goes_on(tmp_path, search_recipe):
+    """The chosen one fits and passes `edgekd profile --device`; the one that cannot fit is never trained. The search
+    starts where a killed one left a trial running: that trial is proposed again first, and a search run again
+    proposes and trains nothing."""
     out = tmp_path / "search"
     out.mkdir()
     space = space_params(search_space(SearchConfig(**TWO_CANDIDATES), load_device("nrf52840")))
@@ -58,16 +37,31 @@ def test_an_interrupted_search_goes_on_with_the_trial_it_left_unfinished(tmp_pat
     left = study.ask()  # left running, as by a killed process
     for name, choices in space.items():
         left.suggest_categorical(name, choices)
-    assert run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out).returncode == 0
-    first = json.loads((out / "search.json").read_text())
-    assert first["counts"] == {"trained": 1, "stopped early": 0, "does not fit": 1, "failed": 0}
-    assert left.number not in [t["number"] for t in first["trials"]]  # its retry stands for it
-    trained = out / "trials" / next(t["name"] for t in first["trials"] if t["state"] == "trained")
-    checkpoint = (trained / "checkpoint.pt").stat().st_mtime_ns
+    done = run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "search.json").read_text())
+    assert result["counts"] == {"trained": 1, "stopped early": 0, "does not fit": 1, "failed": 0}
+    assert left.number not in [t["number"] for t in result["trials"]]  # its retry stands for it
+    by_placement = {trial["candidate"]["frontend"]: trial for trial in result["trials"]}
+    unfit, chosen = by_placement["include"], by_placement["exclude"]
+    assert unfit["state"] == "does not fit" and unfit["run_dir"] is None and unfit["epochs"] is None
+    assert any(v.startswith("ram:") for v in unfit["violations"]) and unfit["ram_bytes"] > result["budgets"]["ram"]
+    assert sorted(path.name for path in (out / "trials").iterdir()) == [chosen["name"]]  # the only one trained
+    assert chosen["state"] == "trained" and chosen["epochs"] == MINI_RECIPE["train"]["epochs"]
+    assert result["chosen"] == chosen["number"] and result["fits"]
+    assert result["export"].endswith("student.int8.onnx") and (out / "search.png").stat().st_size > 0
+    # the proof a user would run: the chosen file passes `edgekd profile --device`; what was measured on the untrained
+    # network is what the trained export needs, but for calibration's effect on the graph and the export's metadata
+    # (its recipe and metrics, ~2 kB)
+    profiled = run_cli_here("profile", result["export"], "--device", "nrf52840", "--json", "--runs", "0")
+    assert profiled.returncode == 0 and json.loads(profiled.stdout)["ram_bytes"] <= result["budgets"]["ram"]
+    assert json.loads(profiled.stdout)["ram_bytes"] == pytest.approx(chosen["ram_bytes"], rel=0.02)
+    assert 0 <= json.loads(profiled.stdout)["storage_bytes"] - chosen["flash_bytes"] < 4096
+    checkpoint = (out / "trials" / chosen["name"] / "checkpoint.pt").stat().st_mtime_ns
     assert run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out).returncode == 0
     again = json.loads((out / "search.json").read_text())
-    assert [t["number"] for t in again["trials"]] == [t["number"] for t in first["trials"]]  # nothing proposed anew
-    assert (trained / "checkpoint.pt").stat().st_mtime_ns == checkpoint  # nor trained again
+    assert [t["number"] for t in again["trials"]] == [t["number"] for t in result["trials"]]  # nothing proposed anew
+    assert (out / "trials" / chosen["name"] / "checkpoint.pt").stat().st_mtime_ns == checkpoint  # nor trained again
 
 
 def test_search_without_its_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, search_recipe):
