@@ -94,7 +94,8 @@ def main() -> None:
         print(f"distilled {teacher}: {seconds[f'distill {teacher}']:.0f} s", flush=True)
         runs[teacher] = {"metrics": json.loads((run / "metrics.json").read_text())}
         for protocol in args.protocols:
-            seconds[f"evaluate {teacher} {protocol}"] = edgekd("evaluate", str(run), "--protocol", protocol, env=env)
+            seconds[f"evaluate {teacher} {protocol}"] = edgekd("evaluate", str(run), "--protocol", protocol,
+                                                                "--logmel-baseline", env=env)
             report = run / ("evaluation.json" if protocol == "window" else f"evaluation-{protocol}.json")
             runs[teacher][protocol] = json.loads(report.read_text())["in_domain"]
             print(f"evaluated {teacher} under {protocol}: {seconds[f'evaluate {teacher} {protocol}']:.0f} s",

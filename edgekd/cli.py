@@ -185,9 +185,12 @@ def evaluate(
     protocol: ProtocolName = typer.Option("window", help="how probes are trained and scored: window (every window), "
                                           "hear (clip = mean window embedding), sea (window MLP, clip = mean "
                                           "probability; 0.1 s hop); see the README"),
+    logmel_baseline: bool = typer.Option(False, "--logmel-baseline", help="also probe the student front-end's "
+                                         "log-mel statistics (a baseline any embedding should beat; about a third "
+                                         "more probe fits)"),
 ):
-    """Fidelity and downstream probes of a student beside its teacher and a log-mel baseline: on the run's test
-    split, on held-out data of its domain, and out of domain."""
+    """Fidelity and downstream probes of a student beside its teacher (and a log-mel baseline when asked): on the
+    run's test split, on held-out data of its domain, and out of domain."""
     from edgekd.render.tables import evaluation_table
     from edgekd.stages.evaluate import evaluate_run, report_path
 
@@ -197,7 +200,7 @@ def evaluate(
             if not err_console.is_terminal:  # the spinner is not drawn: a log line per column instead
                 err_console.print(f"· evaluating {column}", markup=False)
 
-        report = evaluate_run(run_dir, data or [], same_domain or [], protocol, on_dataset)
+        report = evaluate_run(run_dir, data or [], same_domain or [], protocol, on_dataset, logmel_baseline)
     console.print(evaluation_table(report))
     console.print(f"written to {report_path(run_dir, protocol)}", markup=False)
 

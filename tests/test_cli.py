@@ -227,7 +227,8 @@ def test_evaluate_in_and_out_of_domain(distilled, tmp_path):
     same = tmp_path / "same.yaml"
     same.write_text(yaml.safe_dump({"data": dict(MINI_RECIPE["data"], clips_per_class=3),
                                     "window": MINI_RECIPE["window"]}))
-    result = run_cli("evaluate", run_dir, "--data", other, "--same-domain", same, EDGEKD_CACHE_DIR=cache)
+    result = run_cli("evaluate", run_dir, "--data", other, "--same-domain", same, "--logmel-baseline",
+                     EDGEKD_CACHE_DIR=cache)
     assert result.returncode == 0, result.stderr
     report = json.loads((run_dir / "evaluation.json").read_text())
     assert set(report["out_of_domain"]) == {str(other)} and set(report["held_out_in_domain"]) == {str(same)}
@@ -245,6 +246,7 @@ def test_evaluate_in_and_out_of_domain(distilled, tmp_path):
     clip_scored = json.loads((run_dir / "evaluation-sea.json").read_text())
     assert clip_scored["protocol"] == "sea" and json.loads((run_dir / "evaluation.json").read_text()) == report
     assert "evaluation-sea.json" in sea.stdout and "mlp_accuracy" in clip_scored["in_domain"]["student"]
+    assert not clip_scored["in_domain"]["logmel_baseline"] and "log-mel" not in sea.stdout  # not asked for
 
 
 def test_evaluate_checks_every_dataset_before_any_work(tmp_path, monkeypatch):

@@ -123,6 +123,8 @@ def evaluation_table(report: EvaluationReport) -> Table:
     metrics = sorted({k for c in columns.values() for k in c.student if k != "mlp_hidden_layers"})
     for metric in metrics:
         for who, label in (("teacher", "teacher"), ("student", "student"), ("logmel_baseline", "log-mel")):
+            if not any(getattr(c, who) for c in columns.values()):
+                continue  # the log-mel baseline was not asked for
             table.add_row(f"{label} {metric.replace('_', ' ')}", *(score(c, who, metric) for c in columns.values()))
     table.add_row("labelled clips", *(f"{c.clips:,}" if c.rounds else "—" for c in columns.values()))
     table.add_row("probes", *(c.rounds or "no labels" for c in columns.values()))
