@@ -62,6 +62,10 @@ def test_a_candidate_that_cannot_fit_is_never_trained_and_an_interrupted_search_
     again = json.loads((out / "search.json").read_text())
     assert [t["number"] for t in again["trials"]] == [t["number"] for t in result["trials"]]  # nothing proposed anew
     assert (out / "trials" / chosen["name"] / "checkpoint.pt").stat().st_mtime_ns == checkpoint  # nor trained again
+    # continued with other settings, its trials would not be comparable: refused before any work
+    one_line(run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out, "--epochs", "1"), 2, str(out),
+             "--epochs", "another --out")
+    assert json.loads((out / "search.json").read_text()) == again
 
 
 def test_search_without_its_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, search_recipe):

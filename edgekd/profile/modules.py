@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from edgekd.onnx.export import export_onnx
+from edgekd.onnx.options import Precision
 from edgekd.onnx.quantize import quantize_static
 from edgekd.profile.devices import DeviceProfile
 from edgekd.profile.report import (
@@ -30,7 +30,7 @@ def measure_module(module: torch.nn.Module, example: torch.Tensor, input_name: s
 
 
 def footprint(module: torch.nn.Module, example: torch.Tensor, device: DeviceProfile,
-              precision: Literal["int8", "fp32"], input_name: str = "audio", latency_runs: int = 0) -> ProfileReport:
+              precision: Precision, input_name: str = "audio", latency_runs: int = 0) -> ProfileReport:
     """What `edgekd profile --device` reports for the module's export at `precision`, before any training: flash,
     RAM as the device's runtime plans it (TFLM's predicted arena on microcontrollers), MACs, operators and dtypes,
     and host latency over `latency_runs` timed runs.

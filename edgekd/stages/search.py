@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 import time
 import warnings
@@ -28,7 +29,7 @@ import torch
 
 from edgekd.errors import EdgekdError
 from edgekd.extras import check_installed
-from edgekd.files import check_writable, write_json
+from edgekd.files import check_writable, content_key, write_json
 from edgekd.onnx.options import ExportOptions, FrontendPlacement, Precision
 from edgekd.profile import ProfileReport, profile_model
 from edgekd.profile.devices import DeviceProfile
@@ -79,7 +80,7 @@ class Candidate:
     n_mels: int
     sample_rate: int
     hop_ms: float
-    frontend: str
+    frontend: FrontendPlacement
 
     def student(self) -> StudentConfig:
         rate = self.sample_rate
@@ -148,7 +149,7 @@ TRIAL_STATES = ("trained", "stopped early", "does not fit", "failed")
 def search_space(config: SearchConfig | None, device: DeviceProfile) -> dict[str, list]:
     defaults = MICROCONTROLLER_SPACE if device.runtime in TFLM_RUNTIMES else LARGER_SPACE
     given = config.model_dump(exclude_none=True, include=set(defaults)) if config else {}
-    return {key: sorted(set(given.get(key, choices)), key=str) for key, choices in defaults.items()}
+    return {key: sorted(set(given.get(key, choices))) for key, choices in defaults.items()}
 
 
 def space_params(space: dict[str, list]) -> dict[str, list]:
@@ -263,9 +264,21 @@ def _objective(recipe: Recipe, space: dict[str, list], device: DeviceProfile, pr
     return objective
 
 
-def _study(out_dir: Path, space: dict[str, list], trials: int, seed: int, min_epochs: int, epochs: int):
-    """The study kept in out_dir/study.db. A trial an interrupted or killed search left unfinished is proposed again
-    first (its run directory keeps its checkpoint, so training continues from there)."""
+def _identity(recipe: Recipe, space: dict[str, list], device: DeviceProfile, precision: Precision, epochs: int,
+              min_epochs: int) -> dict[str, object]:
+    """What makes the trials of a study comparable, each with the option or key that sets it: a search continued in
+    the same --out with any of them changed would rank candidates trained and measured differently."""
+    recipe_keys = {key: value for key, value in recipe.to_dict().items() if key != "search"}
+    identity = {"recipe": content_key(recipe_keys, 16), "--device": device.model_dump(mode="json"),
+                "--precision": precision, "--epochs": epochs, "search.min_epochs": min_epochs, "search space": space}
+    return json.loads(json.dumps(identity))  # as the study stores it
+
+
+def _study(out_dir: Path, identity: dict[str, object], space: dict[str, list], trials: int, seed: int, min_epochs: int,
+           epochs: int):
+    """The study kept in out_dir/study.db, refused when it was begun with other settings. A trial an interrupted or
+    killed search left unfinished is proposed again first (its run directory keeps its checkpoint, so training
+    continues from there)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is reported once, as edgekd reports errors
@@ -276,6 +289,13 @@ def _study(out_dir: Path, space: dict[str, list], trials: int, seed: int, min_ep
     pruner = optuna.pruners.HyperbandPruner(min_resource=min_epochs, max_resource=epochs)
     study = optuna.create_study(study_name=STUDY, storage=f"sqlite:///{out_dir / 'study.db'}", direction="maximize",
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
+    begun = study.user_attrs.get("identity")
+    if begun is None:
+        study.set_user_attr("identity", identity)
+    elif begun != identity:
+        changed = ", ".join(key for key in identity if begun.get(key) != identity[key])
+        raise EdgekdError(f"{out_dir}: holds a search begun with another {changed}; give another --out, or the "
+                          "same settings to continue it")
     retried = {trial.system_attrs.get("failed_trial") for trial in study.get_trials(deepcopy=False)}
     unfinished = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL)
     for trial in study.get_trials(deepcopy=False, states=unfinished):
@@ -321,11 +341,12 @@ def _trials(study) -> list[SearchTrial]:
     for name, frozen in _tried(study).items():
         measured, trained = frozen.user_attrs.get("measured", {}), frozen.user_attrs.get("trained", {})
         state = states.get(frozen.state) or ("stopped early" if frozen.intermediate_values else "does not fit")
-        last = frozen.intermediate_values[max(frozen.intermediate_values)] if frozen.intermediate_values else None
+        last_epoch = max(frozen.intermediate_values, default=None)
+        last = None if last_epoch is None else frozen.intermediate_values[last_epoch]
         found.append(SearchTrial(
             frozen.number, name, state, frozen.params, measured.get("flash_bytes"), measured.get("ram_bytes"),
             measured.get("macs"), measured.get("latency_ms"), measured.get("violations", []),
-            trained.get("epochs", max(frozen.intermediate_values, default=None)),
+            trained.get("epochs", last_epoch),
             frozen.value if frozen.state == optuna.trial.TrialState.COMPLETE else last,
             trained.get("test_cosine"), trained.get("test_cka"), frozen.user_attrs.get("run_dir")))
     _mark_pareto([trial for trial in found if trial.state == "trained"])
@@ -381,8 +402,8 @@ def search(recipe: Recipe, device: DeviceProfile, out_dir: Path, precision: Prec
     space = search_space(config, device)
     trials = trials or config.trials
     epochs = epochs or recipe.train.epochs
+    min_epochs = min(config.min_epochs, epochs)
     check_writable(out_dir / "search.json")
-    study = _study(out_dir, space, trials, recipe.seed, min(config.min_epochs, epochs), epochs)
     # `trials` counts distinct candidates: the sampler may propose one again (it is read back, not retrained)
     target = min(trials, math.prod(map(len, space.values())))
 
@@ -391,6 +412,8 @@ def search(recipe: Recipe, device: DeviceProfile, out_dir: Path, precision: Prec
             study.stop()
 
     try:
+        study = _study(out_dir, _identity(recipe, space, device, precision, epochs, min_epochs), space, trials,
+                       recipe.seed, min_epochs, epochs)
         if len(_tried(study)) < target:
             study.optimize(_objective(recipe, space, device, precision, epochs, out_dir, on_trial),
                            n_trials=PROPOSALS_PER_CANDIDATE * target, timeout=hours * 3600 if hours else None,
