@@ -181,11 +181,9 @@ def _real(results: dict) -> str:
 
 
 def _search(results: dict) -> str:
-    clips = 10 * results["held_out_clips_per_class"]  # the demo's 10 classes
+    clips = f"{10 * results['held_out_clips_per_class']:,}"  # the demo's 10 classes
     rows = []
     for device, found in results["devices"].items():
-        search, counts = found["search"], found["search"]["counts"]
-        chosen, profiled = search["chosen"], search["profile"]
         presets = {p["preset"]: p for p in found["presets"]}
         fitting = [f"{p['preset']} ({'front-end inside' if p['placement'] == 'include' else 'front-end outside'})"
                    for p in found["presets"] if p.get("profile", {}).get("fits")]
@@ -194,26 +192,30 @@ def _search(results: dict) -> str:
             name = found["verdicts"][split]["best_preset"]
             return f"{name}: {figures(presets[name])}" if name else "—"
 
-        def held_out(trial: dict) -> str:
-            return f"{trial['held_out']['cosine']:.3f} / {trial['held_out']['cka']:.3f}"
+        def compared(trial: dict) -> str:
+            return f"{trial['compared']['cosine']:.3f} / {trial['compared']['cka']:.3f}"
 
-        rows.append([
-            device, f"{counts['trained']} / {counts['stopped early']} / {counts['does not fit']}",
-            f"{search['seconds'] / 60:.1f} min", f"`{chosen['name']}`" if chosen else "—",
-            format_bytes(profiled["storage_bytes"]) if profiled else "—",
-            format_bytes(profiled["ram_bytes"]) if profiled else "—",
-            "fits (exit 0)" if profiled and profiled["fits"] else "does not fit",
-            f"{chosen['test_cosine']:.3f} / {chosen['test_cka']:.3f}" if chosen else "—",
-            held_out(chosen) if chosen else "—",
-            ", ".join(fitting) or "none",
-            best("test", lambda p: f"{format_bytes(p['profile']['ram_bytes'])} RAM, {p['test_cosine']:.3f} / "
-                                   f"{p['test_cka']:.3f}"),
-            best("held_out", held_out)])
-    return _table(["device", "candidates: trained / stopped early / never trained (cannot fit)", "wall",
+        for ranked, search in found["searches"].items():
+            counts, chosen, profiled = search["counts"], search["chosen"], search["profile"]
+            rows.append([
+                device, "validation split (80 windows)" if ranked == "validation" else
+                f"`--rank-on` {clips} held-out clips (trains nothing more)",
+                f"{counts['trained']} / {counts['stopped early']} / {counts['does not fit']}",
+                f"{search['seconds'] / 60:.1f} min", f"`{chosen['name']}`" if chosen else "—",
+                format_bytes(profiled["storage_bytes"]) if profiled else "—",
+                format_bytes(profiled["ram_bytes"]) if profiled else "—",
+                "fits (exit 0)" if profiled and profiled["fits"] else "does not fit",
+                f"{chosen['test_cosine']:.3f} / {chosen['test_cka']:.3f}" if chosen else "—",
+                compared(chosen) if chosen else "—",
+                ", ".join(fitting) or "none",
+                best("test", lambda p: f"{format_bytes(p['profile']['ram_bytes'])} RAM, {p['test_cosine']:.3f} / "
+                                       f"{p['test_cka']:.3f}"),
+                best("compared", compared)])
+    return _table(["device", "ranked on", "candidates: trained / stopped early / never trained (cannot fit)", "wall",
                    "chosen student", "INT8 flash", "INT8 RAM", "`edgekd profile --device`",
-                   "chosen: test cosine / CKA", f"chosen: held-out cosine / CKA ({clips:,} clips)",
+                   "chosen: test cosine / CKA", f"chosen: cosine / CKA on {clips} other held-out clips",
                    "shipped presets whose INT8 export fits", "best of them on test: RAM, cosine / CKA",
-                   "best of them held out: cosine / CKA"], rows)
+                   f"best of them on the {clips} other clips: cosine / CKA"], rows)
 
 
 # progress lines a command prints off a terminal (where a terminal draws bars): the README keeps the first and last

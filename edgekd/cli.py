@@ -259,6 +259,9 @@ def search(
                                        "<device>]"),
     formats: str = typer.Option("onnx", "--format", help=f"comma-separated formats the chosen student is exported "
                                 f"to, the last one profiled: {', '.join(FORMATS)}"),
+    rank_on: Optional[str] = typer.Option(None, "--rank-on", help="held-out audio of the domain, given as evaluate's "
+                                          "--same-domain is: trained candidates are ranked by fidelity on every "
+                                          "window of it [default: the recipe's validation split]"),
     as_json: bool = typer.Option(False, "--json", help="print search.json's object"),
 ):
     """Find the student most faithful to the teacher that fits a device: candidates measured before training, those
@@ -275,7 +278,7 @@ def search(
     out_dir = out or Path("runs") / f"{loaded.name}-search-{target.name}"
     options = ExportOptions(formats=tuple(name.strip() for name in formats.split(",")))  # checked before any work
     result = run_search(loaded, target, out_dir, precision, trials, hours, epochs, options.formats,
-                        lambda line: err_console.print(f"· {line}", markup=False, highlight=False))
+                        lambda line: err_console.print(f"· {line}", markup=False, highlight=False), rank_on)
     if result is None:  # a torchrun rank other than 0: rank 0 reports
         raise typer.Exit(EXIT_OK)
     plot = plot_pareto(result, out_dir / "search.png")

@@ -200,9 +200,9 @@ class EvaluationData:
     source: str
 
 
-def load_evaluation_data(spec: str) -> EvaluationData:
+def load_evaluation_data(spec: str, option: str = "--data") -> EvaluationData:
     """A folder of audio (its labels.csv, when there, gives the labels), a YAML with a `data:` section and optionally
-    `window:`, or a whole recipe, whose other sections are not used."""
+    `window:`, or a whole recipe, whose other sections are not used; `option` is what gave it."""
     folder = Path(spec).expanduser()
     if folder.is_dir():
         labels = folder / "labels.csv"
@@ -210,7 +210,7 @@ def load_evaluation_data(spec: str) -> EvaluationData:
         return EvaluationData(_datasets(config, spec), None, spec)
     path = resolve_named_file(spec, "recipes")
     if path is None:
-        raise RecipeError(f"--data {spec}: not a folder of audio, a YAML file or a shipped recipe")
+        raise RecipeError(f"{option} {spec}: not a folder of audio, a YAML file or a shipped recipe")
     raw = read_yaml(path, "recipe")
     if isinstance(raw, dict) and set(raw) <= {"name", "data", "window"}:
         if "data" not in raw:

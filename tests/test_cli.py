@@ -260,7 +260,7 @@ def test_evaluate_checks_every_dataset_before_any_work(tmp_path, monkeypatch):
     bad.write_text(yaml.safe_dump({"window": {"seconds": 1.0}}))
     with pytest.raises(EdgekdError, match="bad.yaml: missing key 'data'"):
         evaluate.evaluate_run(tmp_path, [str(bad)])
-    with pytest.raises(EdgekdError, match="--data nowhere: not a folder"):
+    with pytest.raises(EdgekdError, match="--same-domain nowhere: not a folder"):
         evaluate.evaluate_run(tmp_path, [], ["nowhere"])
 
 

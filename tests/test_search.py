@@ -58,10 +58,15 @@ def test_a_candidate_that_cannot_fit_is_never_trained_and_an_interrupted_search_
     assert json.loads(profiled.stdout)["ram_bytes"] == pytest.approx(chosen["ram_bytes"], rel=0.02)
     assert 0 <= json.loads(profiled.stdout)["storage_bytes"] - chosen["flash_bytes"] < 4096
     checkpoint = (out / "trials" / chosen["name"] / "checkpoint.pt").stat().st_mtime_ns
-    assert run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out).returncode == 0
+    held_out = tmp_path / "held-out.yaml"  # other clips of the domain, to rank the trained candidates on
+    held_out.write_text(yaml.safe_dump({"data": dict(MINI_RECIPE["data"], clips_per_class=3)}))
+    ranked = run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out, "--rank-on", held_out)
+    assert ranked.returncode == 0, ranked.stderr
     again = json.loads((out / "search.json").read_text())
     assert [t["number"] for t in again["trials"]] == [t["number"] for t in result["trials"]]  # nothing proposed anew
     assert (out / "trials" / chosen["name"] / "checkpoint.pt").stat().st_mtime_ns == checkpoint  # nor trained again
+    assert again["ranked_on"] == str(held_out) and again["held_out_windows"] == 30 and again["fits"]
+    assert -1 <= next(t for t in again["trials"] if t["number"] == again["chosen"])["held_out_cosine"] <= 1
     # continued with other settings, its trials would not be comparable: refused before any work
     one_line(run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out, "--epochs", "1"), 2, str(out),
              "--epochs", "another --out")

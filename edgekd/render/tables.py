@@ -81,20 +81,25 @@ def tune_table(result: TuneResult) -> Table:
 
 
 def search_table(result: SearchResult) -> Table:
-    """Every candidate: trained ones by validation cosine, then those stopped early, then those that cannot fit."""
+    """Every candidate: trained ones as they were ranked, then those stopped early, then those that cannot fit."""
     table = Table(title=f"search — {result.recipe} for {result.device} at {result.precision} (budgets: flash "
-                  f"{format_bytes(result.budgets['flash'])}, RAM {format_bytes(result.budgets['ram'])})")
-    for column in ("#", "candidate", "state", "flash", "RAM", "MACs", "host ms", "epochs", "val cos", "test cos",
-                   "test CKA", ""):
+                  f"{format_bytes(result.budgets['flash'])}, RAM {format_bytes(result.budgets['ram'])}; ranked on "
+                  f"{result.ranked_on})")
+    figures = ["val_cosine", "test_cosine", "test_cka"]
+    if result.held_out_windows is not None:
+        figures += ["held_out_cosine", "held_out_cka"]
+    headers = {"val_cosine": "val cos", "test_cosine": "test cos", "test_cka": "test CKA",
+               "held_out_cosine": f"held-out cos ({result.held_out_windows})", "held_out_cka": "held-out CKA"}
+    for column in ("#", "candidate", "state", "flash", "RAM", "MACs", "host ms", "epochs",
+                   *(headers[key] for key in figures), ""):
         table.add_column(column, justify="left" if column in ("candidate", "state", "") else "right")
     order = {state: index for index, state in enumerate(("trained", "stopped early", "does not fit", "failed"))}
-    for trial in sorted(result.trials, key=lambda t: (order[t.state], -(t.val_cosine or 0), t.number)):
+    for trial in sorted(result.trials, key=lambda t: (order[t.state], -(t.rank or 0), t.number)):
         mark = "chosen" if trial.number == result.chosen else ("Pareto" if trial.pareto else "")
         table.add_row(str(trial.number), trial.name, trial.state, _optional(trial.flash_bytes, format_bytes),
                       _optional(trial.ram_bytes, format_bytes), _optional(trial.macs, format_count),
                       _optional(trial.latency_ms, "{:.2f}".format), _optional(trial.epochs, str),
-                      *(_optional(getattr(trial, key), "{:.3f}".format) for key in ("val_cosine", "test_cosine",
-                                                                                   "test_cka")), mark)
+                      *(_optional(getattr(trial, key), "{:.3f}".format) for key in figures), mark)
     return table
 
 

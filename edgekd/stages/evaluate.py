@@ -17,7 +17,7 @@ from joblib import Parallel, delayed
 from sklearn import __version__ as sklearn_version
 
 from edgekd.cache import teacher_embeddings
-from edgekd.data.domain import load_domain_data
+from edgekd.data.domain import DomainData, load_domain_data
 from edgekd.data.windows import Windows, labelled
 from edgekd.errors import EdgekdError
 from edgekd.files import (
@@ -38,7 +38,13 @@ from edgekd.protocols import (
     headline,
     scores,
 )
-from edgekd.recipe import ProbeConfig, Recipe, WindowConfig, load_evaluation_data
+from edgekd.recipe import (
+    EvaluationData,
+    ProbeConfig,
+    Recipe,
+    WindowConfig,
+    load_evaluation_data,
+)
 from edgekd.reduction import Reduction
 from edgekd.run_dir import RunDir
 from edgekd.runtime import select_device
@@ -182,16 +188,32 @@ def _write_probe(key: str, rounds: list[dict[str, float]]) -> None:
         keep_json(_probe_file(key), rounds)
 
 
+def _embed(run_recipe: Recipe, data_recipe: Recipe, teacher: Teacher, student) -> tuple[DomainData, np.ndarray,
+                                                                                          np.ndarray]:
+    """The data's windows, the teacher's raw embeddings of them (from the cache when there) and the student's."""
+    data = load_domain_data(data_recipe, teacher.sample_rate)
+    device = select_device(run_recipe.train.device)
+    raw = teacher_embeddings(teacher, data.windows, data.teacher_audio, device).embeddings
+    return data, raw, predict(student, data.student_audio).numpy()
+
+
+def held_out_fidelity(run_dir: Path, held_out: EvaluationData, teacher: Teacher) -> tuple[Fidelity, int]:
+    """The run's student against its teacher on every window of held-out data of its domain (the fidelity of an
+    `evaluate --same-domain` column, without its probes), and how many windows that is."""
+    run = RunDir(run_dir)
+    student, recipe = run.load_student()
+    data_recipe = replace(recipe, data=held_out.data, window=held_out.window or recipe.window, source=held_out.source)
+    _, raw, output = _embed(recipe, data_recipe, teacher, student)
+    return fidelity(output, run.load_reduction().transform(raw)), len(output)
+
+
 def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, teacher: Teacher, student, reduction: Reduction,
                      own: bool, protocol: Protocol, logmel_baseline: bool = False) -> DatasetEvaluation:
     """Fidelity on the run's test split (`own`: the run trained on the rest) or on every window of other data, and
     probes by the data's folds or split, trained and scored as `protocol` says (on the student front-end's log-mel
     statistics too with `logmel_baseline`)."""
-    data = load_domain_data(data_recipe, teacher.sample_rate)
-    windows = data.windows
-    raw = teacher_embeddings(teacher, windows, data.teacher_audio, select_device(run_recipe.train.device)).embeddings
-    target = reduction.transform(raw)
-    output = predict(student, data.student_audio).numpy()
+    data, raw, output = _embed(run_recipe, data_recipe, teacher, student)
+    windows, target = data.windows, reduction.transform(raw)
     compared = windows.split_index("test") if own else np.arange(len(windows))
     result = DatasetEvaluation([config.model_dump(mode="json") for config in data_recipe.data], len(windows),
                                fidelity(output[compared], target[compared]), len(compared))
@@ -227,7 +249,7 @@ def evaluate_run(run_dir: Path, other_domains: list[str], same_domain: list[str]
         raise EdgekdError(f"{run_dir}: a teacher-free run has no teacher to compare with; its head accuracy is in "
                           "metrics.json")
     reduction = run.load_reduction()
-    others = [(spec, load_evaluation_data(spec), True) for spec in same_domain] + \
+    others = [(spec, load_evaluation_data(spec, "--same-domain"), True) for spec in same_domain] + \
              [(spec, load_evaluation_data(spec), False) for spec in other_domains]  # in the table's order
     path = report_path(run_dir, protocol.name)
     check_writable(path)

@@ -35,10 +35,17 @@ from edgekd.profile import ProfileReport, profile_model
 from edgekd.profile.devices import DeviceProfile
 from edgekd.profile.modules import footprint
 from edgekd.profile.operators import TFLM_RUNTIMES
-from edgekd.recipe import Recipe, SearchConfig, recipe_from_dict
+from edgekd.recipe import (
+    EvaluationData,
+    Recipe,
+    SearchConfig,
+    load_evaluation_data,
+    recipe_from_dict,
+)
 from edgekd.run_dir import RunDir
 from edgekd.runtime import init_from_environment, leave_process_group, seeded, share
 from edgekd.stages.distill import DistillMetrics, Hooks, distill
+from edgekd.stages.evaluate import held_out_fidelity
 from edgekd.stages.export import export_run
 from edgekd.students import PRESETS, build_student
 from edgekd.students.base import Network
@@ -115,7 +122,15 @@ class SearchTrial:
     test_cosine: float | None = None
     test_cka: float | None = None
     run_dir: str | None = None
-    pareto: bool = False  # no trained trial has a higher validation cosine with no more RAM and flash
+    held_out_cosine: float | None = None  # on every window of --rank-on's data (trained trials)
+    held_out_cka: float | None = None
+    pareto: bool = False  # no trained trial ranks higher with no more RAM and flash
+
+    @property
+    def rank(self) -> float:
+        """What trained candidates are ranked by: fidelity on held-out data when the search was given some, else on
+        the recipe's validation split."""
+        return self.val_cosine if self.held_out_cosine is None else self.held_out_cosine
 
 
 @dataclass
@@ -127,6 +142,8 @@ class SearchResult:
     trials: list[SearchTrial]
     budgets: dict[str, float]  # flash and RAM limits of the device
     seconds: float
+    ranked_on: str = "the validation split"  # or --rank-on's data
+    held_out_windows: int | None = None
     chosen: int | None = None  # trial number
     export: str | None = None  # the chosen student's file at the target precision
     profile: dict | None = None  # `edgekd profile --device` of that file
@@ -356,16 +373,30 @@ def _trials(study) -> list[SearchTrial]:
 def _mark_pareto(trained: list[SearchTrial]) -> None:
     for trial in trained:
         trial.pareto = not any(
-            other.val_cosine >= trial.val_cosine and other.ram_bytes <= trial.ram_bytes
-            and other.flash_bytes <= trial.flash_bytes and (other.val_cosine, other.ram_bytes, other.flash_bytes)
-            != (trial.val_cosine, trial.ram_bytes, trial.flash_bytes) for other in trained)
+            other.rank >= trial.rank and other.ram_bytes <= trial.ram_bytes
+            and other.flash_bytes <= trial.flash_bytes and (other.rank, other.ram_bytes, other.flash_bytes)
+            != (trial.rank, trial.ram_bytes, trial.flash_bytes) for other in trained)
+
+
+def _rank_on_held_out(result: SearchResult, held_out: EvaluationData, teacher_config,
+                      on_trial: Callable[[str], None]) -> None:
+    """Each trained candidate's fidelity on every window of the held-out data: with more windows than the recipe's
+    validation split, students a point of cosine apart are told apart (the teacher embeds the data once, cached)."""
+    teacher = build_teacher(teacher_config)
+    trained = [trial for trial in result.trials if trial.state == "trained"]
+    on_trial(f"ranking {len(trained)} trained candidate(s) on {held_out.source}")
+    for trial in trained:
+        measured, result.held_out_windows = held_out_fidelity(Path(trial.run_dir), held_out, teacher)
+        trial.held_out_cosine, trial.held_out_cka = measured.cosine, measured.cka
+    result.ranked_on = held_out.source
+    _mark_pareto(trained)
 
 
 def _prove(result: SearchResult, device: DeviceProfile, precision: Precision, formats: tuple[str, ...],
            on_trial: Callable[[str], None]) -> None:
     """Export the best trained candidates in turn at the target precision (gated against PyTorch) and profile the
     file against the device; the first that passes and fits is chosen."""
-    ranked = sorted((t for t in result.trials if t.state == "trained"), key=lambda t: -t.val_cosine)
+    ranked = sorted((t for t in result.trials if t.state == "trained"), key=lambda t: -t.rank)
     for trial in ranked[:EXPORT_ATTEMPTS]:
         run_dir = Path(trial.run_dir)
         on_trial(f"exporting trial {trial.number} ({run_dir.name}) at {precision}")
@@ -388,10 +419,12 @@ def _prove(result: SearchResult, device: DeviceProfile, precision: Precision, fo
 
 def search(recipe: Recipe, device: DeviceProfile, out_dir: Path, precision: Precision = "int8",
            trials: int | None = None, hours: float | None = None, epochs: int | None = None,
-           formats: tuple[str, ...] = ("onnx",), on_trial: Callable[[str], None] = lambda line: None
-           ) -> SearchResult | None:
-    """The search's result on rank 0 (the only process under one); None on torchrun's other ranks."""
+           formats: tuple[str, ...] = ("onnx",), on_trial: Callable[[str], None] = lambda line: None,
+           rank_on: str | None = None) -> SearchResult | None:
+    """The search's result on rank 0 (the only process under one); None on torchrun's other ranks. `rank_on`: held-out
+    data of the domain (as `evaluate --same-domain` takes it) the trained candidates are ranked on."""
     check_installed("search", "edgekd search")  # before any work: one line naming the install command
+    held_out = load_evaluation_data(rank_on, "--rank-on") if rank_on else None  # checked before any work
     started = time.perf_counter()
     if init_from_environment() != 0:  # under torchrun: rank 0 searches, the others train with it
         _follow()
@@ -423,6 +456,8 @@ def search(recipe: Recipe, device: DeviceProfile, out_dir: Path, precision: Prec
         leave_process_group()
     budgets = {"flash": device.flash_budget, "ram": device.ram_budget}
     result = SearchResult(recipe.name, device.name, precision, space, _trials(study), budgets, 0.0)
+    if held_out is not None and result.count("trained"):
+        _rank_on_held_out(result, held_out, recipe.teacher, on_trial)
     if result.count("trained"):
         _prove(result, device, precision, formats, on_trial)
     else:
