@@ -181,7 +181,12 @@ def _real(results: dict) -> str:
 
 
 def _search(results: dict) -> str:
-    clips = f"{10 * results['held_out_clips_per_class']:,}"  # the demo's 10 classes
+    # the held-out sets' size, as measured on every student scored on the compared one (the ranking one is as large)
+    scored = [trial for found in results["devices"].values()
+              for trial in [*(s["chosen"] for s in found["searches"].values()), *found["presets"]]
+              if trial and "compared" in trial]
+    (windows,) = {trial["compared"]["windows"] for trial in scored}
+    held_out = f"{windows:,}"
     rows = []
     for device, found in results["devices"].items():
         presets = {p["preset"]: p for p in found["presets"]}
@@ -199,7 +204,7 @@ def _search(results: dict) -> str:
             counts, chosen, profiled = search["counts"], search["chosen"], search["profile"]
             rows.append([
                 device, "validation split (80 windows)" if ranked == "validation" else
-                f"`--rank-on` {clips} held-out clips (trains nothing more)",
+                f"`--rank-on` {held_out} held-out windows (trains nothing more)",
                 f"{counts['trained']} / {counts['stopped early']} / {counts['does not fit']}",
                 f"{search['seconds'] / 60:.1f} min", f"`{chosen['name']}`" if chosen else "—",
                 format_bytes(profiled["storage_bytes"]) if profiled else "—",
@@ -213,9 +218,9 @@ def _search(results: dict) -> str:
                 best("compared", compared)])
     return _table(["device", "ranked on", "candidates: trained / stopped early / never trained (cannot fit)", "wall",
                    "chosen student", "INT8 flash", "INT8 RAM", "`edgekd profile --device`",
-                   "chosen: test cosine / CKA", f"chosen: cosine / CKA on {clips} other held-out clips",
+                   "chosen: test cosine / CKA", f"chosen: cosine / CKA on {held_out} other held-out windows",
                    "shipped presets whose INT8 export fits", "best of them on test: RAM, cosine / CKA",
-                   f"best of them on the {clips} other clips: cosine / CKA"], rows)
+                   f"best of them on the {held_out} other windows: cosine / CKA"], rows)
 
 
 # progress lines a command prints off a terminal (where a terminal draws bars): the README keeps the first and last
