@@ -1,3 +1,3 @@
-from edgekd.cli import main
+from edgekd.cli import run
 
-main()
+run()

@@ -216,10 +216,15 @@ class CacheEntry:
     damaged: list[str]
 
 
+def _cache_folders(root: Path) -> list[Path]:
+    """The caches under `root`: its folders, never a link (which may lead into a folder of the user's own)."""
+    return sorted(path for path in root.iterdir() if path.is_dir() and not path.is_symlink()) if root.is_dir() else []
+
+
 def list_caches(verify: bool = False) -> list[CacheEntry]:
     root = cache_root() / "teacher"
     entries = []
-    for directory in sorted(root.glob("*")) if root.is_dir() else []:
+    for directory in _cache_folders(root):
         meta_path = directory / "teacher.json"
         try:
             meta = json.loads(meta_path.read_text())
@@ -238,8 +243,7 @@ def list_caches(verify: bool = False) -> list[CacheEntry]:
 def remove_cache(key: str) -> Path:
     """Delete one cache folder; `key` must be one of the keys `edgekd cache ls` lists (a name, never a path)."""
     root = cache_root() / "teacher"
-    keys = {path.name for path in root.iterdir() if path.is_dir() and not path.is_symlink()} if root.is_dir() else set()
-    if key not in keys:
+    if key not in {path.name for path in _cache_folders(root)}:
         raise EdgekdError(f"no teacher cache '{key}' under {root}; give a key from `edgekd cache ls`")
     shutil.rmtree(root / key)
     return root / key

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import _thread
 import functools
 import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -103,9 +105,17 @@ def _user_errors(command):
 
 def _interrupted(command: str):
     """The interrupt as one line saying what the command leaves and how to go on."""
+    _cancel_redeliveries()
     hint = _AFTER_INTERRUPT.get(command, "nothing was finished; run it again")
     _report_line(hint, "[yellow]interrupted:[/]")
     raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _a_folder(path: Path | None) -> Path | None:
+    """An --out that names an existing file, not a folder, is refused before any work (a usage error naming it)."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise typer.BadParameter(f"{path} is a file, not a folder; give a folder's path")
+    return path
 
 
 def _progress() -> Progress:
@@ -117,7 +127,7 @@ def _progress() -> Progress:
 @_user_errors
 def distill(
     recipe: str = typer.Argument(..., help="recipe file or shipped recipe name (see `edgekd recipes`)"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory [default: runs/<recipe name>]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder, help="run directory [default: runs/<recipe name>]"),
     resume: bool = typer.Option(False, help="continue an interrupted run from its last checkpoint"),
     force: bool = typer.Option(False, help="start over in a run directory that already holds a run"),
     strict: bool = typer.Option(False, help="stop at the first unusable audio file instead of skipping it"),
@@ -219,7 +229,7 @@ def tune(
     temperature: str = typer.Option("1,2,4,8", help="temperatures T to try, comma-separated"),
     alpha: str = typer.Option("0.1,0.5,0.9", help="hard-label weights α to try, comma-separated"),
     epochs: Optional[int] = typer.Option(None, min=1, help="training epochs per trial [default: the recipe's]"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder [default: runs/<recipe name>-tune]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder, help="folder [default: runs/<recipe name>-tune]"),
 ):
     """Search KD's temperature and hard-label weight on validation data; writes a tuned recipe."""
     from edgekd.recipe import load_recipe
@@ -255,7 +265,7 @@ def search(
     hours: Optional[float] = typer.Option(None, min=0.001, help="stop proposing candidates after this long"),
     epochs: Optional[int] = typer.Option(None, min=1, help="most epochs per trained candidate [default: the "
                                          "recipe's]"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder [default: runs/<recipe name>-search-"
+    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder, help="folder [default: runs/<recipe name>-search-"
                                        "<device>]"),
     formats: str = typer.Option("onnx", "--format", help=f"comma-separated formats the chosen student is exported "
                                 f"to, the last one profiled: {', '.join(FORMATS)}"),
@@ -303,7 +313,7 @@ def search(
 @_user_errors
 def export(
     run_dir: Path = typer.Argument(..., help="run directory written by `edgekd distill`"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder [default: RUN_DIR/export]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder, help="output folder [default: RUN_DIR/export]"),
     int8: Int8Mode = typer.Option("static", help="INT8 quantisation"),
     fp16: bool = typer.Option(True, help="also write an FP16 model (for GPU-class devices)"),
     calib: int = typer.Option(64, min=1, help="domain windows used to calibrate INT8"),
@@ -317,8 +327,8 @@ def export(
     min_cosine: float = typer.Option(0.99, help="gate: least mean embedding cosine to FP32 PyTorch"),
     max_accuracy_drop: float = typer.Option(1.0, help="gate: most probe-accuracy points lost vs FP32"),
     fallback: bool = typer.Option(True, help="keep the most sensitive layers FP32 when INT8 misses the gate"),
-    formats: str = typer.Option("onnx", "--format", help=f"comma-separated: {', '.join(FORMATS)} (TFLite Micro: "
-                                f"{install_command('tflite')}; ExecuTorch: {install_command('executorch')})"),
+    formats: str = typer.Option("onnx", "--format", help=escape(f"comma-separated: {', '.join(FORMATS)} (TFLite "
+                                f"Micro: {install_command('tflite')}; ExecuTorch: {install_command('executorch')})")),
     int8_output: bool = typer.Option(False, help="INT8 .tflite: int8 output (one scale for the embedding) instead of "
                                      "FP32"),
     cortex_m: CortexM = typer.Option("M4", help="INT8 .pte: the Cortex-M core its CMSIS-NN kernels target"),
@@ -660,11 +670,32 @@ _USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Usag
 
 
 _signals_received: list[int] = []
+_redeliveries: list[threading.Timer] = []
+REDELIVERY_SECONDS = 0.05
 
 
 def _interrupt(signum, frame):
     _signals_received.append(signum)
     raise KeyboardInterrupt
+
+
+def _unraisable(unraisable) -> None:
+    """An interrupt raised where Python cannot raise it (inside a garbage-collection callback, such as the one JAX
+    registers) would be printed as "Exception ignored" and lost: it is delivered again a moment later instead, once
+    the callback has returned. Anything else is reported as Python reports it."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _signals_received:
+        if not any(timer.is_alive() for timer in _redeliveries):
+            _redeliveries.append(threading.Timer(REDELIVERY_SECONDS, _thread.interrupt_main, (_signals_received[-1],)))
+            _redeliveries[-1].start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _cancel_redeliveries() -> None:
+    """Once an interrupt has been answered, none delivered again may reach what runs next."""
+    for timer in _redeliveries:
+        timer.cancel()
+    _redeliveries.clear()
 
 
 def main() -> None:
@@ -675,6 +706,7 @@ def main() -> None:
         app()  # no arguments: the help
     _signals_received.clear()
     handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sys.unraisablehook = _unraisable
     try:
         code = app(standalone_mode=False)
     except _USAGE_ERROR as err:
@@ -685,6 +717,19 @@ def main() -> None:
     except typer.Abort:
         code = EXIT_INTERRUPTED
     finally:
+        _cancel_redeliveries()
+        sys.unraisablehook = sys.__unraisablehook__
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     sys.exit(code or EXIT_OK)
+
+
+def run() -> None:
+    """The `edgekd` executable (and `python -m edgekd`): `main()`, after which an interrupt that arrives while Python
+    shuts down (torch and JAX take a while) changes nothing: the finished command's exit code stands, where Python's
+    own handlers would have died of the signal (exit 143, or -2) with no line."""
+    try:
+        main()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)

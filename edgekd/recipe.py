@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from edgekd.data import DATASETS, DataConfig
-from edgekd.errors import RecipeError
+from edgekd.errors import EdgekdError, RecipeError
 from edgekd.files import content_key
 from edgekd.losses import LOSSES, LossConfig
 from edgekd.methods import MethodSettings, method_class, validate_methods
@@ -22,6 +22,7 @@ from edgekd.registry import Entry
 from edgekd.schema import StrictModel, read_yaml, validate_section
 from edgekd.students import STUDENTS, StudentConfig
 from edgekd.teachers import TEACHERS, TeacherConfig
+from edgekd.units import shown
 
 
 class WindowConfig(StrictModel):
@@ -152,11 +153,16 @@ def _datasets(raw: Any, source: str) -> tuple[BaseModel, ...]:
     return datasets
 
 
+SEED_LIMIT = 2**32  # numpy, torch and Python's random all take seeds below it
+
+
 def _scalar(raw: dict, key: str, kind: type, default: Any, source: str) -> Any:
     value = raw.get(key, default)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise RecipeError(f"{source}: key '{key}' must be {'a string' if kind is str else 'an integer'}, "
                           f"got {value!r}")
+    if kind is int and not 0 <= value < SEED_LIMIT:
+        raise RecipeError(f"{source}: key '{key}' must be from 0 to {SEED_LIMIT - 1:,}, got {shown(value)}")
     return value
 
 
@@ -191,6 +197,30 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
     return Recipe(**sections, methods=methods, source=source, search=search)
 
 
+# Keys that earlier versions wrote into a run's recipe.yaml and that were removed since, with what made them
+# redundant: a run folder kept from before still reads (its recipe is read without them; nothing else changes).
+REMOVED_DATA_KEYS = {
+    "sample_rate": "e032d78, 2026-11-24: the audio store decodes each clip at the teacher's and the student's rates",
+}
+
+
+def without_removed_keys(raw: Any) -> Any:
+    """A run's recipe as this version reads it: the removed keys dropped where the dataset no longer has them."""
+    if not isinstance(raw, dict):
+        return raw
+
+    def current(entry: Any) -> Any:
+        config = DATASETS[entry["name"]].config if isinstance(entry, dict) and entry.get("name") in DATASETS else None
+        if config is None:
+            return entry
+        return {key: value for key, value in entry.items()
+                if key not in REMOVED_DATA_KEYS or key in config.model_fields}
+
+    data = raw.get("data")
+    return raw | {"data": [current(entry) for entry in data] if isinstance(data, list) else current(data)} \
+        if data is not None else raw
+
+
 @dataclass(frozen=True)
 class EvaluationData:
     """Data `edgekd evaluate --data` reads: only its datasets and, when given, its windows."""
@@ -203,6 +233,16 @@ class EvaluationData:
 def load_evaluation_data(spec: str, option: str = "--data") -> EvaluationData:
     """A folder of audio (its labels.csv, when there, gives the labels), a YAML with a `data:` section and optionally
     `window:`, or a whole recipe, whose other sections are not used; `option` is what gave it."""
+    given = _evaluation_data(spec, option)
+    for config in given.data:  # listed now: a folder without audio is refused before any work, naming the flag
+        try:
+            DATASETS[config.name].build(config, 0)
+        except EdgekdError as err:
+            raise RecipeError(f"{option} {spec}: {err}") from None
+    return given
+
+
+def _evaluation_data(spec: str, option: str) -> EvaluationData:
     folder = Path(spec).expanduser()
     if folder.is_dir():
         labels = folder / "labels.csv"

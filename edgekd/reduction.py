@@ -39,6 +39,11 @@ class Reduction:
             return self.anchor_coords.shape[1]
         return len(self.mean) if self.components is None else len(self.components)
 
+    def finite(self) -> bool:
+        """Whether every array it applies is finite (explained_variance is NaN for UMAP by definition)."""
+        arrays = (self.mean, self.components, self.anchors, self.anchor_coords)
+        return all(np.isfinite(array).all() for array in arrays if array is not None)
+
     def transform(self, embeddings: Rows, chunk: int = 65536) -> np.ndarray:
         """φ of every row, read and reduced chunk by chunk: neither the rows (cache rows stay on disk) nor the float64
         intermediates are ever all in memory."""

@@ -19,7 +19,7 @@ from torch import nn
 
 from edgekd.errors import EdgekdError, first_line
 from edgekd.files import atomic_save, atomic_write, load_weights, write_json, write_text
-from edgekd.recipe import Recipe, recipe_from_dict
+from edgekd.recipe import Recipe, recipe_from_dict, without_removed_keys
 from edgekd.reduction import Reduction
 from edgekd.schema import read_yaml
 from edgekd.students import build_student
@@ -44,7 +44,7 @@ class RunDir:
     def recipe(self) -> Recipe:
         if not self.recipe_file.is_file():
             raise EdgekdError(f"{self.path}: not a run directory (no recipe.yaml); run `edgekd distill` first")
-        return recipe_from_dict(read_yaml(self.recipe_file, "run recipe"), str(self.recipe_file))
+        return recipe_from_dict(without_removed_keys(read_yaml(self.recipe_file, "run recipe")), str(self.recipe_file))
 
     def has_run(self) -> bool:
         return any(path.exists() for path in (self.checkpoint, self.student_file, self.history_file,
@@ -140,10 +140,14 @@ class RunDir:
         if not self.reduction_file.is_file():
             raise EdgekdError(f"{self.path}: no reduction.npz; the distillation did not finish")
         try:
-            return Reduction.load(self.reduction_file)
+            reduction = Reduction.load(self.reduction_file)
         except Exception as err:  # numpy raises several types for truncated and foreign files
             raise EdgekdError(f"{self.reduction_file}: cannot read the reduction ({first_line(err)}); it is damaged: "
                               "run `edgekd distill` again (--force)") from None
+        if not reduction.finite():  # every figure computed through it would be NaN
+            raise EdgekdError(f"{self.reduction_file}: the reduction holds non-finite values; it is damaged: run "
+                              "`edgekd distill` again (--force)")
+        return reduction
 
     def write_metrics(self, metrics: dict) -> None:
         write_json(self.metrics_file, metrics)

@@ -24,9 +24,9 @@ Model = TypeVar("Model", bound=BaseModel)
 
 class StrictModel(BaseModel):
     """Unknown keys are errors, not silently ignored; YAML's true/false is not taken as a number (pydantic would
-    read `epochs: true` as 1)."""
+    read `epochs: true` as 1); .inf and .nan are not numbers any setting takes (`lr: 1e309` is infinity)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -81,8 +81,9 @@ def describe_validation_error(err: ValidationError, source: str, model: type[Bas
         return f"{source}: unknown key '{loc}'; allowed keys: {allowed}"
     if first["type"] == "missing":
         return f"{source}: missing key '{loc}'"
-    if first["type"] == "value_error":  # a rule across keys: its message says what to change
-        return f"{source}: key '{loc}': {first['msg'].removeprefix('Value error, ')}"
+    if first["type"] == "value_error":  # a rule across keys: its message says what to change (and names them)
+        rule = first["msg"].removeprefix("Value error, ")
+        return f"{source}: key '{loc}': {rule}" if loc else f"{source}: {rule}"
     return f"{source}: key '{loc}': {first['msg']} (got {first.get('input')!r})"
 
 
@@ -110,6 +111,10 @@ def read_yaml(path: Path, what: str) -> Any:
             from None
     except (OSError, UnicodeDecodeError) as err:
         raise RecipeError(f"{path}: cannot read {what} ({first_line(err)})") from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise RecipeError(f"{path}: nested too deeply to be {what}") from None
+    except ValueError as err:  # a number Python will not convert (over 4,300 digits)
+        raise RecipeError(f"{path}: a value no {what} holds ({first_line(err, 80)})") from None
 
 
 def load_yaml_model(model: type[Model], path: Path, what: str) -> Model:

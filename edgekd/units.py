@@ -13,14 +13,30 @@ _UNITS = {
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 
 
+SIZE_LIMIT = 2**64  # bytes: more than any device's memory, and what a budget in JSON can hold
+
+
 def parse_size(text: str | int | float, what: str = "size") -> int:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return int(text)
-    match = _PATTERN.match(str(text))
-    unit = match.group(2).lower() if match else None
-    if not match or unit not in _UNITS:
-        raise EdgekdError(f"{what}: cannot read '{text}' as a size; use e.g. 512KB, 1MiB, 2MB or a byte count")
-    return int(float(match.group(1)) * _UNITS[unit])
+        size = text
+    else:
+        match = _PATTERN.match(str(text)[:100])
+        unit = match.group(2).lower() if match else None
+        if not match or unit not in _UNITS:
+            raise EdgekdError(f"{what}: cannot read '{str(text):.40}' as a size; use e.g. 512KB, 1MiB, 2MB or a byte "
+                              "count")
+        size = float(match.group(1)) * _UNITS[unit]
+    if not 0 <= size < SIZE_LIMIT:  # NaN too
+        raise EdgekdError(f"{what}: {shown(text)} is no size a device has; give one from 0 to 16 EiB")
+    return int(size)
+
+
+def shown(value) -> str:
+    """A value as an error line quotes it: a long number by its length (Python refuses to print one of over 4,300
+    digits)."""
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return f"a number of {(len(hex(abs(value))) - 2) * 1204 // 1000} digits"  # log10(16) = 1.204 per hex digit
+    return repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:40]}…"
 
 
 def format_bytes(count: float) -> str:

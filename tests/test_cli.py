@@ -267,8 +267,12 @@ def test_evaluate_checks_every_dataset_before_any_work(tmp_path, monkeypatch):
 def test_evaluate_data_is_a_folder_a_data_section_or_a_recipe(tmp_path):
     from edgekd.recipe import load_evaluation_data
 
+    import numpy as np
+    import soundfile
+
     (tmp_path / "clips").mkdir()
-    (tmp_path / "clips" / "labels.csv").write_text("path,label\n")
+    soundfile.write(tmp_path / "clips" / "a.wav", np.zeros(800, np.float32), 8000)
+    (tmp_path / "clips" / "labels.csv").write_text("path,label\na.wav,dog\n")
     folder = load_evaluation_data(str(tmp_path / "clips"))
     assert folder.data[0].name == "folder" and folder.data[0].labels_csv.endswith("labels.csv") and not folder.window
     section = tmp_path / "data.yaml"

@@ -101,13 +101,16 @@ def test_probe_scores_are_kept_and_fitted_again_only_for_new_features(tmp_path, 
     x = rng.standard_normal((60, 4)) + np.eye(3, 4)[windows.labels]
     split = tuple(np.arange(part, 60, 3) for part in range(3))
     first = _probe(PROTOCOLS["window"], {"teacher": x, "student": x[:, ::-1]}, windows, [split], ProbeConfig(), 0)
+    kept_before = set((tmp_path / "probes").iterdir())
     fitted = []
     real_fit = evaluate.fit_and_predict
     monkeypatch.setattr(evaluate, "fit_and_predict", lambda *args: fitted.append(args[1].shape) or real_fit(*args))
     second = _probe(PROTOCOLS["window"], {"teacher": x, "student": 2 * x}, windows, [split], ProbeConfig(), 0)
     assert second["teacher"] == first["teacher"]
     assert len(fitted) == len(PROTOCOLS["window"].mlp_grid)  # the new student's classifiers only
-    (tmp_path / "probes").joinpath(next(p.name for p in (tmp_path / "probes").iterdir())).write_text("{damaged")
+    # the entry the second student's probes were kept in (which entry iterdir lists first depends on the hashes)
+    (new_entry,) = set((tmp_path / "probes").iterdir()) - kept_before
+    new_entry.write_text("{damaged")
     fitted.clear()
     _probe(PROTOCOLS["window"], {"teacher": x, "student": 2 * x}, windows, [split], ProbeConfig(), 0)
     assert len(fitted) == len(PROTOCOLS["window"].mlp_grid)  # the damaged entry, and only it, fitted again

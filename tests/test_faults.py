@@ -527,3 +527,239 @@ def test_cache_ls_says_whether_rows_are_verified_and_a_damaged_shard_is_removed_
     assert rebuilt.returncode == 0 and "removed 1 damaged shard" in rebuilt.stderr, rebuilt.stderr
     assert not shard.exists()
     assert "verified" in run_cli_here("cache", "ls", "--verify", **env).stdout
+
+
+# --- a hostile user's battery (issue 28): each case failed on 8037ad4 -------------------------------------------------
+
+def _fc_tflite(path: Path, change=lambda model: None) -> Path:
+    """A one-operator FULLY_CONNECTED .tflite (16 → 8, FP32) built through TFLite's schema; `change` edits the model
+    before it is written, as a hostile file would differ."""
+    pytest.importorskip("tflite_micro")
+    from edgekd.tflite import flatbuffer
+
+    schema = flatbuffer.schema("a test")
+    model = schema.ModelT()
+    model.version = 3
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.FULLY_CONNECTED
+    model.operatorCodes = [code]
+    model.buffers = [schema.BufferT() for _ in range(3)]
+    model.buffers[1].data = np.frombuffer(np.ones((8, 16), np.float32).tobytes(), np.uint8)
+    model.buffers[2].data = np.frombuffer(np.zeros(8, np.float32).tobytes(), np.uint8)
+    tensors = []
+    for name, shape, buffer in (("x", [1, 16], 0), ("w", [8, 16], 1), ("b", [8], 2), ("y", [1, 8], 0)):
+        tensor = schema.TensorT()
+        tensor.name, tensor.shape, tensor.type, tensor.buffer = name.encode(), shape, schema.TensorType.FLOAT32, buffer
+        tensors.append(tensor)
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, 2], [3]
+    op.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
+    op.builtinOptions = schema.FullyConnectedOptionsT()
+    graph = schema.SubGraphT()
+    graph.tensors, graph.inputs, graph.outputs, graph.operators = tensors, [0], [3], [op]
+    model.subgraphs = [graph]
+    change(model)
+    path.write_bytes(flatbuffer.pack(model, "a test"))
+    return path
+
+
+def _tensor(index: int, **fields):
+    def change(model):
+        for key, value in fields.items():
+            setattr(model.subgraphs[0].tensors[index], key, value)
+    return change
+
+
+def _operator(**fields):
+    def change(model):
+        for key, value in fields.items():
+            setattr(model.subgraphs[0].operators[0], key, value)
+    return change
+
+
+def _huge(model):  # the shapes of issue 28: ~2^68 MACs, which int64 arithmetic turned negative
+    tensors = model.subgraphs[0].tensors
+    tensors[0].shape, tensors[3].shape = [1, 2**31 - 1, 2**31 - 1, 16], [1, 2**31 - 1, 2**31 - 1, 8]
+
+
+HOSTILE_TFLITE = {
+    "buffer-out-of-range": (_tensor(1, buffer=99), "buffer 99"),  # was SIGSEGV in TFLM
+    "input-out-of-range": (_operator(inputs=[0, 1, 7]), "tensor 7"),
+    "opcode-out-of-range": (_operator(opcodeIndex=5), "opcode 5"),
+    "negative-shape": (_tensor(0, shape=[-5, -1, 0]), "dimension -5"),
+    "huge-shape": (_huge, "bytes"),  # was −2,473.9 G MACs, and --max-macs passed
+    "weights-shorter-than-shape": (_tensor(1, shape=[8, 32]), "bytes of data"),
+    "output-not-what-inputs-give": (_tensor(3, shape=[1, 9]), "output shape"),
+    "not-tflite": (lambda model: setattr(model, "version", 2), "schema version"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_TFLITE))
+def test_a_hostile_tflite_is_refused_in_one_line_before_any_runtime_sees_it(tmp_path, case):
+    change, expected = HOSTILE_TFLITE[case]
+    path = _fc_tflite(tmp_path / "model.tflite", change)
+    before = snapshot(tmp_path)
+    one_line(run_cli_here("profile", path, "--max-macs", "1e6", "--json"), 2, str(path), expected)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_tflite_is_known_by_its_identifier_not_only_its_suffix(tmp_path):
+    valid = _fc_tflite(tmp_path / "model.TFLITE")
+    result = run_cli_here("profile", valid, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["graph"] == "tflite" and json.loads(result.stdout)["macs"] == 8 * 16
+    (tmp_path / "other.tflite").write_bytes(b"\x1c\x00\x00\x00ONNX" + bytes(64))
+    one_line(run_cli_here("profile", tmp_path / "other.tflite"), 2, "other.tflite", "TFL3")
+
+
+def test_a_crash_inside_tflm_is_one_line_not_a_dead_process(tmp_path, monkeypatch):
+    """What passes edgekd's checks runs in TFLM in a child process: a kernel that crashes there is the file's fault."""
+    import edgekd.tflite.micro as micro
+
+    def crash(path):
+        os.kill(os.getpid(), 11)
+
+    monkeypatch.setattr(micro, "tflm_arena", crash)
+    path = _fc_tflite(tmp_path / "model.tflite")
+    one_line(run_cli_here("profile", path), 2, str(path), "TFLM crashed", "SIGSEGV")
+
+
+RECIPE_TEXT_FAULTS = {
+    "nested-20000-deep": ("name: deep\ndata: " + "[" * 20_000 + "]" * 20_000 + "\n", "nested too deeply"),
+    "seed-29-digits": ("seed: 12345678901234567890123456789\n", "seed"),
+    "lr-infinite": ("train: {lr: 1.0e+309}\n", "train.lr"),
+    "lr-nan": ("train: {lr: .nan}\n", "train.lr"),
+    "clips-1e11": ("data: {name: synthetic_urban, clips_per_class: 100000000000}\n", "data.clips_per_class"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECIPE_TEXT_FAULTS))
+def test_values_that_passed_validation_then_crashed_are_refused_at_load(tmp_path, case):
+    text, key = RECIPE_TEXT_FAULTS[case]
+    base = {k: v for k, v in MINI_RECIPE.items() if not text.startswith(f"{k}:") and k not in text.split(":")[0]}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(base) + text)
+    before = snapshot(tmp_path)
+    one_line(run_cli_here("distill", path, "--out", tmp_path / "run", cwd=tmp_path), 2, str(path), key)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_device_size_of_5000_digits_is_one_line(tiny_onnx, tmp_path):
+    base = (Path(__file__).parent.parent / "devices" / "stm32h7.yaml").read_text()
+    path = tmp_path / "device.yaml"
+    path.write_text("\n".join(f"ram: {'5' * 5000}" if line.startswith("ram:") else line for line in base.splitlines()))
+    one_line(run_cli_here("profile", tiny_onnx, "--device", path, "--runs", "0"), 2, str(path))
+    path.write_text(base.replace("ram:", "ram: 99999999999999999999999999 #"))
+    one_line(run_cli_here("profile", tiny_onnx, "--device", path, "--runs", "0"), 2, str(path), "ram")
+
+
+def test_a_rule_across_device_keys_names_them_not_an_empty_key(tiny_onnx, tmp_path):
+    device = yaml.safe_load((Path(__file__).parent.parent / "devices" / "stm32h7.yaml").read_text())
+    path = tmp_path / "device.yaml"
+    path.write_text(yaml.safe_dump(device | {"ram_reserve": "2MB", "ram": "1MB"}))
+    result = run_cli_here("profile", tiny_onnx, "--device", path, "--runs", "0")
+    one_line(result, 2, str(path), "'ram'", "'ram_reserve'")
+    assert "key ''" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["distill", "{recipe}"], ["tune", "{recipe}"], ["export", "{folder}"],
+                                     ["search", "{recipe}", "--device", "nrf52840"]])
+def test_an_out_naming_an_existing_file_is_refused_and_the_file_kept(tmp_path, command):
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(MINI_RECIPE))
+    target = tmp_path / "notes.txt"
+    target.write_text("my notes")
+    before = snapshot(tmp_path)
+    args = [a.format(recipe=tmp_path / "recipe.yaml", folder=tmp_path) for a in command]
+    one_line(run_cli_here(*args, "--out", target), 2, "--out", str(target))
+    assert snapshot(tmp_path) == before
+
+
+def test_every_help_text_shows_install_commands_as_the_code_states_them():
+    """Rich markup took `[tflite]` in `pip install 'edgekd[tflite]'` for a tag and printed `pip install 'edgekd'`."""
+    import re
+
+    from edgekd.cli import app
+
+    commands = ["--help", *(f"{info.name or info.callback.__name__} --help" for info in app.registered_commands)]
+    printed = {command: run_cli_here(*command.split(), COLUMNS="400").stdout for command in commands}
+    stated = {install_command(extra) for extra in EXTRAS}
+    for command, text in printed.items():
+        for shown in re.findall(r"pip install '[^']*'", " ".join(text.split())):
+            assert any(full.startswith(shown) for full in stated), (command, shown)  # never `edgekd` alone
+    assert install_command("tflite") in " ".join(printed["export --help"].split())
+    assert install_command("executorch") in " ".join(printed["export --help"].split())
+
+
+def test_an_empty_label_is_an_unlabelled_clip_not_a_class(tmp_path):
+    from edgekd.data.configs import FolderConfig
+    from edgekd.data.layouts import folder_clips
+
+    for name in ("a.wav", "b.wav", "c.wav"):
+        soundfile.write(tmp_path / name, np.zeros(800, np.float32), 8000)
+    (tmp_path / "labels.csv").write_text("path,label\na.wav,dog\nb.wav,\nc.wav,  \n")
+    catalogue = folder_clips(FolderConfig(root=str(tmp_path), labels_csv=str(tmp_path / "labels.csv")), 0)
+    assert catalogue.class_names == ["dog"] and [s.label for s in catalogue.sources] == [0, -1, -1]
+    (tmp_path / "labels.csv").write_text("path,label\na.wav,\nb.wav,\n")
+    catalogue = folder_clips(FolderConfig(root=str(tmp_path), labels_csv=str(tmp_path / "labels.csv")), 0)
+    assert catalogue.class_names == [] and all(s.label is None for s in catalogue.sources)
+
+
+def test_cache_listings_do_not_follow_a_link_into_a_users_folder(tmp_path):
+    cache, mine = tmp_path / "cache", tmp_path / "mine"
+    (cache / "teacher").mkdir(parents=True)
+    mine.mkdir()
+    (mine / "teacher.json").write_text(json.dumps({"identity": {"teacher": "mine"}, "dim": 4}))
+    (mine / "shard-0.npy").write_bytes(b"my own data")
+    (cache / "teacher" / "linked").symlink_to(mine)
+    (cache / "teacher" / "a-file").write_text("not a cache")
+    before = snapshot(mine)
+    listed = run_cli_here("cache", "ls", "--verify", "--json", EDGEKD_CACHE_DIR=str(cache))
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stdout + listed.stderr
+    one_line(run_cli_here("cache", "info", "linked", EDGEKD_CACHE_DIR=str(cache)), 2, "linked")
+    assert snapshot(mine) == before
+
+
+def test_a_run_folder_of_an_earlier_layout_is_read(tmp_path):
+    """A run distilled before `data:` lost its sample_rate (e032d78) keeps its recipe: read without the removed key,
+    with the same digest as the recipe written today."""
+    from edgekd.recipe import recipe_from_dict
+    from edgekd.run_dir import RunDir
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    soundfile.write(audio / "a.wav", np.zeros(8000, np.float32), 8000)
+    today = dict(MINI_RECIPE, data={"name": "folder", "root": str(audio)})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.yaml").write_text(yaml.safe_dump(dict(today, data=dict(today["data"], sample_rate=16000))))
+    with pytest.raises(EdgekdError, match="data.sample_rate"):
+        recipe_from_dict(yaml.safe_load((run / "recipe.yaml").read_text()), "recipe.yaml")  # a recipe today: refused
+    assert RunDir(run).recipe().digest() == recipe_from_dict(today, "today.yaml").digest()
+    one_line(run_cli_here("export", run), 2, "student.pt")  # past the recipe, to what the fake run lacks
+
+
+def test_a_study_db_that_is_not_a_study_is_one_line_and_kept(tmp_path):
+    pytest.importorskip("optuna")
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(MINI_RECIPE))
+    out = tmp_path / "search"
+    out.mkdir()
+    (out / "study.db").write_bytes(b"my own file, not SQLite" * 8)
+    before = snapshot(tmp_path)
+    one_line(run_cli_here("search", tmp_path / "recipe.yaml", "--device", "nrf52840", "--out", out), 2,
+             "study.db", "--out")
+    assert snapshot(tmp_path) == before
+
+
+def test_an_empty_rank_on_folder_is_refused_before_any_candidate_trains(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    import edgekd.stages.search as search
+
+    def never(*args, **kwargs):
+        raise AssertionError("a candidate trained before --rank-on was checked")
+
+    monkeypatch.setattr(search, "distill", never)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(MINI_RECIPE))
+    (tmp_path / "empty").mkdir()
+    one_line(run_cli_here("search", tmp_path / "recipe.yaml", "--device", "nrf52840", "--out", tmp_path / "out",
+                          "--rank-on", tmp_path / "empty"), 2, "--rank-on", "no audio files")
+    assert not (tmp_path / "out").exists()

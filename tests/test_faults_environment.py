@@ -6,6 +6,7 @@ import builtins
 import contextlib
 import errno
 import io
+import json
 import os
 import resource
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import soundfile
 import yaml
 from conftest import MINI_RECIPE, ROOT, one_line, run_cli_here, snapshot
 from onnx import TensorProto, helper
@@ -247,6 +249,21 @@ def test_a_real_signal_interrupts_even_when_the_shell_ignored_sigint(tmp_path, s
     assert stderr.strip().splitlines()[-1].startswith("interrupted:") and "Traceback" not in stderr
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_after_the_command_finished_leaves_its_exit_code(tmp_path, sig):
+    """A signal while Python shuts down (here: from an atexit hook, after the command's work) died of the signal,
+    exit 143 with no line; the command had finished, so its own exit code stands."""
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(tmp_path / "m.onnx"))
+    script = (f"import atexit, os, sys; atexit.register(os.kill, os.getpid(), {int(sig)}); "
+              f"sys.argv = ['edgekd', 'profile', {str(tmp_path / 'm.onnx')!r}, '--runs', '0']; "
+              "from edgekd.cli import run; run()")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+
+
 # --- concurrent commands on the same files ---------------------------------------------------------------------------
 
 def _write_often(path: str, text: str) -> None:
@@ -332,3 +349,80 @@ def test_a_run_missing_or_with_a_damaged_file_is_one_line_naming_it(workspace, n
         return
     one_line(result, 2, name)
     assert snapshot(workspace) == before
+
+
+# --- a hostile user's battery (issue 28): each case failed on 8037ad4 -------------------------------------------------
+
+def test_a_run_whose_reduction_is_not_finite_is_refused_when_read(workspace):
+    reduction = workspace / "run" / "reduction.npz"
+    with np.load(reduction) as stored:
+        arrays = {key: stored[key] for key in stored}
+    arrays["mean"] = np.full_like(arrays["mean"], np.nan)
+    np.savez(reduction, **arrays)
+    before = snapshot(workspace)
+    one_line(run_cli_here("evaluate", workspace / "run", PYTHONPATH=TESTS), 2, "reduction.npz", "non-finite")
+    assert snapshot(workspace) == before and not (workspace / "run" / "evaluation.json").exists()
+
+
+@pytest.mark.parametrize("label, why", [("dog", "1 class labelled"), ("", "no labels")])
+def test_evaluate_on_data_a_probe_cannot_learn_from_says_so(workspace, label, why):
+    """One class, or no label at all (scikit-learn raised on both): fidelity is measured, the probe is not."""
+    clips = workspace / "clips"
+    clips.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for index, split in enumerate(["train", "train", "val", "val", "test", "test"]):
+        soundfile.write(clips / f"c{index}.wav", 0.1 * rng.standard_normal(8000).astype(np.float32), 8000)
+        rows.append(f"c{index}.wav,{label},{split}\n")
+    (clips / "labels.csv").write_text("path,label,split\n" + "".join(rows))
+    result = run_cli_here("evaluate", workspace / "run", "--data", clips, PYTHONPATH=TESTS)
+    assert result.returncode == 0, result.stderr
+    other = json.loads((workspace / "run" / "evaluation.json").read_text())["out_of_domain"][str(clips)]
+    assert other["rounds"] is None and why in other["no_probe"] and other["fidelity_windows"] == 6
+
+
+def test_a_search_on_a_full_disk_is_one_line_and_leaves_no_study(workspace, monkeypatch):
+    pytest.importorskip("optuna")
+    import edgekd.stages.search as search
+
+    monkeypatch.setattr(search, "check_writable", lambda path: None)  # so the study's SQLite meets the full disk
+    out = workspace / "search"
+    out.mkdir()
+    before = snapshot(workspace)
+    with _disk_full():
+        result = run_cli_here("search", workspace / "tiny.yaml", "--device", "nrf52840", "--out", out,
+                              PYTHONPATH=TESTS)
+    one_line(result, 2, "study.db", "cannot write")
+    assert snapshot(workspace) == before and not (out / "study.db").exists()
+
+
+def test_an_interrupt_landing_in_a_garbage_collection_callback_is_not_lost(workspace, monkeypatch):
+    """JAX registers a gc callback; a signal handled while it runs raised its KeyboardInterrupt where Python ignores
+    exceptions ("Exception ignored in: <function _xla_gc_callback>") and the export went on."""
+    import gc
+
+    import edgekd.stages.export as export
+
+    def callback(phase, info):
+        if phase == "start" and not raised:
+            raised.append(True)
+            signal.raise_signal(signal.SIGINT)  # handled right here, inside the callback
+
+    def long_step(*args, **kwargs):
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # the rest of a long step
+                time.sleep(0.01)
+        finally:
+            gc.callbacks.remove(callback)
+        raise AssertionError("the interrupt was lost")
+
+    raised: list[bool] = []
+    monkeypatch.setattr(export, "quantize_static", long_step)
+    before = snapshot(workspace)
+    started = time.monotonic()
+    one_line(run_cli_here("export", workspace / "run", "--no-fp16"), 130, "interrupted:", "previous export")
+    assert time.monotonic() - started < 10, "the interrupt waited for the step to end"
+    assert raised and snapshot(workspace) == before

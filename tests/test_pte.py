@@ -125,3 +125,22 @@ def test_every_family_declaring_int8_pte_runs_cortex_m_int8_close_to_pytorch(fam
     assert cosine_rows(run(logmel[16:].numpy()), expected[16:]).min() > 0.99
     report = profile_model(path, latency_runs=0)
     assert report.arena_bytes == sum(report.executorch_plan) and report.macs > 0
+
+
+@pytest.mark.slow
+def test_mutations_of_a_program_never_crash_profile_or_give_negative_figures(tmp_path):
+    """Bytes flipped, sizes, operator and value indices, inputs, outputs and the plan changed: no signal-killed
+    process, no exit 3, one error line, no negative or non-finite figure (profile reads a .pte without ExecuTorch's
+    runtime, so this is its reader's contract)."""
+    from fuzzing import fuzz_profile, mutated_pte
+
+    from edgekd.pte import convert_pte
+    from edgekd.students.registry import build_student
+
+    config = STUDENTS["sea_cnn"].config()
+    program = convert_pte(build_student(config, 16).eval(), torch.randn(1, config.sample_rate), tmp_path / "s.pte")
+    (tmp_path / "mutants").mkdir()
+    found = fuzz_profile(program, mutated_pte, 300, tmp_path / "mutants")
+    codes = found.pop("codes")
+    assert not any(found.values()), found
+    assert len(codes) > 250 and codes.count(2) > 50 and codes.count(0) > 50

@@ -239,3 +239,21 @@ def test_int8_output_when_asked_is_int8_and_dequantised_by_the_gate(tmp_path):
     assert produced.dtype == np.float32
     cosine = (expected * produced).sum(1) / np.linalg.norm(expected, axis=1) / np.linalg.norm(produced, axis=1)
     assert cosine.min() > 0.98, cosine
+
+
+@pytest.mark.slow
+def test_a_thousand_mutations_of_a_student_tflite_never_crash_profile_or_pass_falsely(exported, tmp_path):
+    """Bytes flipped, the file cut, indices, shapes, types, data and operators changed through the flatbuffer: no
+    signal-killed process, no exit 3, one error line, no negative or non-finite figure, and no pass of MAC and RAM
+    budgets (half the student's own) that the unmutated file fails."""
+    from fuzzing import fuzz_profile, mutated_tflite
+
+    folder, report = exported
+    student = folder / _variants(report, ".tflite")["int8"]["file"]
+    own = json.loads(run_cli_here("profile", student, "--json").stdout)
+    budgets = ["--max-macs", str(own["macs"] // 2), "--max-ram", str(own["ram_bytes"] // 2)]
+    assert run_cli_here("profile", student, *budgets).returncode == 1
+    found = fuzz_profile(student, mutated_tflite, 1000, tmp_path, *budgets)
+    codes = found.pop("codes")
+    assert not any(found.values()), found
+    assert len(codes) > 900 and codes.count(2) > 500 and codes.count(1) > 20  # refused, and profiled past the checks

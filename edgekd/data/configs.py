@@ -13,7 +13,7 @@ class SyntheticUrbanConfig(StrictModel):
     name: Literal["synthetic_urban"] = "synthetic_urban"
     sample_rate: int = Field(16000, ge=4000, le=96000)
     clip_seconds: float = Field(1.0, gt=0.1, le=30)
-    clips_per_class: int = Field(40, ge=3)
+    clips_per_class: int = Field(40, ge=3, le=100_000)
     snr_db: tuple[float, float] = (-3.0, 12.0)
     split_fractions: tuple[float, float, float] = Field((0.6, 0.2, 0.2), description="train, val, test")
 

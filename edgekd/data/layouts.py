@@ -117,8 +117,10 @@ def folder_clips(config: FolderConfig, seed: int) -> Catalogue:
         meta = Path(config.labels_csv)
         rows = _read_csv(meta)
         _require_columns(rows, {"path", "label"}, meta)
-        class_names = sorted({r["label"] for r in rows})
-        entries = [Source(r["path"], root / r["path"], class_names.index(r["label"]),
+        class_names = sorted({r["label"].strip() for r in rows} - {""})  # an empty label: a clip without one
+        entries = [Source(r["path"], root / r["path"],
+                          class_names.index(r["label"].strip()) if r["label"].strip()
+                          else -1 if class_names else None,
                           r.get("split") or _hashed_split(r["path"], config.split_fractions), r.get("group") or "")
                    for r in rows]
     else:  # unlabelled domain audio, SEA's case: the sensor network's own recordings

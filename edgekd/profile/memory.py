@@ -8,6 +8,7 @@ execution order, allocating each output when produced and freeing each tensor af
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -179,7 +180,7 @@ def _static_shapes(model: onnx.ModelProto, batch: int) -> GraphRun | None:
             continue
         shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else batch for d in tensor.shape.dim)
         itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
-        nbytes[info.name] = int(np.prod(shapes[info.name], dtype=np.float64)) * itemsize
+        nbytes[info.name] = math.prod(shapes[info.name]) * itemsize  # Python integers: no shape overflows
     if any(out and out not in shapes for node in graph.node for out in node.output):
         return None
     for tensor in graph.initializer:

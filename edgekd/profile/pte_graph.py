@@ -8,12 +8,11 @@ tensor its planned place holds (views are not calls) when of the same bytes, els
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
-from edgekd.errors import EdgekdError
+from edgekd.errors import EdgekdError, first_line
 from edgekd.profile.file_graph import FileGraph, frontend_constants
 from edgekd.profile.memory import GraphRun, Node
 from edgekd.pte import pte_plan, read_program
@@ -26,8 +25,22 @@ _ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int8": 1,
 
 
 def read_pte(path: Path) -> tuple[FileGraph, list[int]]:
-    """The program's graph, and the sizes of the buffers its compiler planned."""
+    """The program's graph, and the sizes of the buffers its compiler planned; a program whose indices point
+    nowhere or whose sizes are negative is one line naming the file."""
     program = read_program(path)
+    try:
+        graph, planned = _read_graph(path, program)
+    except (IndexError, KeyError, TypeError, AttributeError) as err:  # an index or reference into nothing
+        raise EdgekdError(f"{path}: not a valid ExecuTorch program ({type(err).__name__}: {first_line(err, 80)}); "
+                          "export it again") from None
+    negative = [name for name, shape in graph.run.shapes.items() if any(d < 0 for d in shape)]
+    if negative or any(size < 0 for size in planned):
+        raise EdgekdError(f"{path}: not a valid ExecuTorch program (a negative size: "
+                          f"{negative[0] if negative else 'a planned buffer'}); export it again")
+    return graph, planned
+
+
+def _read_graph(path: Path, program) -> tuple[FileGraph, list[int]]:
     plan = program.execution_plan[0]
     tensors = {index: value.val for index, value in enumerate(plan.values) if type(value.val).__name__ == "Tensor"}
     lists = {index: [int(i) for i in value.val.items] for index, value in enumerate(plan.values)
@@ -114,7 +127,7 @@ def _storage(tensor) -> tuple:
 
 
 def _elements(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(shape)  # Python integers: no declared size overflows
 
 
 def _per_output_weights(inputs, output) -> int:  # convolution [out, in/groups, k...]; Cortex-M conv [out, h, w, in]

@@ -33,7 +33,7 @@ from edgekd.profile.operators import RUNTIME_OPS, TFLM_RUNTIMES
 from edgekd.profile.pte_graph import read_pte
 from edgekd.profile.tflite_graph import read_tflite
 from edgekd.profile.tflm import predict_tflm_arena
-from edgekd.tflite.micro import tflm_arena
+from edgekd.tflite.micro import tflm_arena_isolated
 
 
 @dataclass
@@ -192,7 +192,7 @@ def profile_model(
     _check_budgets(max_flash, max_ram, max_macs, max_latency_ms, latency_runs)
     profile = load_device(device) if isinstance(device, str) else device
     model_path = Path(model_path)
-    if model_path.suffix in (".tflite", ".pte"):
+    if model_path.suffix.lower() in (".tflite", ".pte"):  # model.TFLITE is a .tflite too
         return _profile_runtime_file(model_path, profile, max_flash, max_ram, max_macs, max_latency_ms)
     model = load_model(model_path)
     facts, plan, run = _analyse(model_path, model, raw)
@@ -229,7 +229,7 @@ def _profile_runtime_file(path: Path, profile: DeviceProfile | None, max_flash, 
     """A `.tflite` as TFLM runs it or a `.pte` as ExecuTorch does: the same graph analysis, and the runtime's own
     memory figure as the RAM budgets judge: TFLM's arena (measured on this host) or the buffers ExecuTorch's compiler
     planned (written in the program)."""
-    kind = path.suffix.lstrip(".")
+    kind = path.suffix.lower().lstrip(".")
     if max_latency_ms is not None:
         raise EdgekdError(f"{path}: --max-latency-ms: a .{kind} is timed on the device, not on this host (its host "
                           f"kernels say nothing of a microcontroller's speed); drop the flag")
@@ -240,7 +240,7 @@ def _profile_runtime_file(path: Path, profile: DeviceProfile | None, max_flash, 
         raise ModelError(f"{path}: no such model file")
     if kind == "tflite":
         graph = read_tflite(path)
-        arena = tflm_arena(path)  # loads it in TFLM first: ops it lacks and corrupt files end here, in one line
+        arena = tflm_arena_isolated(path)  # ops TFLM lacks and files its kernels crash on end here, in one line
         ram_bytes, ram_basis, ram_detail = arena.total, "TFLM arena total, measured on this host", "TFLM's arena, measured"
         runtime_figures = {"tflm_arena": asdict(arena), "executorch_plan": None}
     else:

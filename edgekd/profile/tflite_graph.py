@@ -7,33 +7,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+import math
 
-from edgekd.errors import EdgekdError, first_line
 from edgekd.profile.file_graph import FileGraph, frontend_constants
 from edgekd.profile.memory import GraphRun, Node
 from edgekd.tflite import flatbuffer
-
-_ITEMSIZE = {"FLOAT32": 4, "FLOAT16": 2, "FLOAT64": 8, "INT32": 4, "UINT32": 4, "INT64": 8, "UINT64": 8, "INT16": 2,
-             "UINT16": 2, "INT8": 1, "UINT8": 1, "BOOL": 1, "INT4": 0.5, "COMPLEX64": 8}
+from edgekd.tflite.validate import read_model, tensor_bytes
 
 
 def read_tflite(path: Path) -> FileGraph:
     needed_for = f"profiling {path}"
     schema = flatbuffer.schema(needed_for)
-    try:
-        model = flatbuffer.unpack(path.read_bytes(), needed_for)
-        graph = model.subgraphs[0]
-    except Exception as err:  # noqa: BLE001 - a corrupt flatbuffer fails anywhere in the generated reader
-        raise EdgekdError(f"{path}: not a readable .tflite flatbuffer ({first_line(err) or type(err).__name__}); "
-                          f"export it again") from None
+    model = read_model(path, needed_for)  # checked: every index in range, shapes consistent
+    graph = model.subgraphs[0]
     types = {value: name for name, value in vars(schema.TensorType).items() if not name.startswith("_")}
-    names = [_tensor_name(t, i) for i, t in enumerate(graph.tensors)]
-    shapes = [tuple(int(d) for d in (t.shape if t.shape is not None else ())) for t in graph.tensors]
-    constant = {i for i, t in enumerate(graph.tensors)
-                if 0 < t.buffer < len(model.buffers) and model.buffers[t.buffer].data is not None}
-    nbytes = {names[i]: int(_elements(shapes[i]) * _ITEMSIZE.get(types[t.type], 4))
-              for i, t in enumerate(graph.tensors)}
+    tensors = graph.tensors or []
+    names = [_tensor_name(t, i) for i, t in enumerate(tensors)]
+    shapes = [tuple(int(d) for d in (t.shape if t.shape is not None else ())) for t in tensors]
+    constant = {i for i, t in enumerate(tensors) if t.buffer > 0 and model.buffers[t.buffer].data is not None}
+    nbytes = {names[i]: tensor_bytes(shapes[i], types[t.type]) for i, t in enumerate(tensors)}
     nodes, weights = [], set()
     for index, op in enumerate(graph.operators):
         op_type = flatbuffer.op_type(model, op, needed_for)
@@ -45,7 +37,7 @@ def read_tflite(path: Path) -> FileGraph:
         nodes.append(Node(f"op {index}", op_type, tuple(names[i] for i in inputs),
                           tuple(names[i] for i in outputs), rule([shapes[i] for i in inputs],
                                                                  [shapes[i] for i in outputs]) if rule else 0))
-    dtype_of = {i: types[graph.tensors[i].type].lower() for i in constant}
+    dtype_of = {i: types[tensors[i].type].lower() for i in constant}
     bytes_by_dtype: dict[str, int] = {}
     for i in sorted(constant, key=lambda i: -nbytes[names[i]]):
         bytes_by_dtype[dtype_of[i]] = bytes_by_dtype.get(dtype_of[i], 0) + nbytes[names[i]]
@@ -62,7 +54,7 @@ def read_tflite(path: Path) -> FileGraph:
 
 
 def _elements(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(shape)  # Python integers: no declared shape overflows
 
 
 def _tensor_name(tensor, index: int) -> str:

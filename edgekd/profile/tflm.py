@@ -11,10 +11,9 @@ structs are smaller (4-byte pointers), so there the prediction is an upper bound
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
-
-import numpy as np
 
 from edgekd.profile.memory import GraphRun, Node, aligned, plan_memory, tflm_arena_bytes
 from edgekd.tflite.micro import TflmArena
@@ -98,4 +97,4 @@ def _as_tflm_holds_it(run: GraphRun) -> GraphRun:
 
 
 def _elements(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(shape)

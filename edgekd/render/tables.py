@@ -132,7 +132,7 @@ def evaluation_table(report: EvaluationReport) -> Table:
                 continue  # the log-mel baseline was not asked for
             table.add_row(f"{label} {metric.replace('_', ' ')}", *(score(c, who, metric) for c in columns.values()))
     table.add_row("labelled clips", *(f"{c.clips:,}" if c.rounds else "—" for c in columns.values()))
-    table.add_row("probes", *(c.rounds or "no labels" for c in columns.values()))
+    table.add_row("probes", *(c.rounds or c.no_probe for c in columns.values()))
     return table
 
 

@@ -63,6 +63,7 @@ class DatasetEvaluation:
     fidelity: Fidelity
     fidelity_windows: int  # the windows fidelity is measured on: the run's test split, or every window of other data
     rounds: str | None = None  # how probes were trained and tested: the data's folds or its split; None without labels
+    no_probe: str = "no labels"  # why there are no probes (rounds None)
     clips: int = 0  # labelled clips the probes saw
     teacher: dict[str, float] = field(default_factory=dict)  # probe scores on the raw teacher embedding, mean over rounds
     student: dict[str, float] = field(default_factory=dict)
@@ -219,6 +220,10 @@ def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, teacher: Teacher, 
                                fidelity(output[compared], target[compared]), len(compared))
     if windows.labels is None or not labelled(windows.labels).any():
         return result
+    unlearnable = _why_no_probe(windows.labels[labelled(windows.labels)])
+    if unlearnable:
+        result.no_probe = unlearnable
+        return result
     splits, result.rounds = _probe_splits(windows.groups, windows)
     splits = [tuple(windows.labelled_rows(rows) for rows in split) for split in splits]  # unlabelled audio: no probe
     result.clips = len(np.unique(windows.clip[windows.labelled_rows(np.arange(len(windows)))]))
@@ -231,6 +236,14 @@ def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, teacher: Teacher, 
             result.std[name] = {key: float(np.std([r[key] for r in per_round])) for key in per_round[0]
                                 if key != "mlp_hidden_layers"}
     return result
+
+
+def _why_no_probe(labels: np.ndarray) -> str | None:
+    """Why the labelled rows leave a probe nothing to learn (a probe tells classes apart); None when they do not."""
+    if labels.ndim == 1:
+        return None if len(np.unique(labels)) > 1 else "1 class labelled: a probe needs 2 or more"
+    varying = (labels > 0).any(axis=0) & (labels <= 0).any(axis=0)
+    return None if varying.any() else "no tag both present and absent: nothing for a probe to learn"
 
 
 def _protocol_window(window: WindowConfig, protocol: Protocol) -> WindowConfig:

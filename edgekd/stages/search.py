@@ -15,6 +15,7 @@ where not to look — and the Pareto front of fidelity against RAM and flash is 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from edgekd.errors import EdgekdError
+from edgekd.errors import EdgekdError, environment_error, first_line
 from edgekd.extras import check_installed
 from edgekd.files import check_writable, content_key, write_json
 from edgekd.onnx.options import ExportOptions, FrontendPlacement, Precision
@@ -291,6 +292,25 @@ def _identity(recipe: Recipe, space: dict[str, list], device: DeviceProfile, pre
     return json.loads(json.dumps(identity))  # as the study stores it
 
 
+@contextlib.contextmanager
+def _study_storage(path: Path):
+    """The study's SQLite file failing (a full disk, a file that is not a study) as one line naming it. A file this
+    command created is removed again, never left truncated: the candidates it trained are read back from their run
+    folders when a search proposes them again."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    existed = path.exists()
+    try:
+        yield
+    except SQLAlchemyError as err:
+        cause = first_line(getattr(err, "orig", None) or err, 120)
+        if not existed:
+            path.unlink(missing_ok=True)
+        if "full" in cause or "I/O" in cause or "readonly" in cause:
+            raise environment_error(path, OSError(cause), doing="write the study") from None
+        raise EdgekdError(f"{path}: not a search's study ({cause}); remove it, or give another --out") from None
+
+
 def _study(out_dir: Path, identity: dict[str, object], space: dict[str, list], trials: int, seed: int, min_epochs: int,
            epochs: int):
     """The study kept in out_dir/study.db, refused when it was begun with other settings. A trial an interrupted or
@@ -445,17 +465,19 @@ def search(recipe: Recipe, device: DeviceProfile, out_dir: Path, precision: Prec
             study.stop()
 
     try:
-        study = _study(out_dir, _identity(recipe, space, device, precision, epochs, min_epochs), space, trials,
-                       recipe.seed, min_epochs, epochs)
-        if len(_tried(study)) < target:
-            study.optimize(_objective(recipe, space, device, precision, epochs, out_dir, on_trial),
-                           n_trials=PROPOSALS_PER_CANDIDATE * target, timeout=hours * 3600 if hours else None,
-                           callbacks=[enough])
+        with _study_storage(out_dir / "study.db"):
+            study = _study(out_dir, _identity(recipe, space, device, precision, epochs, min_epochs), space, trials,
+                           recipe.seed, min_epochs, epochs)
+            if len(_tried(study)) < target:
+                study.optimize(_objective(recipe, space, device, precision, epochs, out_dir, on_trial),
+                               n_trials=PROPOSALS_PER_CANDIDATE * target, timeout=hours * 3600 if hours else None,
+                               callbacks=[enough])
+            tried = _trials(study)
     finally:
         share(None)  # under torchrun: the other ranks stop following, and the proof runs on this rank alone
         leave_process_group()
     budgets = {"flash": device.flash_budget, "ram": device.ram_budget}
-    result = SearchResult(recipe.name, device.name, precision, space, _trials(study), budgets, 0.0)
+    result = SearchResult(recipe.name, device.name, precision, space, tried, budgets, 0.0)
     if held_out is not None and result.count("trained"):
         _rank_on_held_out(result, held_out, recipe.teacher, on_trial)
     if result.count("trained"):

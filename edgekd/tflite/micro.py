@@ -6,9 +6,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import pickle
 import re
+import signal
 import sys
 import tempfile
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +20,7 @@ import numpy as np
 
 from edgekd.errors import EdgekdError, first_line
 from edgekd.extras import install_command, require
+from edgekd.tflite.validate import read_model
 from edgekd.units import format_bytes
 
 ARENA_LIMIT = 64 << 20  # the largest arena tried: bigger than any microcontroller's RAM
@@ -46,9 +51,15 @@ def run_tflite(path: Path, inputs: np.ndarray) -> np.ndarray:
     return np.stack(outputs)
 
 
+def tflm_arena_isolated(path: Path) -> TflmArena:
+    """`tflm_arena` of any file, planned in a child process: a file that passed edgekd's checks may still hold what
+    TFLM's C++ kernels crash on, and a crash must be one line, not this process dying."""
+    return _in_child(lambda: tflm_arena(path), path)
+
+
 def tflm_arena(path: Path) -> TflmArena:
-    """What TFLM's recording allocator reports after planning `path` (printed from C++ to stderr, so read at the
-    file descriptor)."""
+    """What TFLM's recording allocator reports after planning `path` (printed from C++ to stderr, so read at the file
+    descriptor), in this process: for the files edgekd writes."""
     interpreter = _interpreter(path)
     with _captured(2) as printed:
         interpreter.print_allocations()
@@ -59,8 +70,51 @@ def tflm_arena(path: Path) -> TflmArena:
     return TflmArena(*(int(figures[key]) for key in ("head", "tail", "total")))
 
 
+def _in_child(work: Callable[[], object], path: Path):
+    """`work()` run in a forked child, its result (or its EdgekdError) handed back through a pipe; a child killed by
+    a signal is the file's fault, said in one line."""
+    require("tflite_micro", "running a .tflite", "tflite")  # imported here, before the fork, once
+    sys.stdout.flush()
+    sys.stderr.flush()
+    readable, writable = os.pipe()
+    with warnings.catch_warnings():  # JAX (imported by the exporter) warns of threads: the child runs TFLM alone
+        warnings.simplefilter("ignore", RuntimeWarning)
+        child = os.fork()
+    if child == 0:  # pragma: no cover - the child's lines run, but coverage is not collected in it
+        os.close(readable)
+        try:
+            outcome = ("ok", work())
+        except EdgekdError as err:
+            outcome = ("error", str(err))
+        except BaseException as err:  # noqa: BLE001 - a bug: handed to the parent, which raises it
+            outcome = ("bug", f"{type(err).__name__}: {err}")
+        with os.fdopen(writable, "wb") as pipe:
+            pickle.dump(outcome, pipe)
+        os._exit(0)
+    os.close(writable)
+    status = None
+    try:
+        with os.fdopen(readable, "rb") as pipe:
+            answer = pipe.read()
+        _, status = os.waitpid(child, 0)
+    finally:
+        if status is None:  # interrupted while it ran: the child goes too
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):
+        raise EdgekdError(f"{path}: TFLM crashed loading it ({signal.Signals(os.WTERMSIG(status)).name}); the file "
+                          "holds what its kernels cannot run: export it again")
+    kind, value = pickle.loads(answer)
+    if kind == "error":
+        raise EdgekdError(value)
+    if kind == "bug":
+        raise RuntimeError(value)
+    return value
+
+
 def _interpreter(path: Path):
     runtime = require("tflite_micro", "running a .tflite", "tflite").runtime
+    read_model(path, "running a .tflite")  # no file reaches TFLM's C++ unchecked: it trusts every index
     with _captured(2) as printed:
         try:
             return runtime.Interpreter.from_file(str(path), arena_size=ARENA_LIMIT)
