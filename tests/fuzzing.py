@@ -111,9 +111,8 @@ def mutated_pte(original: bytes, rng) -> bytes | None:
         return None
 
 
-def profile_in_child(path: Path, *args: str) -> tuple[int, str, str]:
-    """`edgekd profile PATH ARGS` in a forked child: (exit code, stdout, stderr); the exit code is minus the signal's
-    number when a signal killed it."""
+def _start_profile(path: Path, *args: str) -> tuple[int, int]:
+    """`edgekd profile PATH ARGS` started in a forked child: its pid and the pipe its outcome comes back through."""
     from edgekd.cli import main
 
     readable, writable = os.pipe()
@@ -131,6 +130,11 @@ def profile_in_child(path: Path, *args: str) -> tuple[int, str, str]:
             json.dump([code, out.getvalue(), err.getvalue()], pipe)
         os._exit(0)
     os.close(writable)
+    return child, readable
+
+
+def _finish_profile(child: int, readable: int) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr); the exit code is minus the signal's number when a signal killed it."""
     with os.fdopen(readable) as pipe:
         answer = pipe.read()
     _, status = os.waitpid(child, 0)
@@ -153,32 +157,39 @@ def figures(value) -> list[float]:
     return []
 
 
-def fuzz_profile(original: Path, mutate, cases: int, folder: Path, *args: str) -> dict[str, list]:
-    """Each seeded mutation of `original` profiled with `args`: the cases that broke the contract, by what broke (a
-    signal, exit 3 or another code outside it, more than one error line, a negative or non-finite figure, a budget
-    passed), and the count of each exit code."""
+def fuzz_profile(original: Path, mutate, cases: int, folder: Path, *args: str, workers: int = 2) -> dict[str, list]:
+    """Each seeded mutation of `original` profiled with `args` (`workers` children at a time): the cases that broke
+    the contract, by what broke (a signal, exit 3 or another code outside it, more than one error line, a negative or
+    non-finite figure, a budget passed), and the count of each exit code."""
     data = original.read_bytes()
     found: dict[str, list] = {"signal": [], "exit": [], "lines": [], "figure": [], "passed": [], "codes": []}
+    mutants = []
     for seed in range(cases):
         mutant = mutate(data, np.random.default_rng(seed))
-        if mutant is None:
-            continue
-        path = folder / f"{seed}{original.suffix}"
-        path.write_bytes(mutant)
-        code, out, err = profile_in_child(path, "--json", *args)
-        found["codes"].append(code)
-        if code < 0:
-            found["signal"].append(seed)
-        elif code not in (0, 1, 2):
-            found["exit"].append((seed, err.strip()[-200:]))
-        elif code == 2 and (len([line for line in err.splitlines() if line.startswith("error:")]) != 1
-                            or "Traceback" in err):
-            found["lines"].append((seed, err))
-        elif code in (0, 1):
-            report = json.loads(out)
-            if any(not np.isfinite(n) or n < 0 for n in figures(report)):
-                found["figure"].append(seed)
-            if args and report["fits"]:
-                found["passed"].append(seed)
-        path.unlink()
+        if mutant is not None:
+            mutants.append((seed, folder / f"{seed}{original.suffix}"))
+            mutants[-1][1].write_bytes(mutant)
+    for start in range(0, len(mutants), workers):
+        batch = mutants[start:start + workers]
+        running = [_start_profile(path, "--json", *args) for _, path in batch]
+        for (seed, path), child in zip(batch, running):
+            _judge(seed, *_finish_profile(*child), bool(args), found)
+            path.unlink()
     return found
+
+
+def _judge(seed: int, code: int, out: str, err: str, budgets: bool, found: dict[str, list]) -> None:
+    found["codes"].append(code)
+    if code < 0:
+        found["signal"].append(seed)
+    elif code not in (0, 1, 2):
+        found["exit"].append((seed, err.strip()[-200:]))
+    elif code == 2 and (len([line for line in err.splitlines() if line.startswith("error:")]) != 1
+                        or "Traceback" in err):
+        found["lines"].append((seed, err))
+    elif code in (0, 1):
+        report = json.loads(out)
+        if any(not np.isfinite(n) or n < 0 for n in figures(report)):
+            found["figure"].append(seed)
+        if budgets and report["fits"]:
+            found["passed"].append(seed)

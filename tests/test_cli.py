@@ -265,10 +265,10 @@ def test_evaluate_checks_every_dataset_before_any_work(tmp_path, monkeypatch):
 
 
 def test_evaluate_data_is_a_folder_a_data_section_or_a_recipe(tmp_path):
-    from edgekd.recipe import load_evaluation_data
-
     import numpy as np
     import soundfile
+
+    from edgekd.recipe import load_evaluation_data
 
     (tmp_path / "clips").mkdir()
     soundfile.write(tmp_path / "clips" / "a.wav", np.zeros(800, np.float32), 8000)

@@ -128,6 +128,8 @@ def test_tflite_files_tflm_cannot_run_are_one_line(exported, tmp_path):
     one_line(run_cli_here("profile", _edited(int8, tmp_path / "fft.tflite", unknown_op)), 2, "fft.tflite",
              "TFLM has no kernel for RFFT2D")
     (tmp_path / "corrupt.tflite").write_bytes(b"TFL3" + b"\x00\xff" * 100)
+    one_line(run_cli_here("profile", tmp_path / "corrupt.tflite"), 2, "corrupt.tflite", "no TFL3 identifier")
+    (tmp_path / "corrupt.tflite").write_bytes(b"\xff\xff\x00\x00TFL3" + b"\x00\xff" * 100)
     one_line(run_cli_here("profile", tmp_path / "corrupt.tflite"), 2, "corrupt.tflite", "not a readable .tflite")
     one_line(run_cli_here("profile", int8, "--device", "raspberry-pi-4"), 2, "raspberry-pi-4", ".onnx")
     one_line(run_cli_here("profile", int8, "--max-latency-ms", "5"), 2, "--max-latency-ms")

@@ -4,10 +4,9 @@ profiling a `.tflite` needs nothing TFLM itself does not."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
-
-import math
 
 from edgekd.profile.file_graph import FileGraph, frontend_constants
 from edgekd.profile.memory import GraphRun, Node
