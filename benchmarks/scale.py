@@ -142,8 +142,8 @@ def _int16_fidelity(work: Path) -> dict:
     raw = yaml.safe_load(Path(demo.source).read_text())
     recipe = recipe_from_dict(raw | {"teacher": {"name": "crepe", "variant": "tiny", "hop_ms": 250}}, demo.source)
     teacher = build_teacher(recipe.teacher)
-    data = load_domain_data(recipe, teacher.sample_rate)
-    listed, = catalogues(recipe)
+    data = load_domain_data(recipe.domain(), teacher.sample_rate, recipe.student.sample_rate)
+    listed, = catalogues(recipe.domain())
     exact = {source.clip_id: audio for source, (audio, _) in listed.decode(listed.sources)}  # generated at 16 kHz
     stored = data.teacher_audio
     snr = []

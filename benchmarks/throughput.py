@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from results import save
 
+from edgekd.configs import TrainConfig
 from edgekd.distillation import DistillationModel
 from edgekd.losses import build_loss
-from edgekd.recipe import TrainConfig, load_recipe
+from edgekd.recipe import load_recipe
 from edgekd.students import build_student
 from edgekd.trainer import train_student
 

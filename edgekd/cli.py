@@ -24,6 +24,17 @@ from rich.progress import (
 )
 
 from edgekd import __version__
+from edgekd.configs import (
+    FORMATS,
+    ActivationType,
+    CalibrationMethod,
+    CortexM,
+    ExportOptions,
+    FrontendConstants,
+    FrontendPlacement,
+    Int8Mode,
+    Precision,
+)
 from edgekd.errors import (
     ENVIRONMENT_ERRNOS,
     EXIT_BAD_INPUT,
@@ -35,17 +46,6 @@ from edgekd.errors import (
     environment_error,
 )
 from edgekd.extras import install_command
-from edgekd.onnx.options import (
-    FORMATS,
-    ActivationType,
-    CalibrationMethod,
-    CortexM,
-    ExportOptions,
-    FrontendConstants,
-    FrontendPlacement,
-    Int8Mode,
-    Precision,
-)
 from edgekd.protocols import ProtocolName
 
 app = typer.Typer(
@@ -127,7 +127,8 @@ def _progress() -> Progress:
 @_user_errors
 def distill(
     recipe: str = typer.Argument(..., help="recipe file or shipped recipe name (see `edgekd recipes`)"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder, help="run directory [default: runs/<recipe name>]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder,
+                                      help="run directory [default: runs/<recipe name>]"),
     resume: bool = typer.Option(False, help="continue an interrupted run from its last checkpoint"),
     force: bool = typer.Option(False, help="start over in a run directory that already holds a run"),
     strict: bool = typer.Option(False, help="stop at the first unusable audio file instead of skipping it"),
@@ -229,7 +230,8 @@ def tune(
     temperature: str = typer.Option("1,2,4,8", help="temperatures T to try, comma-separated"),
     alpha: str = typer.Option("0.1,0.5,0.9", help="hard-label weights α to try, comma-separated"),
     epochs: Optional[int] = typer.Option(None, min=1, help="training epochs per trial [default: the recipe's]"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder, help="folder [default: runs/<recipe name>-tune]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder,
+                                      help="folder [default: runs/<recipe name>-tune]"),
 ):
     """Search KD's temperature and hard-label weight on validation data; writes a tuned recipe."""
     from edgekd.recipe import load_recipe
@@ -265,8 +267,8 @@ def search(
     hours: Optional[float] = typer.Option(None, min=0.001, help="stop proposing candidates after this long"),
     epochs: Optional[int] = typer.Option(None, min=1, help="most epochs per trained candidate [default: the "
                                          "recipe's]"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder, help="folder [default: runs/<recipe name>-search-"
-                                       "<device>]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder,
+                                      help="folder [default: runs/<recipe name>-search-<device>]"),
     formats: str = typer.Option("onnx", "--format", help=f"comma-separated formats the chosen student is exported "
                                 f"to, the last one profiled: {', '.join(FORMATS)}"),
     rank_on: Optional[str] = typer.Option(None, "--rank-on", help="held-out audio of the domain, given as evaluate's "
@@ -313,7 +315,8 @@ def search(
 @_user_errors
 def export(
     run_dir: Path = typer.Argument(..., help="run directory written by `edgekd distill`"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder, help="output folder [default: RUN_DIR/export]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", callback=_a_folder,
+                                      help="output folder [default: RUN_DIR/export]"),
     int8: Int8Mode = typer.Option("static", help="INT8 quantisation"),
     fp16: bool = typer.Option(True, help="also write an FP16 model (for GPU-class devices)"),
     calib: int = typer.Option(64, min=1, help="domain windows used to calibrate INT8"),

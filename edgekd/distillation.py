@@ -9,6 +9,9 @@ Every teacher term is computed per example, so that methods can scale the teache
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -16,10 +19,22 @@ from torch import nn
 
 from edgekd.losses.terms import LossFn
 from edgekd.schema import StrictModel
+from edgekd.students import StudentConfig
 
 if TYPE_CHECKING:
-    from edgekd.recipe import Recipe
     from edgekd.supervision import Supervision
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method reads of the run it is part of, and no more of the recipe: the seed its parts are initialised
+    from, the student's config (a peer is built alike), the recipe file its errors name, and how to read the student
+    of an earlier run (the attention teacher), handed in by the module that owns run directories."""
+
+    seed: int
+    student: StudentConfig
+    source: str
+    student_of_run: Callable[[Path], tuple[nn.Module, StudentConfig]]
 
 
 class Method:
@@ -33,8 +48,8 @@ class Method:
     requires: ClassVar[dict[str, str]] = {}  # other method → why this one needs it and what to do (one line)
     excludes: ClassVar[dict[str, str]] = {}  # other method → why they cannot be combined (one line)
 
-    def __init__(self, config: StrictModel, recipe: Recipe):
-        self.config, self.recipe = config, recipe
+    def __init__(self, config: StrictModel, context: MethodContext):
+        self.config, self.context = config, context
 
     def prepare(self, supervision: Supervision) -> None:
         """Before training: add per-window rows, narrow the training windows, report."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgekd.recipe import ProbeConfig
+from edgekd.configs import ProbeConfig
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:  # the CLI imports ProtocolName: numpy and the recipe schema load only when a probe runs
     import numpy as np
 
-    from edgekd.recipe import ProbeConfig
+    from edgekd.configs import ProbeConfig
 
 ProtocolName = Literal["window", "hear", "sea"]
 

@@ -1,4 +1,6 @@
-"""A recipe: typed sections validated at load with one-line errors naming file, key and allowed values.
+"""A recipe: the configuration's sections (edgekd/configs.py) and every registry's configs composed into one
+`Recipe`, validated at load with one-line errors naming file, key and allowed values. Only the commands and the run
+directory read it; they hand each module the part it needs (`Recipe.domain()`, a section, a `MethodContext`).
 
 Only plain config models are imported here, so a bad recipe is answered before torch is imported; the `methods:`
 section is validated last and imports just the methods it names."""
@@ -7,80 +9,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from edgekd.configs import (
+    ProbeConfig,
+    ReductionConfig,
+    SearchConfig,
+    TrainConfig,
+    WindowConfig,
+)
 from edgekd.data import DATASETS, DataConfig
+from edgekd.data.configs import Domain
 from edgekd.errors import EdgekdError, RecipeError
 from edgekd.files import content_key
 from edgekd.losses import LOSSES, LossConfig
 from edgekd.methods import MethodSettings, method_class, validate_methods
-from edgekd.onnx.options import FrontendPlacement
 from edgekd.paths import resolve_named_file
 from edgekd.registry import Entry
-from edgekd.schema import StrictModel, read_yaml, validate_section
+from edgekd.schema import read_yaml, validate_section
 from edgekd.students import STUDENTS, StudentConfig
 from edgekd.teachers import TEACHERS, TeacherConfig
 from edgekd.units import shown
-
-
-class WindowConfig(StrictModel):
-    seconds: float = Field(1.0, gt=0, description="length of one embedding window")
-    hop_seconds: float | None = Field(None, gt=0, description="hop between windows; defaults to the window length")
-    min_fraction: float = Field(0.5, gt=0, le=1, description="least share of a window that must be audio, not zero "
-                                "padding: shorter clips are skipped (and listed), shorter last windows dropped")
-
-
-class ReductionConfig(StrictModel):
-    method: Literal["pca", "umap", "none"] = "pca"
-    dim: int = Field(64, ge=1, description="output dimension of the reduction φ (SEA: 64/128/256)")
-    sample: Literal["random", "stratified", "loudness", "diverse"] = Field(
-        "random", description="which training windows the reduction is fitted on (SEA: within 0.01 AUPRC)")
-    sample_size: int | None = Field(65536, ge=2, description="training windows to fit on at most (null: every one)")
-
-
-class TrainConfig(StrictModel):
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(32, ge=1)
-    accumulate: int = Field(1, ge=1, description="micro-batches per optimiser step (gradient accumulation)")
-    optimizer: Literal["adamw", "adam"] = "adamw"
-    lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    schedule: Literal["cosine", "plateau"] = Field(
-        "cosine", description="cosine: warm-up then cosine decay; plateau: SEA's ×factor when validation stalls")
-    warmup_epochs: int = Field(1, ge=0)
-    plateau_patience: int = Field(5, ge=1, description="epochs without improvement before the rate drops")
-    plateau_factor: float = Field(0.1, gt=0, lt=1)
-    early_stopping: int | None = Field(None, ge=1, description="stop after this many epochs without improvement")
-    ema: float | None = Field(None, gt=0, lt=1, description="decay of an exponential moving average of the weights")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = Field(True, description="bf16 autocast of the student's body on CUDA (the front-end stays FP32)")
-    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: torch's choice")
-
-
-class ProbeConfig(StrictModel):
-    max_iter: int = Field(2000, ge=1)
-    C: float = Field(1.0, gt=0, description="inverse L2 strength of the logistic-regression probe")
-
-
-class SearchConfig(StrictModel):
-    """`search:`: the space `edgekd search` explores, each key a list of choices. A key left out takes the default
-    of the device's class (edgekd/stages/search.py: microcontrollers, or larger devices)."""
-
-    families: list[Literal["sea_cnn", "dscnn", "mobilenet"]] | None = Field(None, min_length=1)
-    widths: list[Annotated[float, Field(gt=0, le=4)]] | None = Field(
-        None, min_length=1, description="multipliers of each family's base channel counts")
-    depths: list[Annotated[int, Field(ge=1, le=4)]] | None = Field(None, min_length=1, description="blocks (stages)")
-    n_mels: list[Annotated[int, Field(ge=4, le=256)]] | None = Field(None, min_length=1)
-    sample_rates: list[Annotated[int, Field(ge=1000, le=48000)]] | None = Field(None, min_length=1)
-    hop_ms: list[Annotated[float, Field(ge=1, le=100)]] | None = Field(None, min_length=1)
-    frontend: list[FrontendPlacement] | None = Field(
-        None, min_length=1, description="include: the model takes audio; exclude: the device computes the log-mel")
-    trials: int = Field(24, ge=1, description="distinct candidates proposed, those that cannot fit included")
-    min_epochs: int = Field(5, ge=1, description="epochs every trained candidate gets before it may be stopped early "
-                            "(Hyperband's least resource; at most the epochs trained)")
-
 
 SECTIONS = ("name", "seed", "data", "window", "teacher", "reduction", "student", "loss", "train", "probe", "methods",
             "search")
@@ -115,6 +66,10 @@ class Recipe:
         if self.search is not None:
             out["search"] = self.search.model_dump(mode="json", exclude_none=True)
         return out
+
+    def domain(self) -> Domain:
+        """The recipe's data as the data stage takes it."""
+        return Domain(self.data, self.window, self.seed, self.source)
 
     @property
     def data_names(self) -> str:

@@ -10,8 +10,8 @@ from typing import BinaryIO, Callable, Protocol
 
 import numpy as np
 
+from edgekd.configs import ReductionConfig
 from edgekd.errors import EdgekdError, RecipeError
-from edgekd.recipe import ReductionConfig
 
 _UMAP_NEIGHBOURS = 15
 

@@ -17,12 +17,13 @@ import torch
 import yaml
 from torch import nn
 
+from edgekd.distillation import MethodContext
 from edgekd.errors import EdgekdError, first_line
 from edgekd.files import atomic_save, atomic_write, load_weights, write_json, write_text
 from edgekd.recipe import Recipe, recipe_from_dict, without_removed_keys
 from edgekd.reduction import Reduction
 from edgekd.schema import read_yaml
-from edgekd.students import build_student
+from edgekd.students import StudentConfig, build_student
 from edgekd.trainer import EpochLog
 
 
@@ -124,7 +125,7 @@ class RunDir:
             raise EdgekdError(f"{self.student_file}: not a student edgekd saved (no state_dict and embedding_dim); "
                               "run `edgekd distill` again (--force)")
         student = build_student(recipe.student, saved["embedding_dim"])
-        for method in recipe.methods.build(recipe):
+        for method in recipe.methods.build(method_context(recipe)):
             student = method.deployable(None, student, saved["state_dict"])
         try:
             student.load_state_dict(saved["state_dict"])
@@ -158,6 +159,16 @@ class RunDir:
 
 def load_student(run_dir: Path) -> tuple[nn.Module, Recipe]:
     return RunDir(run_dir).load_student()
+
+
+def method_context(recipe: Recipe) -> MethodContext:
+    """What the recipe's methods are given: its seed, student and file, and this module's reader of other runs."""
+    return MethodContext(recipe.seed, recipe.student, recipe.source, _student_of_run)
+
+
+def _student_of_run(run_dir: Path) -> tuple[nn.Module, StudentConfig]:
+    student, recipe = load_student(run_dir)
+    return student, recipe.student
 
 
 def _plot_history(history: list[EpochLog], path: Path) -> None:

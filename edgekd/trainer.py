@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekd.configs import TrainConfig
 from edgekd.data.windows import WindowAudio
 from edgekd.files import atomic_write, load_weights
-from edgekd.recipe import TrainConfig
 from edgekd.runtime import barrier, rank_and_world, select_device, share
 
 Audio = WindowAudio | np.ndarray  # windows by row: read from the audio store, or already in memory (tests)

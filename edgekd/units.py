@@ -20,7 +20,7 @@ def parse_size(text: str | int | float, what: str = "size") -> int:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         size = text
     else:
-        match = _PATTERN.match(str(text)[:100])
+        match = _PATTERN.match(str(text)) if len(str(text)) <= 100 else None  # no size is written longer
         unit = match.group(2).lower() if match else None
         if not match or unit not in _UNITS:
             raise EdgekdError(f"{what}: cannot read '{str(text):.40}' as a size; use e.g. 512KB, 1MiB, 2MB or a byte "

@@ -69,9 +69,9 @@ def load_data(data, rate: int = 8000, **window):
     from edgekd.data.store import build_stores
 
     recipe = data_recipe(data, rate, **window)
-    for listed in catalogues(recipe):
+    for listed in catalogues(recipe.domain()):
         build_stores(listed, [rate])
-    return load_domain_data(recipe, rate, build=False)
+    return load_domain_data(recipe.domain(), rate, rate, build=False)
 
 
 def synthetic_data(per_class: int = 3, rate: int = 8000, **window):

@@ -1,8 +1,10 @@
-"""The structure the README's architecture section promises: modules import one way (no cycles, imports inside
-functions counted), short functions, package faces that only re-export, and a bad recipe answered before torch."""
+"""The structure the README's architecture section promises: modules import one way (no cycles, and none from a later
+place on the arrow, imports inside functions counted), short functions, package faces that only re-export, and a bad
+recipe answered before torch."""
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +68,57 @@ def test_no_import_cycles():
                 seen.add(module)
                 stack.extend(graph[module])
     assert cycles == []
+
+
+def _places() -> dict[str, int]:
+    """Module → its row (place on the arrow) in the README's architecture table; `methods/*.py` is every method."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Architecture"):text.index("What holds it together")]
+    rows = [line.split("|")[2] for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    modules, places, globs = _modules(), {}, {}
+    for place, row in enumerate(rows):
+        for name in re.findall(r"`([\w/*]+)\.py`", row):
+            dotted = "edgekd." + name.replace("/", ".")
+            if name.endswith("/*"):
+                globs[dotted[:-1]] = place
+            else:
+                assert dotted not in places, f"{name}.py is listed twice"
+                places[dotted] = place
+    for prefix, place in globs.items():  # what a folder's explicit entries leave
+        for module, path in modules.items():
+            if module.startswith(prefix) and module not in places and path.name != "__init__.py":
+                places[module] = place
+    return places
+
+
+def _through_packages(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """An import of a package (`from edgekd.data import X`) is an import of what its face re-exports."""
+    modules = _modules()
+
+    def real(target: str) -> set[str]:
+        if modules[target].name != "__init__.py":
+            return {target}
+        return {found for inner in graph[target] for found in real(inner)}
+
+    return {module: {found for target in targets for found in real(target)} for module, targets in graph.items()}
+
+
+def test_every_module_has_a_place_and_no_import_runs_back_up_the_arrow():
+    places = _places()
+    graph = _through_packages(_import_graph())
+    modules = {m for m, path in _modules().items() if path.name != "__init__.py"}
+    assert sorted(modules - set(places)) == []
+    backwards = sorted(f"{module} -> {target}" for module, targets in graph.items() if module in places
+                       for target in targets if places[target] > places[module])
+    assert backwards == []
+
+
+def test_only_the_commands_and_the_run_directory_read_the_composed_recipe():
+    """A stage hands each module the section it needs (window, train, probe...), not the whole recipe."""
+    graph = _through_packages(_import_graph())
+    allowed = ("edgekd.stages.", "edgekd.run_dir", "edgekd.cli", "edgekd.recipe")
+    readers = sorted(m for m, targets in graph.items() if "edgekd.recipe" in targets and not m.startswith(allowed))
+    assert readers == []
 
 
 def _functions():

@@ -69,6 +69,7 @@ def test_cached_rows_are_read_on_request_across_shards_like_an_array(monkeypatch
     np.testing.assert_allclose(whole, computed.numpy(), rtol=1e-3, atol=1e-3)  # float16 shards
 
 
+@pytest.mark.slow
 def test_damaged_shard_is_detected_and_recomputed():
     data = synthetic_data()
     first = _embed(data)

@@ -124,6 +124,7 @@ def test_calibration_methods_frontend_constants_and_the_raw_graph(distilled, tmp
     assert raw["activation_bytes"] > profiled["fp32"]["activation_bytes"]
 
 
+@pytest.mark.slow
 def test_profile_bad_inputs_exit_2_with_one_line(tmp_path):
     text = tmp_path / "notes.onnx"
     text.write_text("this is a text file\n")
@@ -133,6 +134,7 @@ def test_profile_bad_inputs_exit_2_with_one_line(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_export_of_a_folder_that_is_not_a_run(tmp_path):
     result = run_cli("export", tmp_path)
     assert result.returncode == 2 and "not a run directory" in result.stderr

@@ -48,6 +48,7 @@ def test_unknown_top_level_section():
         recipe_from_dict(raw, "r.yaml")
 
 
+@pytest.mark.slow
 def test_cli_bad_recipe_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(_with(student__widthz=[4])))

@@ -37,6 +37,7 @@ def test_an_interrupt_is_exit_130_with_what_to_do_for_that_command():
     assert tune.returncode == 130 and "finished trials are kept" in tune.stderr and "--resume" not in tune.stderr
 
 
+@pytest.mark.slow
 def test_version_and_usage_errors():
     version = run_cli("--version")
     assert version.returncode == 0 and version.stdout.strip() == "edgekd 0.1.0"
@@ -46,6 +47,7 @@ def test_version_and_usage_errors():
         assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error:"), result.stderr
 
 
+@pytest.mark.slow
 def test_check_with_no_config_here_is_one_line(tmp_path):
     result = run_cli("check", cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1

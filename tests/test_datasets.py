@@ -117,7 +117,7 @@ def test_unlabelled_folder_skips_and_lists_bad_audio(tmp_path):
     for name, reason in expected.items():
         assert reason in reasons[name], (name, reasons[name])
     with pytest.raises(EdgekdError, match=r"\(--strict\)"):
-        load_domain_data(data_recipe(FolderConfig(root=str(tmp_path)), 16000), 16000, strict=True)
+        load_domain_data(data_recipe(FolderConfig(root=str(tmp_path)), 16000).domain(), 16000, 16000, strict=True)
 
 
 def test_folder_with_labels_csv(tmp_path):
@@ -169,6 +169,7 @@ def test_unlabelled_domain_audio_beside_a_labelled_set_is_one_dataset(tmp_path):
     assert np.abs(data.student_audio[every[windows.clip < 6]]).max() > 0.1
 
 
+@pytest.mark.slow
 def test_a_run_over_several_datasets_probes_on_the_labelled_one(tmp_path):
     from edgekd.stages.distill import distill
 

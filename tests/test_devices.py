@@ -39,6 +39,7 @@ def test_bad_device_file_names_the_key(tmp_path):
         load_device("nope")
 
 
+@pytest.mark.slow
 def test_devices_and_recipes_commands_list_what_ships():
     devices = run_cli("devices")
     assert devices.returncode == 0 and "stm32h7" in devices.stdout and "raspberry-pi-4" in devices.stdout
@@ -56,6 +57,7 @@ LISTINGS = {("recipes",): "name", ("devices",): "name", ("teachers",): "name", (
             ("cache", "ls"): "key"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", LISTINGS)
 def test_every_listing_reads_at_80_columns_and_has_json(command, tmp_path, preset_cache):
     """Names and figures are never cut with an ellipsis at 80 columns (`sea-stude…` was), and --json gives the
@@ -76,6 +78,7 @@ def test_every_listing_reads_at_80_columns_and_has_json(command, tmp_path, prese
         assert isinstance(records, list) and all(record[LISTINGS[command]] in shown.stdout for record in records)
 
 
+@pytest.mark.slow
 def test_students_measures_the_presets_once_then_reads_the_cache(tmp_path, monkeypatch):
     """`edgekd students` exported every preset on every call (28.6 s for a listing)."""
     from edgekd.stages import inventory

@@ -3,10 +3,10 @@ from typing import get_args
 import numpy as np
 import pytest
 
+from edgekd.configs import ProbeConfig
 from edgekd.data.windows import Clips, Windows
 from edgekd.metrics import linear_cka
 from edgekd.protocols import PROTOCOLS, ProtocolName, clip_means
-from edgekd.recipe import ProbeConfig
 from edgekd.stages.evaluate import _fold_splits, _probe
 
 
@@ -73,6 +73,7 @@ def test_clip_means_average_each_clips_windows():
     assert clips.tolist() == [2, 4] and means[:, 0].tolist() == [10.0, 3.0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["hear", "sea"])
 def test_clip_protocols_score_clips_where_single_windows_are_ambiguous(protocol):
     """Each clip's windows are noisy (a window alone is right 60 % of the time) but their mean is clear: scored per
@@ -90,6 +91,7 @@ def test_clip_protocols_score_clips_where_single_windows_are_ambiguous(protocol)
     assert scored[protocol]["logreg_accuracy"] > 0.9 and scored[protocol]["mlp_accuracy"] > 0.8
 
 
+@pytest.mark.slow
 def test_probe_scores_are_kept_and_fitted_again_only_for_new_features(tmp_path, monkeypatch):
     """A second student of the same teacher on the same data: the teacher's and the log-mel baseline's probes are
     read back, only the new student's are fitted."""

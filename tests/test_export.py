@@ -1,5 +1,6 @@
 import numpy as np
 import onnx
+import pytest
 import torch
 
 from edgekd.metrics import cosine_rows
@@ -30,6 +31,7 @@ def _audio(n, seed=0):
     return (tones + 0.02 * rng.standard_normal((n, 8000))).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_fp32_export_matches_pytorch_with_dynamic_batch(tmp_path):
     model, audio = _student(), _audio(5)
     path = export_onnx(model, torch.from_numpy(audio[:1]), tmp_path / "s.onnx", {"sample_rate": 8000})
@@ -44,6 +46,7 @@ def test_fp32_export_matches_pytorch_with_dynamic_batch(tmp_path):
     np.testing.assert_allclose(out, ref, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_frontend_found_by_graph_walk_and_kept_fp32_in_int8(tmp_path):
     model = _student()
     fp32 = export_onnx(model, torch.from_numpy(_audio(1)), tmp_path / "s.onnx")

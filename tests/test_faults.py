@@ -14,9 +14,9 @@ import yaml
 from conftest import MINI_RECIPE, one_line, run_cli, run_cli_here, snapshot
 from onnx import TensorProto, helper
 
+from edgekd.configs import FORMAT_EXTRAS, ExportOptions
 from edgekd.errors import EdgekdError
 from edgekd.extras import EXTRAS, install_command
-from edgekd.onnx.options import FORMAT_EXTRAS, ExportOptions
 from edgekd.students import STUDENTS
 
 
@@ -124,6 +124,7 @@ def _fake_run(folder: Path) -> dict[str, str]:
     return snapshot(folder)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", [["--force"], ["--resume"], []])
 def test_a_failed_distill_leaves_the_finished_run_it_would_replace(tmp_path, flags):
     run = tmp_path / "run"
@@ -148,6 +149,7 @@ def test_distill_never_writes_into_a_folder_of_the_users_own_files(tmp_path):
     assert snapshot(folder) == before
 
 
+@pytest.mark.slow
 def test_a_teacher_that_outputs_nan_is_refused_and_nothing_is_cached(tmp_path):
     recipe = tmp_path / "nan.yaml"
     recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, teacher={"name": "python", "factory": "tiny_models:nan_embedder",
@@ -633,6 +635,7 @@ RECIPE_TEXT_FAULTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(RECIPE_TEXT_FAULTS))
 def test_values_that_passed_validation_then_crashed_are_refused_at_load(tmp_path, case):
     text, key = RECIPE_TEXT_FAULTS[case]

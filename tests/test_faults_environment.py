@@ -92,6 +92,7 @@ def _disk_full():
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", COMMANDS)
 def test_a_full_disk_is_one_line_naming_the_file_and_nothing_is_lost(workspace, name):
     out = workspace / "out"
@@ -190,6 +191,7 @@ INTERRUPTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(INTERRUPTS))
 def test_an_interrupt_is_exit_130_with_what_the_command_leaves(workspace, monkeypatch, case):
     import importlib
@@ -210,6 +212,7 @@ def test_an_interrupt_is_exit_130_with_what_the_command_leaves(workspace, monkey
     _no_partial_files(workspace)
 
 
+@pytest.mark.slow
 def test_an_export_killed_while_publishing_leaves_no_report_describing_other_files(workspace, monkeypatch):
     """Publishing is a few renames with signals held back, so only a kill can stop it there: export.json is
     removed first and written last, so it never lists files that are not the ones beside it."""
@@ -235,6 +238,7 @@ def _slow_profile(tmp_path: Path, **popen) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, **popen)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, ignored_by_parent", [(signal.SIGINT, False), (signal.SIGTERM, False),
                                                     (signal.SIGINT, True)])
 def test_a_real_signal_interrupts_even_when_the_shell_ignored_sigint(tmp_path, sig, ignored_by_parent):
@@ -249,6 +253,7 @@ def test_a_real_signal_interrupts_even_when_the_shell_ignored_sigint(tmp_path, s
     assert stderr.strip().splitlines()[-1].startswith("interrupted:") and "Traceback" not in stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_after_the_command_finished_leaves_its_exit_code(tmp_path, sig):
     """A signal while Python shuts down (here: from an atexit hook, after the command's work) died of the signal,
@@ -321,6 +326,7 @@ def test_concurrent_cache_builds_and_exports_leave_consistent_files(workspace):
     assert np.isfinite([v["mean_cosine"] for v in report["variants"]]).all()
 
 
+@pytest.mark.slow
 def test_the_next_export_removes_a_killed_exports_staging_folder_only(workspace):
     export = workspace / "run" / "export"
     killed = export / ".edgekd-export-999999999-abc"  # no such process
@@ -332,6 +338,7 @@ def test_the_next_export_removes_a_killed_exports_staging_folder_only(workspace)
     assert not killed.exists() and running.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["missing", "truncated", "foreign"])
 @pytest.mark.parametrize("name", ["reduction.npz", "checkpoint.pt"])
 def test_a_run_missing_or_with_a_damaged_file_is_one_line_naming_it(workspace, name, damage):
@@ -364,6 +371,7 @@ def test_a_run_whose_reduction_is_not_finite_is_refused_when_read(workspace):
     assert snapshot(workspace) == before and not (workspace / "run" / "evaluation.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label, why", [("dog", "1 class labelled"), ("", "no labels")])
 def test_evaluate_on_data_a_probe_cannot_learn_from_says_so(workspace, label, why):
     """One class, or no label at all (scikit-learn raised on both): fidelity is measured, the probe is not."""
@@ -396,6 +404,7 @@ def test_a_search_on_a_full_disk_is_one_line_and_leaves_no_study(workspace, monk
     assert snapshot(workspace) == before and not (out / "study.db").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupt_landing_in_a_garbage_collection_callback_is_not_lost(workspace, monkeypatch):
     """JAX registers a gc callback; a signal handled while it runs raised its KeyboardInterrupt where Python ignores
     exceptions ("Exception ignored in: <function _xla_gc_callback>") and the export went on."""

@@ -1,5 +1,6 @@
 """A candidate student measured against a device before any training (what `edgekd search` prunes on)."""
 
+import pytest
 import torch
 
 from edgekd.profile.devices import load_device
@@ -8,6 +9,7 @@ from edgekd.students import PRESETS, build_student
 from edgekd.students.base import Network
 
 
+@pytest.mark.slow
 def test_int8_footprint_is_smaller_and_without_the_front_end_fits_a_microcontroller():
     config, dim = PRESETS["dscnn"]
     student = build_student(config, dim).eval()

@@ -1,5 +1,6 @@
 import librosa
 import numpy as np
+import pytest
 import torch
 
 from edgekd.frontend import FrontendSpec, LogMel
@@ -21,6 +22,7 @@ def test_power_spectrum_matches_torch_stft():
     assert torch.allclose(ours, ref, rtol=1e-4, atol=1e-5 * float(ref.max()))
 
 
+@pytest.mark.slow
 def test_log_mel_matches_librosa_absolute_db():
     spec = FrontendSpec(8000, 256, 160, 64, top_db=None)
     y = _signal()

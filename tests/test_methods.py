@@ -22,6 +22,7 @@ from edgekd.methods.selection import teacher_reliability
 from edgekd.methods.teacher_free import TeacherFreeConfig, autoencoder_soft_labels
 from edgekd.metrics import head_fidelity
 from edgekd.recipe import recipe_from_dict
+from edgekd.run_dir import method_context
 from edgekd.supervision import (
     LogMel,
     Supervision,
@@ -46,7 +47,7 @@ class TinyStudent(nn.Module):
 def _model(methods: dict, classes: int | None = 3, peer: nn.Module | None = None) -> DistillationModel:
     """A TinyStudent with the methods as a recipe names them, attached as distillation attaches them."""
     recipe = recipe_from_dict(dict(MINI_RECIPE, methods=methods), "r.yaml")
-    built = recipe.methods.build(recipe)
+    built = recipe.methods.build(method_context(recipe))
     model = DistillationModel(TinyStudent(), build_loss(MseConfig()), built)
     labels = np.arange(classes) if classes else None
     logmel = LogMel(torch.nn.Identity(), np.zeros((1, 4, 4), np.float32))

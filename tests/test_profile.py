@@ -113,6 +113,7 @@ def sea_student_3(tmp_path_factory):
     return export_onnx(net, torch.randn(1, 8000) * 0.1, path)
 
 
+@pytest.mark.slow
 def test_sea_student_3_matches_published_figures(sea_student_3):
     report = profile_model(sea_student_3, latency_runs=0)
     network = report.params - report.frontend_params
@@ -123,6 +124,7 @@ def test_sea_student_3_matches_published_figures(sea_student_3):
     assert report.largest_tensor_bytes <= report.working_set_bytes <= report.activation_bytes <= report.arena_bytes
 
 
+@pytest.mark.slow
 def test_l3_teacher_matches_published_figures(tmp_path):
     path = export_onnx(random_l3(), torch.randn(1, 48000) * 0.1, tmp_path / "l3.onnx")
     report = profile_model(path, latency_runs=0)
@@ -131,6 +133,7 @@ def test_l3_teacher_matches_published_figures(tmp_path):
     assert abs(_network_bytes(report) - 18.8e6) / 18.8e6 < 0.02  # 18.8 MB FP32
 
 
+@pytest.mark.slow
 def test_device_checks_ops_json_junit_markdown_and_plot(sea_student_3, tmp_path):
     junit, markdown, plot = tmp_path / "r.xml", tmp_path / "r.md", tmp_path / "t.png"
     result = run_cli("profile", sea_student_3, "--device", "nrf52840", "--max-macs", "1e6", "--runs", "2", "--json",
@@ -147,6 +150,7 @@ def test_device_checks_ops_json_junit_markdown_and_plot(sea_student_3, tmp_path)
     assert "❌" in markdown.read_text() and plot.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_unsupported_operator_is_named(tmp_path):
     path = _save(tmp_path / "erf.onnx", [helper.make_node("Erf", ["x"], ["y"], name="gelu_erf")], [1, 8], "y", [],
                  out_shape=(1, 8))
@@ -173,6 +177,7 @@ def test_junit_of_passing_and_failing_reports_validates(sea_student_3):
     assert 'failures="0"' in document and "<failure" in document
 
 
+@pytest.mark.slow
 def test_check_command_with_pyproject_and_baseline(sea_student_3, tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         "[tool.edgekd]\nmax_growth_percent = 5\n\n[[tool.edgekd.checks]]\n"

@@ -76,6 +76,7 @@ def test_a_corrupt_program_is_one_line(tmp_path):
     one_line(run_cli_here("profile", broken, "--max-latency-ms", "5"), 2, "broken.pte", "--max-latency-ms")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", STUDENTS)
 def test_every_family_declaring_pte_runs_in_executorch_as_in_pytorch(family, tmp_path):
     from edgekd.profile import profile_model

@@ -38,6 +38,7 @@ def demo_variants(tmp_path_factory):
 LEVELS = {"silent-ish": 1e-4, "quiet": 0.01, "loud": 0.9}  # peak amplitude of the test windows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_every_precision_keeps_the_embedding_of_quiet_loud_and_silent_ish_audio(demo_variants, precision, level):
@@ -49,6 +50,7 @@ def test_every_precision_keeps_the_embedding_of_quiet_loud_and_silent_ish_audio(
     assert cosine_rows(run_onnx(variants[precision], audio), reference).min() > 0.99
 
 
+@pytest.mark.slow
 def test_demo_student_int8_is_3_5x_smaller_with_cosine_above_0_99(tmp_path):
     recipe = load_recipe("demo")
     torch.manual_seed(0)
@@ -90,6 +92,7 @@ class Fragile(nn.Module):
         return x.mean(dim=(2, 3))
 
 
+@pytest.mark.slow
 def test_fragile_model_fails_the_gate_and_the_fallback_keeps_one_layer_fp32(tmp_path):
     model = Fragile().eval()
     fp32 = export_onnx(model, torch.from_numpy(_audio(1)), tmp_path / "f.onnx")

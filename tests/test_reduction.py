@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from edgekd.configs import ReductionConfig
 from edgekd.errors import RecipeError
-from edgekd.recipe import ReductionConfig
 from edgekd.reduction import Reduction, fit_reduction
 
 

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from conftest import MINI_RECIPE, one_line, run_cli_here
 
+from edgekd.configs import SearchConfig
 from edgekd.extras import install_command
 from edgekd.profile.devices import load_device
-from edgekd.recipe import SearchConfig
 from edgekd.stages.search import STUDY, search_space, space_params
 
 TWO_CANDIDATES = {"families": ["sea_cnn"], "widths": [0.25], "depths": [3], "n_mels": [32], "sample_rates": [8000],
@@ -25,6 +25,7 @@ def search_recipe(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_a_candidate_that_cannot_fit_is_never_trained_and_an_interrupted_search_goes_on(tmp_path, search_recipe):
     """The chosen one fits and passes `edgekd profile --device`; the one that cannot fit is never trained. The search
     starts where a killed one left a trial running: that trial is proposed again first, and a search run again
@@ -91,6 +92,7 @@ def test_the_default_space_of_each_device_class_starts_from_the_shipped_presets_
     assert all(c.student() == PRESETS[c.family][0] for c in found)  # dscnn and mobilenet are presets of their name
 
 
+@pytest.mark.slow
 def test_a_candidate_stopped_early_keeps_its_checkpoint_and_is_not_finished(tmp_path, mini_recipe):
     """What the pruner does to a candidate: training raises at the end of the epoch asked, the run keeps its
     checkpoint (a later proposal of the candidate continues from it) and is not read back as finished."""

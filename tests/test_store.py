@@ -92,15 +92,15 @@ sys.path.insert(0, {tests!r})
 from edgekd.data import store
 store.SHARD_SAMPLES = 16000  # two clips a shard: progress to kill
 from conftest import synthetic_data
-data = synthetic_data(60)
+data = synthetic_data({clips})
 import numpy as np
 np.save(sys.argv[1], data.teacher_audio[:])
 """
 
 
-def _build(cache: Path, out: Path) -> subprocess.Popen:
+def _build(cache: Path, out: Path, clips: int = 60) -> subprocess.Popen:
     env = dict(os.environ, EDGEKD_CACHE_DIR=str(cache))
-    return subprocess.Popen([sys.executable, "-c", _BUILD.format(tests=str(TESTS)), str(out)], env=env)
+    return subprocess.Popen([sys.executable, "-c", _BUILD.format(tests=str(TESTS), clips=clips), str(out)], env=env)
 
 
 @pytest.mark.slow
@@ -119,3 +119,15 @@ def test_killed_store_build_keeps_its_shards_and_resumes_to_identical_windows(tm
     assert set(kept) <= set(_shards(killed))  # finished shards kept, not rewritten
     assert _build(tmp_path / "clean", tmp_path / "clean.npy").wait() == 0
     assert np.array_equal(np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "clean.npy"))
+
+
+@pytest.mark.slow
+def test_two_builds_of_one_store_side_by_side_store_each_clip_once(tmp_path):
+    """The second build waits for the first's lock, then finds every clip stored: nothing is decoded twice."""
+    cache = tmp_path / "cache"
+    builds = [_build(cache, tmp_path / f"{name}.npy", clips=10) for name in ("first", "second")]
+    assert [build.wait() for build in builds] == [0, 0]
+    keys = [(clip["key"], store_dir.parent.name) for store_dir in _shards(cache)
+            for clip in json.loads(store_dir.read_text())["clips"]]
+    assert keys and len(keys) == len(set(keys))
+    assert np.array_equal(np.load(tmp_path / "first.npy"), np.load(tmp_path / "second.npy"))

@@ -18,6 +18,7 @@ def test_sea_table_1_students_have_the_published_parameter_counts():
     assert trainable_parameters(build_student(config, dim)) == 398_306  # the published SEA-64 .h5's count
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(STUDENTS))
 def test_every_family_trains_and_exports_matching_pytorch(name, tmp_path):
     """Every registered family at its default sizes: gradients reach every parameter, and the ONNX export (front-end

@@ -1,11 +1,12 @@
 import librosa
 import numpy as np
+import pytest
 from conftest import load_data
 
+from edgekd.configs import ProbeConfig
 from edgekd.data.configs import SyntheticUrbanConfig
 from edgekd.data.synthetic import URBANSOUND8K_CLASSES, synthetic_urban_clips
 from edgekd.metrics import probe_accuracy
-from edgekd.recipe import ProbeConfig
 
 
 def _generated(config: SyntheticUrbanConfig, seed: int) -> list[np.ndarray]:
@@ -40,6 +41,7 @@ def test_windows_are_index_rows_read_from_the_store():
     assert np.array_equal(audio[[1, 2]], audio[1:3])  # overlapping windows are reads, not copies
 
 
+@pytest.mark.slow
 def test_log_mel_statistics_do_not_solve_the_task():
     """Within-class variation and noise keep a linear probe on plain log-mel statistics below 100 %."""
     listed = synthetic_urban_clips(SyntheticUrbanConfig(clips_per_class=20), 0)

@@ -34,6 +34,7 @@ def windows(data):
     return data.windows
 
 
+@pytest.mark.slow
 def test_onnx_and_pytorch_forms_of_one_network_cache_the_same_embeddings(tmp_path, data):
     onnx_path = export_onnx(tiny_embedder(), torch.zeros(1, 8000), tmp_path / "tiny.onnx", {"sample_rate": 8000})
     from_python = build_teacher(PythonTeacherConfig(factory="tiny_models:tiny_embedder", sample_rate=8000))
@@ -112,6 +113,7 @@ def _artefact(name: str, tmp_path: Path, windows) -> dict:
     return {"crepe": {"variant": "tiny"}, "none": {}}[name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TEACHERS))
 def test_every_teacher_kind_embeds_through_the_cache(name, tmp_path, windows):
     """Every registered kind meets the Teacher interface: a rate, a dimension, an identity for the cache key, and

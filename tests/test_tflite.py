@@ -135,6 +135,7 @@ def test_tflite_files_tflm_cannot_run_are_one_line(exported, tmp_path):
     one_line(run_cli_here("profile", int8, "--max-latency-ms", "5"), 2, "--max-latency-ms")
 
 
+@pytest.mark.slow
 def test_a_model_larger_than_the_arena_limit_is_one_line(tmp_path, monkeypatch):
     from edgekd.tflite import convert_tflite, micro
 
@@ -176,6 +177,7 @@ def test_weights_stored_after_the_flatbuffer_are_moved_inside_it(exported, tmp_p
     assert np.array_equal(run_tflite(inside, rows), run_tflite(int8, rows))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", STUDENTS)
 def test_students_export_to_the_formats_their_family_declares(family, tmp_path):
     """`edgekd students` says which formats each family exports to: a family declaring tflite runs in TFLM, and
@@ -221,6 +223,7 @@ def test_int8_of_a_network_with_weights_the_quantizer_stores_outside_runs_with_t
     assert interpreter.get_output_details(0)["dtype"] == np.float32
 
 
+@pytest.mark.slow
 def test_int8_output_when_asked_is_int8_and_dequantised_by_the_gate(tmp_path):
     """--int8-output: the INT8 file's output is int8 too (its scale and zero point in the file); the gate reads it
     dequantised."""

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from edgekd.configs import TrainConfig
 from edgekd.distillation import DistillationModel
 from edgekd.losses import build_loss
 from edgekd.losses.configs import MseConfig
-from edgekd.recipe import TrainConfig
 from edgekd.students.configs import SeaCnnConfig
 from edgekd.students.sea_cnn import build_sea_cnn
 from edgekd.trainer import train_student

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Union
 
 from pydantic import Field, model_validator
 
+from edgekd.configs import WindowConfig
 from edgekd.schema import StrictModel
 
 
@@ -56,3 +58,15 @@ class FolderConfig(LayoutConfig):
 
 
 DataConfig = Union[SyntheticUrbanConfig, UrbanSound8KConfig, Esc50Config, SonycUstConfig, FolderConfig]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What the data stage reads, and nothing else of a recipe: the datasets (read as one, their clips side by
+    side), how clips are cut into windows, the seed of generated data and splits, and the file that named them (its
+    errors name it)."""
+
+    datasets: tuple[DataConfig, ...]
+    window: WindowConfig
+    seed: int
+    source: str

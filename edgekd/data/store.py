@@ -6,7 +6,8 @@ Layout: `<cache root>/audio/<key>/` (key: the dataset's identity and the rate) h
 its key (file), the file's signature (size, modification time), offset, length, scale and a content digest; the
 files screened out, with why; the array's sha256. A killed build keeps every finished shard; a changed file is
 decoded again into a new shard (only that clip); a damaged shard fails its checksum, is removed, and its clips are
-decoded again.
+decoded again. A build holds an exclusive lock on each of its stores (`build.lock`): a second build of the same
+store, started beside it, waits and then decodes only what the first left missing, instead of storing it again.
 
 int16 with a per-clip scale (the clip's peak ↦ 32767): two bytes a sample like float16, but a quantisation floor
 about 98 dB under each clip's own peak for quiet and loud files alike (float16 keeps about 66 dB relative to each
@@ -15,11 +16,13 @@ sample); benchmarks/scale.py measures that the teacher and the trained student c
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,23 +165,45 @@ class _ShardWriter:
 
 def build_stores(catalogue: Catalogue, rates: list[int], share: tuple[int, int] = (0, 1),
                  on_progress: Callable[[int, int], None] | None = None,
-                 planned: Callable[[], None] = lambda: None) -> list[str]:
+                 barrier: Callable[[], None] = lambda: None) -> list[str]:
     """Decode every clip missing from the store of each rate (this process's `share` (rank, world) of them) and
-    write it there; returns the damaged shards removed. Decoding happens once per clip for all rates. `planned` is
-    called once the missing clips are known (under torchrun, a barrier: every rank plans from the same listing
-    before any rank writes or removes)."""
+    write it there; returns the damaged shards removed. Decoding happens once per clip for all rates. Rank 0 holds
+    the stores' locks for the whole build; `barrier` (under torchrun, across ranks) is called once it holds them, so
+    that no rank lists a store another build is writing, and once every rank has listed, before any writes or
+    removes; it returns once every rank has written its shards."""
     directories = [store_directory(catalogue.identity, rate) for rate in rates]
-    stores = []
     for directory, rate in zip(directories, rates):
         directory.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(directory)
         meta = directory / "store.json"
         if not meta.is_file():
             write_text(meta, json.dumps({"identity": catalogue.identity, "rate": rate}, indent=1))
+    with _locked(directories if share[0] == 0 else []):
+        barrier()
+        discarded = _build(catalogue, directories, rates, share, on_progress, barrier)
+        barrier()  # every rank's shards are written before the locks go
+    return discarded
+
+
+@contextlib.contextmanager
+def _locked(directories: list[Path]) -> Iterator[None]:
+    """Exclusive flocks on the directories' `build.lock`, taken in sorted order (two builds of overlapping rates
+    cannot deadlock) and released by the kernel if the process dies."""
+    with contextlib.ExitStack() as stack:
+        for directory in sorted(directories):
+            handle = stack.enter_context(open(directory / "build.lock", "a"))
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _build(catalogue: Catalogue, directories: list[Path], rates: list[int], share: tuple[int, int],
+           on_progress: Callable[[int, int], None] | None, barrier: Callable[[], None]) -> list[str]:
+    stores = []
+    for directory, rate in zip(directories, rates):
+        remove_stale_temporaries(directory)
         stores.append(open_store(directory, rate))
     keys = {source.key: (source.key, signature(source)) for source in catalogue.sources}
     missing = [s for s in catalogue.sources if not all(store.has(keys[s.key]) for store in stores)]
-    planned()
+    barrier()
     discarded = [name for store in stores for name in store.discarded]
     if share[0] == 0:
         for store in stores:

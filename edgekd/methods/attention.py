@@ -15,7 +15,6 @@ from pydantic import Field
 from edgekd.distillation import DistillationModel, Method
 from edgekd.errors import EdgekdError
 from edgekd.losses.terms import cosine_logits
-from edgekd.run_dir import load_student
 from edgekd.schema import StrictModel
 from edgekd.supervision import Supervision
 
@@ -52,14 +51,14 @@ class AttentionAlignment(Method):
     order = 100
 
     def attach(self, model: DistillationModel, supervision: Supervision) -> None:
-        run_dir, recipe = Path(self.config.teacher_run), self.recipe
-        teacher, teacher_recipe = load_student(run_dir)
-        if teacher_recipe.student.name != "transformer" or recipe.student.name != "transformer":
-            raise EdgekdError(f"{recipe.source}: methods.attention aligns transformer attention maps; the student is "
-                              f"'{recipe.student.name}' and {run_dir}'s is '{teacher_recipe.student.name}'")
-        mismatched = [key for key in _SAME_TOKENS if getattr(teacher_recipe.student, key) != getattr(recipe.student, key)]
+        run_dir, context = Path(self.config.teacher_run), self.context
+        teacher, its_student = context.student_of_run(run_dir)
+        if its_student.name != "transformer" or context.student.name != "transformer":
+            raise EdgekdError(f"{context.source}: methods.attention aligns transformer attention maps; the student is "
+                              f"'{context.student.name}' and {run_dir}'s is '{its_student.name}'")
+        mismatched = [key for key in _SAME_TOKENS if getattr(its_student, key) != getattr(context.student, key)]
         if mismatched:
-            raise EdgekdError(f"{recipe.source}: methods.attention: the student's '{mismatched[0]}' differs from the "
+            raise EdgekdError(f"{context.source}: methods.attention: the student's '{mismatched[0]}' differs from the "
                               f"attention teacher's in {run_dir}; both must see the same tokens")
         model.attention_teacher = teacher.requires_grad_(False)
         model.frozen.append(teacher)

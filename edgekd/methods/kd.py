@@ -36,7 +36,7 @@ class KnowledgeDistillation(Method):
             supervision.rows["soft"] = supervision.teacher_head(self.config.teacher_head_folds)
 
     def attach(self, model: DistillationModel, supervision: Supervision) -> None:
-        with seeded(self.recipe.seed + 2):
+        with seeded(self.context.seed + 2):
             model.head = nn.Linear(model.embedding_dim, supervision.num_classes)
 
     def teacher_rows(self, model, embedding, logits, batch):

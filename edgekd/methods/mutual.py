@@ -26,11 +26,11 @@ class MutualLearning(Method):
     order = 70
 
     def attach(self, model: DistillationModel, supervision: Supervision) -> None:
-        with seeded(self.recipe.seed + 1):
-            model.peer = build_student(self.recipe.student, model.embedding_dim)
+        with seeded(self.context.seed + 1):
+            model.peer = build_student(self.context.student, model.embedding_dim)
         model.peer_head = None
         if model.head is not None:  # the peer learns the same head task
-            with seeded(self.recipe.seed + 3):
+            with seeded(self.context.seed + 3):
                 model.peer_head = nn.Linear(model.embedding_dim, model.head.out_features)
 
     def outputs(self, model: DistillationModel, audio: torch.Tensor, out: dict) -> None:

@@ -40,9 +40,9 @@ class MethodSettings:
         return {name: self.configs[name].model_dump(mode="json") if name in self.configs else None
                 for name in METHOD_NAMES}
 
-    def build(self, recipe: Any) -> list:
-        """The recipe's methods as `Method` objects, in order."""
-        return [method_class(name)(config, recipe) for name, config in self.configs.items()]
+    def build(self, context: Any) -> list:
+        """The recipe's methods as `Method` objects (each given the `MethodContext`), in order."""
+        return [method_class(name)(config, context) for name, config in self.configs.items()]
 
 
 def validate_methods(raw: Any, source: str) -> MethodSettings:

@@ -95,7 +95,7 @@ class Retrieval(Method):
 
     def attach(self, model: DistillationModel, supervision: Supervision) -> None:
         targets = supervision.rows["target"][supervision.train]
-        chosen = choose_knowledge_base(targets, self.config.size, self.recipe.seed)
+        chosen = choose_knowledge_base(targets, self.config.size, self.context.seed)
         model.knowledge_base = self._base(torch.from_numpy(targets[chosen]))
 
     def outputs(self, model: DistillationModel, audio: torch.Tensor, out: dict) -> None:

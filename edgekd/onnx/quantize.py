@@ -10,12 +10,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from edgekd.configs import ActivationType, CalibrationMethod, FrontendConstants
 from edgekd.errors import EdgekdError
 from edgekd.files import atomic_write, writing
 from edgekd.metrics import cosine_rows
 from edgekd.onnx.export import quiet
 from edgekd.onnx.graph import frontend_nodes, frontend_only_initializers
-from edgekd.onnx.options import ActivationType, CalibrationMethod, FrontendConstants
 from edgekd.onnx.session import run_onnx
 
 _QUANTISABLE = {"Conv", "MatMul", "Gemm", "ConvTranspose"}

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgekd.configs import Precision
 from edgekd.onnx.export import export_onnx
-from edgekd.onnx.options import Precision
 from edgekd.onnx.quantize import quantize_static
 from edgekd.profile.devices import DeviceProfile
 from edgekd.profile.report import (

@@ -49,7 +49,7 @@ def _read_graph(path: Path, program) -> tuple[FileGraph, list[int]]:
     index_of = {name: index for index, name in names.items()}
     shapes = {names[i]: tuple(int(d) for d in t.sizes) for i, t in tensors.items()}
     dtypes = {names[i]: _DTYPES.get(t.scalar_type.name, t.scalar_type.name.lower()) for i, t in tensors.items()}
-    nbytes = {name: _elements(shapes[name]) * _ITEMSIZE.get(dtypes[name], 4) for name in shapes}
+    nbytes = {name: math.prod(shapes[name]) * _ITEMSIZE.get(dtypes[name], 4) for name in shapes}
     constant = {names[i] for i, t in tensors.items()
                 if t.data_buffer_idx > 0 or (t.extra_tensor_info is not None and t.allocation_info is None)}
     seen = {names[i] for i in plan.inputs if i in names}
@@ -95,7 +95,7 @@ def _read_graph(path: Path, program) -> tuple[FileGraph, list[int]]:
     frontend = frontend_constants(run, "aten::log10") & counted
     return FileGraph(run, dict(sorted(bytes_by_dtype.items(), key=lambda item: -item[1])),
                      {dtypes[name] for name in weights if len(shapes[name]) > 1},
-                     sum(_elements(shapes[name]) for name in counted), sum(_elements(shapes[name]) for name in frontend),
+                     sum(math.prod(shapes[name]) for name in counted), sum(math.prod(shapes[name]) for name in frontend),
                      sum(nbytes[name] for name in frontend)), pte_plan(path, program)
 
 
@@ -126,24 +126,21 @@ def _storage(tensor) -> tuple:
         ("buffer", tensor.data_buffer_idx)
 
 
-def _elements(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)  # Python integers: no declared size overflows
-
 
 def _per_output_weights(inputs, output) -> int:  # convolution [out, in/groups, k...]; Cortex-M conv [out, h, w, in]
-    return _elements(output) * _elements(inputs[1][1:])
+    return math.prod(output) * math.prod(inputs[1][1:])
 
 
 def _depthwise(inputs, output) -> int:  # Cortex-M depthwise [1, h, w, out]
-    return _elements(output) * inputs[1][1] * inputs[1][2]
+    return math.prod(output) * inputs[1][1] * inputs[1][2]
 
 
 def _matmul(inputs, output) -> int:  # [.., m, k] @ [.., k, n]
-    return _elements(output) * inputs[0][-1]
+    return math.prod(output) * inputs[0][-1]
 
 
 def _second_input_inner(inputs, output) -> int:  # addmm: bias + [m, k] @ [k, n]; linear: x @ weights [out, k]ᵀ
-    return _elements(output) * inputs[1][-1]
+    return math.prod(output) * inputs[1][-1]
 
 
 # One MAC rule per ExecuTorch operator, from the shapes of its input tensors and its result; every other operator

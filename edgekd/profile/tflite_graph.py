@@ -48,12 +48,9 @@ def read_tflite(path: Path) -> FileGraph:
     index_of = {name: i for i, name in enumerate(names)}
     return FileGraph(run, dict(sorted(bytes_by_dtype.items(), key=lambda item: -item[1])),
                        {dtype_of[i] for i in weights if len(shapes[i]) > 1},
-                       sum(_elements(shapes[i]) for i in counted),
-                       sum(_elements(shapes[index_of[n]]) for n in frontend), sum(nbytes[n] for n in frontend))
+                       sum(math.prod(shapes[i]) for i in counted),
+                       sum(math.prod(shapes[index_of[n]]) for n in frontend), sum(nbytes[n] for n in frontend))
 
-
-def _elements(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)  # Python integers: no declared shape overflows
 
 
 def _tensor_name(tensor, index: int) -> str:
@@ -64,24 +61,24 @@ def _tensor_name(tensor, index: int) -> str:
 
 def _conv(inputs, outputs) -> int:  # filter [out, h, w, in]
     _, height, width, channels = inputs[1]
-    return _elements(outputs[0]) * height * width * channels
+    return math.prod(outputs[0]) * height * width * channels
 
 
 def _depthwise(inputs, outputs) -> int:  # filter [1, h, w, out]
-    return _elements(outputs[0]) * inputs[1][1] * inputs[1][2]
+    return math.prod(outputs[0]) * inputs[1][1] * inputs[1][2]
 
 
 def _fully_connected(inputs, outputs) -> int:  # weights [out, in]
-    return _elements(outputs[0]) * inputs[1][-1]
+    return math.prod(outputs[0]) * inputs[1][-1]
 
 
 def _batch_matmul(inputs, outputs) -> int:  # adj_x is never set by the converters edgekd uses
-    return _elements(outputs[0]) * inputs[0][-1]
+    return math.prod(outputs[0]) * inputs[0][-1]
 
 
 def _transpose_conv(inputs, outputs) -> int:  # output_shape, filter [out, h, w, in], input
     out, height, width, _ = inputs[1]
-    return _elements(inputs[2]) * out * height * width
+    return math.prod(inputs[2]) * out * height * width
 
 
 # One MAC rule per TFLite op type, from input and output shapes; every other op costs no multiply-accumulates.

@@ -68,7 +68,7 @@ def predict_tflm_arena(run: GraphRun) -> TflmArena:
     activations = {out for node in operators for out in node.outputs} | set(run.inputs)
     constants = {name for node in operators for position, name in enumerate(node.inputs)
                  if name in run.initializers and run.shapes.get(name) and position in _WEIGHTS.get(node.op_type, (1, 2))}
-    int8_io = sum(1 for name in (*run.inputs, *run.outputs) if run.nbytes[name] == _elements(run.shapes[name]))
+    int8_io = sum(1 for name in (*run.inputs, *run.outputs) if run.nbytes[name] == math.prod(run.shapes[name]))
     tail = (BOOKKEEPING + EVAL_TENSOR * len(activations | constants) + (NODE + PER_OPERATOR) * len(operators)
             + IO_TENSOR * (len(run.inputs) + len(run.outputs)) + IO_QUANTISATION * int8_io
             + sum(OP_DATA for node in operators if node.op_type not in _VIEWS)
@@ -95,6 +95,3 @@ def _as_tflm_holds_it(run: GraphRun) -> GraphRun:
     # TFLM's RESHAPE copies into a buffer of its own (planned so: no aliasing reproduced its head on 40 models)
     return replace(run, nodes=[replace(node, alias=node.name in folded) for node in run.nodes])
 
-
-def _elements(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)

@@ -12,4 +12,5 @@ from edgekd.teachers import build_teacher
 def data_summary(recipe: Recipe, strict: bool = False, build: bool = True,
                  on_progress: Callable[[int, int], None] | None = None) -> DataSummary:
     teacher_rate = build_teacher(recipe.teacher).sample_rate
-    return summarise(load_domain_data(recipe, teacher_rate, strict, on_progress, build))
+    return summarise(load_domain_data(recipe.domain(), teacher_rate, recipe.student.sample_rate, strict, on_progress,
+                                      build))

@@ -34,7 +34,7 @@ from edgekd.profile import GraphFacts
 from edgekd.profile.modules import measure_module
 from edgekd.recipe import Recipe
 from edgekd.reduction import Reduction, fit_reduction
-from edgekd.run_dir import RunDir
+from edgekd.run_dir import RunDir, method_context
 from edgekd.runtime import barrier, init_from_environment, seeded, select_device
 from edgekd.students import build_student
 from edgekd.supervision import LogMel, Supervision
@@ -160,7 +160,7 @@ def build_cache(recipe: Recipe, strict: bool = False, on_progress=None) -> Cache
     teacher = build_teacher(recipe.teacher)
     if not teacher.embeds:
         raise EdgekdError(f"{recipe.source}: teacher 'none' has no embeddings to cache")
-    data = load_domain_data(recipe, teacher.sample_rate, strict)
+    data = load_domain_data(recipe.domain(), teacher.sample_rate, recipe.student.sample_rate, strict)
     return teacher_embeddings(teacher, data.windows, data.teacher_audio, select_device(recipe.train.device),
                               on_progress=on_progress)
 
@@ -180,7 +180,7 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
         torch.set_num_threads(recipe.train.num_threads)
     teacher = build_teacher(recipe.teacher)
     hooks.stage("decoding new audio into the audio store, indexing windows")
-    data = load_domain_data(recipe, teacher.sample_rate, strict)
+    data = load_domain_data(recipe.domain(), teacher.sample_rate, recipe.student.sample_rate, strict)
     _refuse_methods_without_labels(recipe, data.windows)
     if data.discarded:
         hooks.stage(f"removed {len(data.discarded)} damaged audio-store shard(s) (checksum or size wrong: "
@@ -304,7 +304,7 @@ def _distillation_model(recipe: Recipe, data: DomainData, taught: Taught | None,
     dim = taught.reduction.dim if taught else recipe.reduction.dim
     with seeded(recipe.seed):
         student = build_student(recipe.student, dim)
-    methods = recipe.methods.build(recipe)
+    methods = recipe.methods.build(method_context(recipe))
     if methods:
         hooks.stage(f"methods: {', '.join(recipe.methods.enabled())} (preparing supervision)")
     # labels reach the methods only when every window has one (a partly labelled set is for the probes)

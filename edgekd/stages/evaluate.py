@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +17,8 @@ from joblib import Parallel, delayed
 from sklearn import __version__ as sklearn_version
 
 from edgekd.cache import teacher_embeddings
+from edgekd.configs import ProbeConfig, WindowConfig
+from edgekd.data.configs import Domain
 from edgekd.data.domain import DomainData, load_domain_data
 from edgekd.data.windows import Windows, labelled
 from edgekd.errors import EdgekdError
@@ -38,13 +40,7 @@ from edgekd.protocols import (
     headline,
     scores,
 )
-from edgekd.recipe import (
-    EvaluationData,
-    ProbeConfig,
-    Recipe,
-    WindowConfig,
-    load_evaluation_data,
-)
+from edgekd.recipe import EvaluationData, Recipe, load_evaluation_data
 from edgekd.reduction import Reduction
 from edgekd.run_dir import RunDir
 from edgekd.runtime import select_device
@@ -189,10 +185,10 @@ def _write_probe(key: str, rounds: list[dict[str, float]]) -> None:
         keep_json(_probe_file(key), rounds)
 
 
-def _embed(run_recipe: Recipe, data_recipe: Recipe, teacher: Teacher, student) -> tuple[DomainData, np.ndarray,
-                                                                                          np.ndarray]:
-    """The data's windows, the teacher's raw embeddings of them (from the cache when there) and the student's."""
-    data = load_domain_data(data_recipe, teacher.sample_rate)
+def _embed(run_recipe: Recipe, domain: Domain, teacher: Teacher, student) -> tuple[DomainData, np.ndarray,
+                                                                                     np.ndarray]:
+    """The domain's windows, the teacher's raw embeddings of them (from the cache when there) and the student's."""
+    data = load_domain_data(domain, teacher.sample_rate, run_recipe.student.sample_rate)
     device = select_device(run_recipe.train.device)
     raw = teacher_embeddings(teacher, data.windows, data.teacher_audio, device).embeddings
     return data, raw, predict(student, data.student_audio).numpy()
@@ -203,20 +199,20 @@ def held_out_fidelity(run_dir: Path, held_out: EvaluationData, teacher: Teacher)
     `evaluate --same-domain` column, without its probes), and how many windows that is."""
     run = RunDir(run_dir)
     student, recipe = run.load_student()
-    data_recipe = replace(recipe, data=held_out.data, window=held_out.window or recipe.window, source=held_out.source)
-    _, raw, output = _embed(recipe, data_recipe, teacher, student)
+    domain = Domain(held_out.data, held_out.window or recipe.window, recipe.seed, held_out.source)
+    _, raw, output = _embed(recipe, domain, teacher, student)
     return fidelity(output, run.load_reduction().transform(raw)), len(output)
 
 
-def evaluate_dataset(run_recipe: Recipe, data_recipe: Recipe, teacher: Teacher, student, reduction: Reduction,
+def evaluate_dataset(run_recipe: Recipe, domain: Domain, teacher: Teacher, student, reduction: Reduction,
                      own: bool, protocol: Protocol, logmel_baseline: bool = False) -> DatasetEvaluation:
     """Fidelity on the run's test split (`own`: the run trained on the rest) or on every window of other data, and
     probes by the data's folds or split, trained and scored as `protocol` says (on the student front-end's log-mel
     statistics too with `logmel_baseline`)."""
-    data, raw, output = _embed(run_recipe, data_recipe, teacher, student)
+    data, raw, output = _embed(run_recipe, domain, teacher, student)
     windows, target = data.windows, reduction.transform(raw)
     compared = windows.split_index("test") if own else np.arange(len(windows))
-    result = DatasetEvaluation([config.model_dump(mode="json") for config in data_recipe.data], len(windows),
+    result = DatasetEvaluation([config.model_dump(mode="json") for config in domain.datasets], len(windows),
                                fidelity(output[compared], target[compared]), len(compared))
     if windows.labels is None or not labelled(windows.labels).any():
         return result
@@ -268,15 +264,15 @@ def evaluate_run(run_dir: Path, other_domains: list[str], same_domain: list[str]
     check_writable(path)
     teacher = build_teacher(recipe.teacher)  # loaded once for every column
     on_dataset("in domain (test split)")
-    own = replace(recipe, window=_protocol_window(recipe.window, protocol))
+    own = Domain(recipe.data, _protocol_window(recipe.window, protocol), recipe.seed, recipe.source)
     report = EvaluationReport(protocol.name, evaluate_dataset(recipe, own, teacher, student, reduction, True, protocol,
                                                                logmel_baseline))
     write_json(path, report.to_json())
     for spec, other, in_domain in others:
         on_dataset(f"{'in domain' if in_domain else 'out of domain'}: {spec}")
-        data_recipe = replace(recipe, data=other.data, window=_protocol_window(other.window or recipe.window, protocol),
-                              source=other.source)
-        evaluated = evaluate_dataset(recipe, data_recipe, teacher, student, reduction, False, protocol,
+        domain = Domain(other.data, _protocol_window(other.window or recipe.window, protocol), recipe.seed,
+                        other.source)
+        evaluated = evaluate_dataset(recipe, domain, teacher, student, reduction, False, protocol,
                                      logmel_baseline)
         (report.held_out_in_domain if in_domain else report.out_of_domain)[spec] = evaluated
         write_json(path, report.to_json())

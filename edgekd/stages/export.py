@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from edgekd import __version__
+from edgekd.configs import FORMAT_EXTRAS, ExportOptions
 from edgekd.data.domain import load_domain_data
 from edgekd.data.windows import labelled
 from edgekd.errors import EdgekdError
@@ -28,7 +29,6 @@ from edgekd.extras import check_installed
 from edgekd.files import alive, check_writable, signals_deferred, write_json, writing
 from edgekd.metrics import cosine_rows, fit_probe, score_probe
 from edgekd.onnx.export import export_onnx
-from edgekd.onnx.options import FORMAT_EXTRAS, ExportOptions
 from edgekd.onnx.quantize import (
     convert_fp16,
     mixed_precision_fallback,
@@ -126,7 +126,7 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     student, recipe = run.load_student()
     _check_formats(options, recipe.student)
     check_writable(out_dir / "export.json")
-    data = load_domain_data(recipe, recipe.student.sample_rate)
+    data = load_domain_data(recipe.domain(), None, recipe.student.sample_rate)
     windows, audio = data.windows, data.student_audio
     # The gate judges held-out windows (validation and test): more windows than the test split alone, so that one
     # flipped prediction is not mistaken for a lost point of accuracy; at most GATE_WINDOWS of them, spread evenly,

@@ -28,21 +28,15 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from edgekd.configs import ExportOptions, FrontendPlacement, Precision, SearchConfig
 from edgekd.errors import EdgekdError, environment_error, first_line
 from edgekd.extras import check_installed
 from edgekd.files import check_writable, content_key, write_json
-from edgekd.onnx.options import ExportOptions, FrontendPlacement, Precision
 from edgekd.profile import ProfileReport, profile_model
 from edgekd.profile.devices import DeviceProfile
 from edgekd.profile.modules import footprint
 from edgekd.profile.operators import TFLM_RUNTIMES
-from edgekd.recipe import (
-    EvaluationData,
-    Recipe,
-    SearchConfig,
-    load_evaluation_data,
-    recipe_from_dict,
-)
+from edgekd.recipe import EvaluationData, Recipe, load_evaluation_data, recipe_from_dict
 from edgekd.run_dir import RunDir
 from edgekd.runtime import init_from_environment, leave_process_group, seeded, share
 from edgekd.stages.distill import DistillMetrics, Hooks, distill

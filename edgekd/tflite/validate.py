@@ -144,7 +144,8 @@ class _Operator:
 
     def __init__(self, op, inputs, outputs, tensors, buffers, types):
         self.options = op.builtinOptions
-        self._inputs, self._outputs, self._tensors, self._buffers, self._types = inputs, outputs, tensors, buffers, types
+        self._inputs, self._outputs, self._tensors = inputs, outputs, tensors
+        self._buffers, self._types = buffers, types
 
     def shape(self, position: int, output: bool = False) -> list[int] | None:
         """The shape of input (or output) `position`; None where the operator has no such tensor."""
@@ -367,7 +368,8 @@ def _concatenation(operator: _Operator) -> str | None:
 # One shape rule per TFLite operator: the output its inputs give, or what is wrong (None: consistent).
 SHAPE_RULES: dict[str, Callable[[_Operator], str | None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
-    "BATCH_MATMUL": _batch_matmul, "TRANSPOSE_CONV": _transpose_conv, "MAX_POOL_2D": _pool, "AVERAGE_POOL_2D": _pool, "L2_POOL_2D": _pool,
+    "BATCH_MATMUL": _batch_matmul, "TRANSPOSE_CONV": _transpose_conv,
+    "MAX_POOL_2D": _pool, "AVERAGE_POOL_2D": _pool, "L2_POOL_2D": _pool,
     **dict.fromkeys(("ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "POW"), _elementwise),
     **dict.fromkeys(("RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "LOGISTIC", "TANH", "LOG", "EXP", "SQRT",
                      "RSQRT", "ABS", "NEG", "SQUARE", "HARD_SWISH", "LEAKY_RELU", "GELU", "SOFTMAX", "LOG_SOFTMAX",
