@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -264,7 +264,7 @@ def evaluate_run(run_dir: Path, other_domains: list[str], same_domain: list[str]
     check_writable(path)
     teacher = build_teacher(recipe.teacher)  # loaded once for every column
     on_dataset("in domain (test split)")
-    own = Domain(recipe.data, _protocol_window(recipe.window, protocol), recipe.seed, recipe.source)
+    own = replace(recipe.domain(), window=_protocol_window(recipe.window, protocol))
     report = EvaluationReport(protocol.name, evaluate_dataset(recipe, own, teacher, student, reduction, True, protocol,
                                                                logmel_baseline))
     write_json(path, report.to_json())
