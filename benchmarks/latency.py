@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from results import save
 
-from edgekd.onnx.export import export_onnx
-from edgekd.onnx.quantize import convert_fp16, quantize_static
-from edgekd.onnx.session import create_session
+from edgekd.formats.onnx.export import export_onnx
+from edgekd.formats.onnx.quantize import convert_fp16, quantize_static
+from edgekd.formats.onnx.session import create_session
 from edgekd.recipe import load_recipe
 from edgekd.students import build_student
 

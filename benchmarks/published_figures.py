@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from results import save
 
-from edgekd.onnx.export import export_onnx
+from edgekd.formats.onnx.export import export_onnx
 from edgekd.profile import profile_model
 from edgekd.teachers.l3 import random_l3
 from edgekd.units import format_bytes, format_count

@@ -26,16 +26,18 @@ import numpy as np
 import torch
 from results import save
 
-from edgekd.onnx.export import export_onnx
-from edgekd.onnx.quantize import quantize_static
+from edgekd.formats.onnx.export import export_onnx
+from edgekd.formats.onnx.quantize import quantize_static
+from edgekd.formats.pte.export import convert_pte, quantize_pte
+from edgekd.formats.pte.runtime import pte_plan
+from edgekd.formats.tflite.export import convert_tflite, quantize_tflite
+from edgekd.formats.tflite.runtime import tflm_arena
 from edgekd.profile.report import profile_model
-from edgekd.pte import convert_pte, pte_plan, quantize_pte
 from edgekd.recipe import load_recipe
 from edgekd.runtime import seeded
 from edgekd.students import build_student
 from edgekd.students.base import Network
 from edgekd.students.registry import PRESETS
-from edgekd.tflite import convert_tflite, quantize_tflite, tflm_arena
 
 CALIBRATION = 16
 
@@ -83,7 +85,7 @@ def main() -> None:
                                  quantize_tflite(tflite_fp32, folder / f"{index}.int8.tflite", inputs),
                                  folder / f"{index}.int8.pte"))
             for precision, onnx_path, tflite_path, pte_path in variants:
-                predicted = profile_model(onnx_path, "nrf52840", latency_runs=0).tflm_arena
+                predicted = profile_model(onnx_path, "nrf52840", latency_runs=0).memory.figure
                 measured = tflm_arena(tflite_path)
                 rows.append({"model": name, "precision": precision, "predicted_head": predicted["head"],
                              "predicted_tail": predicted["tail"], "predicted_total": predicted["total"],

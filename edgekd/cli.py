@@ -24,17 +24,7 @@ from rich.progress import (
 )
 
 from edgekd import __version__
-from edgekd.configs import (
-    FORMATS,
-    ActivationType,
-    CalibrationMethod,
-    CortexM,
-    ExportOptions,
-    FrontendConstants,
-    FrontendPlacement,
-    Int8Mode,
-    Precision,
-)
+from edgekd.configs import FrontendPlacement, Precision
 from edgekd.errors import (
     ENVIRONMENT_ERRNOS,
     EXIT_BAD_INPUT,
@@ -46,6 +36,15 @@ from edgekd.errors import (
     environment_error,
 )
 from edgekd.extras import install_command
+from edgekd.formats.options import (
+    ActivationType,
+    CalibrationMethod,
+    CortexM,
+    ExportOptions,
+    FrontendConstants,
+    Int8Mode,
+)
+from edgekd.formats.registry import FORMATS
 from edgekd.protocols import ProtocolName
 
 app = typer.Typer(
@@ -56,6 +55,13 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _formats_help() -> str:
+    """Every format: what it writes, and the install command of the extra it needs."""
+    return "comma-separated; " + "; ".join(
+        f"{name}: {entry.description}" + (f" ({install_command(entry.extra)})" if entry.extra else "")
+        for name, entry in FORMATS.items())
 
 
 # What an interrupted command leaves, and how to go on.
@@ -330,8 +336,7 @@ def export(
     min_cosine: float = typer.Option(0.99, help="gate: least mean embedding cosine to FP32 PyTorch"),
     max_accuracy_drop: float = typer.Option(1.0, help="gate: most probe-accuracy points lost vs FP32"),
     fallback: bool = typer.Option(True, help="keep the most sensitive layers FP32 when INT8 misses the gate"),
-    formats: str = typer.Option("onnx", "--format", help=escape(f"comma-separated: {', '.join(FORMATS)} (TFLite "
-                                f"Micro: {install_command('tflite')}; ExecuTorch: {install_command('executorch')})")),
+    formats: str = typer.Option("onnx", "--format", help=escape(_formats_help())),
     int8_output: bool = typer.Option(False, help="INT8 .tflite: int8 output (one scale for the embedding) instead of "
                                      "FP32"),
     cortex_m: CortexM = typer.Option("M4", help="INT8 .pte: the Cortex-M core its CMSIS-NN kernels target"),

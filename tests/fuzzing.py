@@ -28,7 +28,7 @@ def flipped(original: bytes, rng) -> bytes:
 def mutated_tflite(original: bytes, rng) -> bytes | None:
     """Bytes flipped, the file cut, or 1-3 fields changed through the flatbuffer (indices, shapes, types, buffer data,
     operator codes, quantisation); None when the change cannot be written back."""
-    from edgekd.tflite import flatbuffer
+    from edgekd.formats.tflite import flatbuffer
 
     if rng.random() < 0.25:
         return flipped(original, rng)
@@ -77,7 +77,7 @@ def mutated_tflite(original: bytes, rng) -> bytes | None:
 def mutated_pte(original: bytes, rng) -> bytes | None:
     """Bytes flipped, or 1-3 fields of the program changed (sizes, operator and value indices, inputs, outputs,
     the memory plan); None when the change cannot be written back."""
-    from edgekd.pte.program import _require
+    from edgekd.formats.pte.runtime import require_executorch as _require
 
     if rng.random() < 0.3:
         return flipped(original, rng)

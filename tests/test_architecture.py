@@ -3,10 +3,12 @@ place on the arrow, imports inside functions counted), short functions, package 
 recipe answered before torch."""
 
 import ast
+import importlib
 import json
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -119,6 +121,21 @@ def test_only_the_commands_and_the_run_directory_read_the_composed_recipe():
     allowed = ("edgekd.stages.", "edgekd.run_dir", "edgekd.cli", "edgekd.recipe")
     readers = sorted(m for m, targets in graph.items() if "edgekd.recipe" in targets and not m.startswith(allowed))
     assert readers == []
+
+
+@pytest.mark.parametrize("union, registry", [("edgekd.data.configs:DataConfig", "edgekd.data.registry:DATASETS"),
+                                             ("edgekd.teachers.configs:TeacherConfig", "edgekd.teachers.registry:TEACHERS"),
+                                             ("edgekd.students.configs:StudentConfig", "edgekd.students.registry:STUDENTS"),
+                                             ("edgekd.losses.configs:LossConfig", "edgekd.losses.registry:LOSSES")])
+def test_each_config_union_is_exactly_its_registry(union, registry):
+    """A recipe section validates against the Union and builds through the registry: a config in one and not the
+    other would validate and fail to build, or never validate."""
+    def load(name):
+        module, _, attribute = name.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+    members, entries = typing.get_args(load(union)), load(registry)
+    assert sorted(m.__name__ for m in members) == sorted(entry.config.__name__ for entry in entries.values())
+    assert all(entry.config.model_fields["name"].default == name for name, entry in entries.items())
 
 
 def _functions():

@@ -3,11 +3,11 @@ import onnx
 import pytest
 import torch
 
+from edgekd.formats.onnx.export import export_onnx
+from edgekd.formats.onnx.graph import frontend_nodes
+from edgekd.formats.onnx.quantize import quantize_static
+from edgekd.formats.onnx.session import run_onnx
 from edgekd.metrics import cosine_rows
-from edgekd.onnx.export import export_onnx
-from edgekd.onnx.graph import frontend_nodes
-from edgekd.onnx.quantize import quantize_static
-from edgekd.onnx.session import run_onnx
 from edgekd.students.configs import SeaCnnConfig
 from edgekd.students.sea_cnn import build_sea_cnn
 

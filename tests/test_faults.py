@@ -14,9 +14,10 @@ import yaml
 from conftest import MINI_RECIPE, one_line, run_cli, run_cli_here, snapshot
 from onnx import TensorProto, helper
 
-from edgekd.configs import FORMAT_EXTRAS, ExportOptions
 from edgekd.errors import EdgekdError
 from edgekd.extras import EXTRAS, install_command
+from edgekd.formats.options import ExportOptions
+from edgekd.formats.registry import FORMATS
 from edgekd.students import STUDENTS
 
 
@@ -59,7 +60,7 @@ def test_export_gates_that_cannot_fail_are_refused(tmp_path, args, flag):
 
 
 @pytest.mark.parametrize("missing, format, extra", [
-    (module, format, extra) for format, extra in FORMAT_EXTRAS.items() for module in EXTRAS[extra]])
+    (module, format, entry.extra) for format, entry in FORMATS.items() if entry.extra for module in EXTRAS[entry.extra]])
 def test_a_format_without_its_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, missing, format,
                                                                            extra):
     for name in [missing, *(name for name in sys.modules if name.startswith(f"{missing}."))]:
@@ -78,7 +79,7 @@ def test_a_format_a_family_cannot_export_is_refused_before_any_work(family):
     from edgekd.stages.export import _check_formats
 
     config = STUDENTS[family].config()
-    for format in FORMAT_EXTRAS | {"onnx": None}:
+    for format in FORMATS:
         for int8 in ("static", "none"):
             options = ExportOptions(formats=(format,), int8=int8)
             allowed = format in config.formats and (int8 == "none" or format in config.int8_formats)
@@ -537,7 +538,7 @@ def _fc_tflite(path: Path, change=lambda model: None) -> Path:
     """A one-operator FULLY_CONNECTED .tflite (16 → 8, FP32) built through TFLite's schema; `change` edits the model
     before it is written, as a hostile file would differ."""
     pytest.importorskip("tflite_micro")
-    from edgekd.tflite import flatbuffer
+    from edgekd.formats.tflite import flatbuffer
 
     schema = flatbuffer.schema("a test")
     model = schema.ModelT()
@@ -616,7 +617,7 @@ def test_a_tflite_is_known_by_its_identifier_not_only_its_suffix(tmp_path):
 
 def test_a_crash_inside_tflm_is_one_line_not_a_dead_process(tmp_path, monkeypatch):
     """What passes edgekd's checks runs in TFLM in a child process: a kernel that crashes there is the file's fault."""
-    import edgekd.tflite.micro as micro
+    import edgekd.formats.tflite.runtime as micro
 
     def crash(path):
         os.kill(os.getpid(), 11)

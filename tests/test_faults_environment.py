@@ -186,8 +186,8 @@ INTERRUPTS = {
                       "--resume"),
     "cache-build": ("edgekd.stages.distill.teacher_embeddings", ["cache", "build", "{recipe}"], "shards are kept"),
     "evaluate": ("edgekd.stages.evaluate.evaluate_dataset", ["evaluate", "{run}"], "datasets finished"),
-    "profile": ("edgekd.profile.report.measure_latency", ["profile", "{model}"], "run it again"),
-    "check": ("edgekd.profile.report.measure_latency", ["check", "{config}"], "run it again"),
+    "profile": ("edgekd.formats.onnx.format.measure_latency", ["profile", "{model}"], "run it again"),
+    "check": ("edgekd.formats.onnx.format.measure_latency", ["check", "{config}"], "run it again"),
 }
 
 

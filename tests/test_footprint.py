@@ -17,7 +17,7 @@ def test_int8_footprint_is_smaller_and_without_the_front_end_fits_a_microcontrol
     nrf52840 = load_device("nrf52840")
     fp32, int8 = (footprint(student, audio, nrf52840, precision) for precision in ("fp32", "int8"))
     assert int8.storage_bytes < fp32.storage_bytes / 2 and int8.ram_bytes < fp32.ram_bytes
-    assert int8.tflm_arena is not None and int8.ram_basis.startswith("TFLM arena")
+    assert int8.memory.key == "tflm_arena" and int8.ram_basis.startswith("TFLM arena")
     logmel = student.frontend(audio)
     body = footprint(Network(student).eval(), logmel, nrf52840, "int8", input_name="logmel")
     # with its front-end no student fits: the 1 s STFT and its mel matmul need ~380 kB of arena whatever the body;

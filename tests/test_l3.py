@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from edgekd.errors import EdgekdError
-from edgekd.onnx.export import export_onnx
-from edgekd.onnx.session import run_onnx
+from edgekd.formats.onnx.export import export_onnx
+from edgekd.formats.onnx.session import run_onnx
 from edgekd.teachers.configs import L3Config
 from edgekd.teachers.l3 import L3Teacher, load_l3, trainable_parameters
 

@@ -5,9 +5,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekd.onnx.graph import load_model
+from edgekd.formats.memory import plan_memory
+from edgekd.formats.onnx.graph import graph_run, load_model
 from edgekd.profile import analyse_graph
-from edgekd.profile.memory import graph_run, plan_memory
 
 F = 4  # bytes per float32
 

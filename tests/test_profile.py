@@ -11,10 +11,10 @@ import xmlschema
 from conftest import run_cli
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekd.onnx.export import export_onnx
-from edgekd.onnx.graph import load_model
+from edgekd.formats.memory import Buffer, greedy_arena, plan_memory
+from edgekd.formats.onnx.export import export_onnx
+from edgekd.formats.onnx.graph import graph_run, load_model
 from edgekd.profile import profile_model
-from edgekd.profile.memory import Buffer, graph_run, greedy_arena, plan_memory
 from edgekd.render.ci import junit_xml
 from edgekd.teachers.l3 import random_l3
 
@@ -160,7 +160,7 @@ def test_unsupported_operator_is_named(tmp_path):
 
 
 def test_dtype_a_device_cannot_compute_is_named(sea_student_3, tmp_path):
-    from edgekd.onnx.quantize import convert_fp16
+    from edgekd.formats.onnx.quantize import convert_fp16
 
     half = convert_fp16(sea_student_3, tmp_path / "half.onnx")
     on_mcu = profile_model(half, "esp32-s3", latency_runs=0)

@@ -6,11 +6,15 @@ import pytest
 import torch
 from torch import nn
 
+from edgekd.formats.onnx.export import export_onnx
+from edgekd.formats.onnx.quantize import (
+    convert_fp16,
+    mixed_precision_fallback,
+    quantize_static,
+)
+from edgekd.formats.onnx.session import run_onnx
 from edgekd.frontend import FrontendSpec, LogMel
 from edgekd.metrics import cosine_rows
-from edgekd.onnx.export import export_onnx
-from edgekd.onnx.quantize import convert_fp16, mixed_precision_fallback, quantize_static
-from edgekd.onnx.session import run_onnx
 from edgekd.recipe import load_recipe
 from edgekd.students import build_student
 

@@ -92,6 +92,25 @@ def test_the_default_space_of_each_device_class_starts_from_the_shipped_presets_
     assert all(c.student() == PRESETS[c.family][0] for c in found)  # dscnn and mobilenet are presets of their name
 
 
+def test_the_families_a_search_may_name_are_those_that_say_how_they_scale():
+    """`search: families` takes exactly the families whose config defines `scaled`; each scales to every depth and
+    width the space allows, on the front-end keys it is given, and builds."""
+    import typing
+
+    from edgekd.stages.search import Candidate
+    from edgekd.students import build_student
+    from edgekd.students.registry import STUDENTS
+
+    (choices,) = typing.get_args(SearchConfig.model_fields["families"].annotation.__args__[0])
+    assert sorted(typing.get_args(choices)) == sorted(n for n, e in STUDENTS.items() if hasattr(e.config, "scaled"))
+    for family in typing.get_args(choices):
+        for depth in (1, 4):
+            candidate = Candidate(family, 0.25, depth, 32, 8000, 40.0, "include")
+            config = candidate.student()
+            assert config.name == family and (config.n_mels, config.hop_length) == (32, 320)
+            assert build_student(config, 8).embedding_dim == 8
+
+
 @pytest.mark.slow
 def test_a_candidate_stopped_early_keeps_its_checkpoint_and_is_not_finished(tmp_path, mini_recipe):
     """What the pruner does to a candidate: training raises at the end of the epoch asked, the run keeps its

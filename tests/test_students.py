@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from edgekd.formats.onnx.export import export_onnx
+from edgekd.formats.onnx.session import run_onnx
 from edgekd.metrics import cosine_rows
-from edgekd.onnx.export import export_onnx
-from edgekd.onnx.session import run_onnx
 from edgekd.students import PRESETS, STUDENTS, build_student
 from edgekd.students.base import trainable_parameters
 

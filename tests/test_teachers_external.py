@@ -9,8 +9,8 @@ from conftest import synthetic_data
 
 from edgekd.cache import teacher_embeddings
 from edgekd.errors import EdgekdError
+from edgekd.formats.onnx.export import export_onnx
 from edgekd.metrics import cosine_rows
-from edgekd.onnx.export import export_onnx
 from edgekd.teachers import TEACHERS, build_teacher
 from edgekd.teachers.base import portable_description
 from edgekd.teachers.configs import (

@@ -40,7 +40,7 @@ def _variants(report: dict, suffix: str) -> dict:
 
 @pytest.mark.slow
 def test_tflite_export_is_gated_in_tflm_and_reports_its_arena(exported):
-    from edgekd.tflite import run_tflite, tflm_arena
+    from edgekd.formats.tflite.runtime import run_tflite, tflm_arena
 
     folder, report = exported
     variants = _variants(report, ".tflite")
@@ -86,10 +86,10 @@ def test_profile_of_the_int8_tflite_is_a_verdict_on_tflms_measured_arena(exporte
 def test_predicted_tflm_arena_of_the_onnx_network_is_within_2_percent_of_tflms_own(exported, tmp_path):
     """The network without its front-end, exported both ways from the distilled student (with the front-end
     inside, litert adds layout copies the ONNX graph lacks: README, TFLite Micro)."""
-    from edgekd.onnx.export import export_onnx
+    from edgekd.formats.onnx.export import export_onnx
+    from edgekd.formats.tflite.export import convert_tflite
     from edgekd.run_dir import RunDir
     from edgekd.students.base import Network
-    from edgekd.tflite import convert_tflite
 
     student, _ = RunDir(exported[0].parent / "run").load_student()
     network = Network(student.eval())
@@ -137,7 +137,8 @@ def test_tflite_files_tflm_cannot_run_are_one_line(exported, tmp_path):
 
 @pytest.mark.slow
 def test_a_model_larger_than_the_arena_limit_is_one_line(tmp_path, monkeypatch):
-    from edgekd.tflite import convert_tflite, micro
+    from edgekd.formats.tflite import runtime as micro
+    from edgekd.formats.tflite.export import convert_tflite
 
     model = convert_tflite(torch.nn.Conv2d(1, 16, 3, padding=1).eval(), torch.zeros(1, 1, 64, 64),
                            tmp_path / "conv.tflite")  # 256 kB of activations
@@ -149,8 +150,8 @@ def test_a_model_larger_than_the_arena_limit_is_one_line(tmp_path, monkeypatch):
 def test_weights_stored_after_the_flatbuffer_are_moved_inside_it(exported, tmp_path):
     """The AI Edge Quantizer may store buffers after the flatbuffer (offset and size): TFLM then plans those
     weights in its arena, uninitialised. Export moves them inside."""
-    from edgekd.tflite import run_tflite, tflm_arena
-    from edgekd.tflite.convert import _for_tflm
+    from edgekd.formats.tflite.export import _for_tflm
+    from edgekd.formats.tflite.runtime import run_tflite, tflm_arena
 
     folder, report = exported
     int8 = folder / _variants(report, ".tflite")["int8"]["file"]
@@ -178,34 +179,17 @@ def test_weights_stored_after_the_flatbuffer_are_moved_inside_it(exported, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", STUDENTS)
-def test_students_export_to_the_formats_their_family_declares(family, tmp_path):
-    """`edgekd students` says which formats each family exports to: a family declaring tflite runs in TFLM, and
-    one that does not, does not."""
-    from edgekd.errors import EdgekdError
-    from edgekd.students.registry import build_student
-    from edgekd.tflite import convert_tflite, tflm_arena
-
-    config = STUDENTS[family].config()
-    student = build_student(config, 16).eval()
-    audio = torch.zeros(1, config.sample_rate)
-    try:
-        runs = tflm_arena(convert_tflite(student, audio, tmp_path / f"{family}.tflite")).total > 0
-    except EdgekdError:
-        runs = False
-    assert runs == ("tflite" in config.formats), family
-
-
-@pytest.mark.slow
 def test_int8_of_a_network_with_weights_the_quantizer_stores_outside_runs_with_them(tmp_path):
     """sea-student-3's INT8 conv filters are large enough for the quantizer to store them after the flatbuffer:
     the exported file has them inside (TFLM plans only activations: its head is edgekd's plan of the file's own
     graph) and its last operator and output stay FP32."""
-    from edgekd.profile.memory import plan_memory, tflm_arena_bytes
-    from edgekd.profile.tflite_graph import read_tflite
+    from edgekd.formats.memory import plan_memory
+    from edgekd.formats.tflite.arena import tflm_arena_bytes
+    from edgekd.formats.tflite.export import convert_tflite, quantize_tflite
+    from edgekd.formats.tflite.graph import read_tflite
+    from edgekd.formats.tflite.runtime import run_tflite, tflm_arena
     from edgekd.students.base import Network
     from edgekd.students.registry import PRESETS, build_student
-    from edgekd.tflite import convert_tflite, quantize_tflite, run_tflite, tflm_arena
 
     network = Network(build_student(*PRESETS["sea-student-3"]).eval())
     with torch.no_grad():
@@ -227,9 +211,10 @@ def test_int8_of_a_network_with_weights_the_quantizer_stores_outside_runs_with_t
 def test_int8_output_when_asked_is_int8_and_dequantised_by_the_gate(tmp_path):
     """--int8-output: the INT8 file's output is int8 too (its scale and zero point in the file); the gate reads it
     dequantised."""
+    from edgekd.formats.tflite.export import convert_tflite, quantize_tflite
+    from edgekd.formats.tflite.runtime import run_tflite
     from edgekd.students.base import Network
-    from edgekd.students.registry import STUDENTS, build_student
-    from edgekd.tflite import convert_tflite, quantize_tflite, run_tflite
+    from edgekd.students.registry import build_student
 
     torch.manual_seed(0)
     network = Network(build_student(STUDENTS["sea_cnn"].config(), 16).eval())

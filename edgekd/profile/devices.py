@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from edgekd.errors import EdgekdError
+from edgekd.formats.registry import RUNTIMES
 from edgekd.paths import list_named_files, resolve_named_file
-from edgekd.profile.operators import RUNTIME_OPS
 from edgekd.schema import ByteSize, StrictModel, load_yaml_model
 
 
@@ -23,7 +23,7 @@ class DeviceProfile(StrictModel):
     flash: ByteSize = Field(description="total storage for the model (flash) in bytes")
     ram_reserve: ByteSize = Field(0, description="RAM kept for the runtime and application")
     flash_reserve: ByteSize = Field(0, description="flash kept for firmware, runtime and application")
-    runtime: str = Field(description="one of the runtimes edgekd knows the operators of (edgekd/profile/operators.py)")
+    runtime: str = Field(description="one of the runtimes edgekd knows the operators of (edgekd/formats/registry.py: each format's)")
     dtypes: list[Literal["float32", "float16", "bfloat16", "float64", "int8", "uint8", "int4", "uint4"]] = Field(
         description="weight types the device computes in (as numpy names them)")
     threads: int = Field(1, ge=1, description="threads for the latency measurement")
@@ -32,8 +32,8 @@ class DeviceProfile(StrictModel):
     @field_validator("runtime")
     @classmethod
     def _known_runtime(cls, value: str) -> str:
-        if value not in RUNTIME_OPS:  # an unknown runtime would skip the operator check silently
-            raise ValueError(f"unknown runtime '{value}'; known: {', '.join(sorted(RUNTIME_OPS))}")
+        if value not in RUNTIMES:  # an unknown runtime would skip the operator check silently
+            raise ValueError(f"unknown runtime '{value}'; known: {', '.join(sorted(RUNTIMES))}")
         return value
 
     @model_validator(mode="after")

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from edgekd.configs import Precision
-from edgekd.onnx.export import export_onnx
-from edgekd.onnx.quantize import quantize_static
+from edgekd.formats.onnx.export import export_onnx
+from edgekd.formats.onnx.quantize import quantize_static
 from edgekd.profile.devices import DeviceProfile
 from edgekd.profile.report import (
     GraphFacts,

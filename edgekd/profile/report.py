@@ -1,39 +1,23 @@
-"""`edgekd profile`: storage, MACs, activation memory and latency of any ONNX model, against a device budget."""
+"""`edgekd profile`: storage, MACs, activation memory and latency of a model file of any format, against a device
+budget. Each format reads its files (`edgekd/formats/*/graph.py`); this judges what they read."""
 
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import onnx
-
-from edgekd.errors import EdgekdError, ModelError
-from edgekd.onnx.graph import (
-    bytes_by_dtype,
-    frontend_constants,
-    knowledge_base_constants,
-    load_model,
-    parameter_count,
-    storage_bytes,
-    weight_initializers,
-    zipped_bytes,
+from edgekd.errors import EdgekdError
+from edgekd.formats.base import (
+    FileGraph,
+    RuntimeMemory,
+    format_of,
+    format_running,
+    memory_json,
 )
+from edgekd.formats.memory import MemoryPlan, plan_memory
+from edgekd.formats.onnx.graph import RUN_TENSOR_LIMIT
 from edgekd.profile.devices import DeviceProfile, load_device
-from edgekd.profile.latency import measure_latency, measure_session_memory
-from edgekd.profile.memory import (
-    RUN_TENSOR_LIMIT,
-    GraphRun,
-    MemoryPlan,
-    graph_run,
-    plan_memory,
-)
-from edgekd.profile.operators import RUNTIME_OPS, TFLM_RUNTIMES
-from edgekd.profile.pte_graph import read_pte
-from edgekd.profile.tflite_graph import read_tflite
-from edgekd.profile.tflm import predict_tflm_arena
-from edgekd.tflite.micro import tflm_arena_isolated
 
 
 @dataclass
@@ -87,8 +71,9 @@ class ProfileReport(GraphFacts):
     graph: str
     ram_bytes: int  # what RAM budgets judge: the runtime's own figure where known, else the peak live activations
     ram_basis: str
-    tflm_arena: dict | None  # TFLM's head, tail and total bytes, and whether measured (a .tflite) or predicted
-    executorch_plan: list[int] | None  # a .pte: the sizes of the buffers ExecuTorch's compiler planned
+    # the runtime's own figure (TFLM's arena, measured from a .tflite or predicted; ExecuTorch's plan of a .pte): in
+    # the JSON under its format's key
+    memory: RuntimeMemory | None
     latency_ms: float | None
     latency_p90_ms: float | None
     measured_peak_bytes: int | None
@@ -109,48 +94,39 @@ class ProfileReport(GraphFacts):
 
     def to_json(self) -> dict:
         """The stable contract for CI (documented in README): every field but the plan, and the verdict."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("plan", "checks")}
+        data = {}
+        for f in fields(self):
+            if f.name == "memory":
+                data |= memory_json(self.memory)
+            elif f.name not in ("plan", "checks"):
+                data[f.name] = getattr(self, f.name)
         return data | {"fits": self.fits, "checks": [asdict(c) | {"passed": c.passed} for c in self.checks],
                        "violations": [c.describe() for c in self.violations]}
 
 
 def analyse_graph(model_path: Path, raw: bool = False) -> tuple[GraphFacts, MemoryPlan]:
     """Static facts and the memory plan: the graph-only part of a profile."""
-    facts, plan, _ = _analyse(model_path, load_model(model_path), raw)
-    return facts, plan
+    model_path = Path(model_path)
+    graph = format_of(model_path).read(model_path, raw)
+    plan = plan_memory(graph.run)
+    return _facts(graph, plan), plan
 
 
-def _analyse(model_path: Path, model: onnx.ModelProto, raw: bool) -> tuple[GraphFacts, MemoryPlan, GraphRun]:
-    run = graph_run(model, str(model_path), optimise=not raw)
-    plan = plan_memory(run)
-    frontend_params, frontend_bytes = frontend_constants(model)
-    facts = GraphFacts(
-        params=parameter_count(model),
-        frontend_params=frontend_params,
-        frontend_bytes=frontend_bytes,
-        knowledge_base_bytes=knowledge_base_constants(model)[1],
-        storage_bytes=storage_bytes(model_path),
-        activation_bytes=plan.peak_bytes,
-        largest_tensor_bytes=plan.largest_tensor_bytes,
-        working_set_bytes=plan.working_set_bytes,
-        arena_bytes=plan.arena_bytes,
-        macs=sum(s.macs for s in plan.steps),
-    )
-    return facts, plan, run
+def _facts(graph: FileGraph, plan: MemoryPlan) -> GraphFacts:
+    return GraphFacts(
+        params=graph.params, frontend_params=graph.frontend_params, frontend_bytes=graph.frontend_bytes,
+        knowledge_base_bytes=graph.knowledge_base_bytes, storage_bytes=graph.storage_bytes,
+        activation_bytes=plan.peak_bytes, largest_tensor_bytes=plan.largest_tensor_bytes,
+        working_set_bytes=plan.working_set_bytes, arena_bytes=plan.arena_bytes, macs=sum(s.macs for s in plan.steps))
 
 
-def compute_dtypes(model) -> set[str]:
-    """Element types of the model's weight tensors (quantisation scales and zero points, shapes, int32 biases and
-    scalar constants aside: a scalar follows the activation type, and converters map uint8 and int8 activations
-    onto each other, so activation types are not checked)."""
-    return {onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in weight_initializers(model) if t.dims}
-
-
-def unsupported_nodes(model: onnx.ModelProto, runtime: str) -> list[dict]:
-    ops = RUNTIME_OPS.get(runtime)
-    if ops is None:
-        return []
-    return [{"node": n.name, "op": n.op_type} for n in model.graph.node if n.op_type not in ops]
+def _unsupported(graph: FileGraph, profile: DeviceProfile | None) -> list[dict] | None:
+    """The graph's operators the device's runtime lacks; None where the runtime checks them itself."""
+    if graph.operators is None:
+        return None
+    runner = format_running(profile.runtime) if profile is not None else None
+    ops = runner.operators if runner is not None else None
+    return [] if ops is None else [u for u in graph.operators if u["op"] not in ops]
 
 
 def _device_checks(profile: DeviceProfile, facts: GraphFacts, ram_bytes: int, weight_dtypes: set[str],
@@ -189,78 +165,42 @@ def profile_model(
     latency_runs: int = 20,
     raw: bool = False,
 ) -> ProfileReport:
+    """The file as its format reads it, with the RAM budgets judging its runtime's own figure: TFLM's arena
+    (measured on this host from a .tflite, predicted from an ONNX graph for a TFLM device), the buffers ExecuTorch's
+    compiler planned (written in a .pte), else the peak live activations."""
     _check_budgets(max_flash, max_ram, max_macs, max_latency_ms, latency_runs)
     profile = load_device(device) if isinstance(device, str) else device
     model_path = Path(model_path)
-    if model_path.suffix.lower() in (".tflite", ".pte"):  # model.TFLITE is a .tflite too
-        return _profile_runtime_file(model_path, profile, max_flash, max_ram, max_macs, max_latency_ms)
-    model = load_model(model_path)
-    facts, plan, run = _analyse(model_path, model, raw)
-    # a microcontroller runtime's RAM is its whole arena: planned tensors and its persistent buffers
-    arena = predict_tflm_arena(run) if profile is not None and profile.runtime in TFLM_RUNTIMES else None
-    ram_bytes = arena.total if arena else facts.activation_bytes
-    unsupported = unsupported_nodes(model, profile.runtime) if profile is not None else []
-    checks = _device_checks(profile, facts, ram_bytes, compute_dtypes(model), unsupported) if profile else []
+    file_format = format_of(model_path)
+    file_format.check_profile(model_path, profile.runtime if profile else None, profile.name if profile else None,
+                              max_latency_ms)
+    graph = file_format.read(model_path, raw)
+    plan = plan_memory(graph.run)
+    facts = _facts(graph, plan)
+    memory = file_format.memory(model_path)
+    if memory is None and profile is not None:  # a microcontroller runtime's RAM is its whole arena
+        runner = format_running(profile.runtime)
+        memory = runner.predicted_memory(graph.run) if runner is not None else None
+    ram_bytes = memory.total if memory else facts.activation_bytes
+    unsupported = _unsupported(graph, profile)
+    checks = _device_checks(profile, facts, ram_bytes, graph.weight_dtypes, unsupported,
+                            memory.detail if memory else "") if profile else []
     checks += _flag_checks(facts, ram_bytes, max_flash, max_ram, max_macs)
-    latency = measured = None
     if plan.static and max_latency_ms is not None:
         raise EdgekdError(f"{model_path}: --max-latency-ms cannot be judged: the model declares a tensor over "
                           f"{RUN_TENSOR_LIMIT // 2**20} MiB ({plan.largest_tensor}), too large to run on this host")
+    latency = measured = None
     if latency_runs > 0 and not plan.static:
-        threads = profile.threads if profile else 1
-        latency = measure_latency(model_path, threads, runs=latency_runs)
-        measured = measure_session_memory(model_path, threads)
+        latency, measured = file_format.latency(model_path, profile.threads if profile else 1, latency_runs)
         if max_latency_ms is not None:
             checks.append(Check("latency", max_latency_ms, latency["median_ms"], "--max-latency-ms",
                                 "median on this host"))
-    return _report(model_path, facts, plan, profile, checks, unsupported,
-                   zipped_bytes=zipped_bytes(model_path),
-                   bytes_by_dtype=bytes_by_dtype(model),
-                   graph="static" if plan.static else "raw" if raw else "optimised",
+    return _report(model_path, facts, plan, profile, checks, unsupported or [],
+                   zipped_bytes=graph.zipped_bytes, bytes_by_dtype=graph.bytes_by_dtype, graph=graph.kind,
                    latency_ms=latency["median_ms"] if latency else None,
                    latency_p90_ms=latency["p90_ms"] if latency else None,
                    measured_peak_bytes=measured, ram_bytes=ram_bytes,
-                   ram_basis="TFLM arena total, predicted" if arena else "peak live activations",
-                   tflm_arena=asdict(arena) if arena else None, executorch_plan=None)
-
-
-def _profile_runtime_file(path: Path, profile: DeviceProfile | None, max_flash, max_ram, max_macs,
-                          max_latency_ms) -> ProfileReport:
-    """A `.tflite` as TFLM runs it or a `.pte` as ExecuTorch does: the same graph analysis, and the runtime's own
-    memory figure as the RAM budgets judge: TFLM's arena (measured on this host) or the buffers ExecuTorch's compiler
-    planned (written in the program)."""
-    kind = path.suffix.lower().lstrip(".")
-    if max_latency_ms is not None:
-        raise EdgekdError(f"{path}: --max-latency-ms: a .{kind} is timed on the device, not on this host (its host "
-                          f"kernels say nothing of a microcontroller's speed); drop the flag")
-    if kind == "tflite" and profile is not None and profile.runtime not in TFLM_RUNTIMES:
-        raise EdgekdError(f"{path}: device '{profile.name}' runs {profile.runtime}, which does not load .tflite "
-                          f"files; profile the .onnx export for it")
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file")
-    if kind == "tflite":
-        graph = read_tflite(path)
-        arena = tflm_arena_isolated(path)  # ops TFLM lacks and files its kernels crash on end here, in one line
-        ram_bytes, ram_basis, ram_detail = arena.total, "TFLM arena total, measured on this host", "TFLM's arena, measured"
-        runtime_figures = {"tflm_arena": asdict(arena), "executorch_plan": None}
-    else:
-        graph, planned = read_pte(path)
-        ram_bytes, ram_basis = sum(planned), "ExecuTorch's planned buffers, from the program"
-        ram_detail = "ExecuTorch's memory plan"
-        runtime_figures = {"tflm_arena": None, "executorch_plan": planned}
-    plan = plan_memory(graph.run)
-    facts = GraphFacts(
-        params=graph.params, frontend_params=graph.frontend_params, frontend_bytes=graph.frontend_bytes,
-        knowledge_base_bytes=0, storage_bytes=path.stat().st_size, activation_bytes=plan.peak_bytes,
-        largest_tensor_bytes=plan.largest_tensor_bytes, working_set_bytes=plan.working_set_bytes,
-        arena_bytes=plan.arena_bytes, macs=sum(s.macs for s in plan.steps))
-    # the operators: TFLM checked them loading the file; a .pte's kernels are linked into the device's runtime build
-    checks = _device_checks(profile, facts, ram_bytes, graph.weight_dtypes, None, ram_detail) if profile else []
-    checks += _flag_checks(facts, ram_bytes, max_flash, max_ram, max_macs)
-    return _report(path, facts, plan, profile, checks, [],
-                   zipped_bytes=len(zlib.compress(path.read_bytes(), 9)), bytes_by_dtype=graph.bytes_by_dtype,
-                   graph=kind, latency_ms=None, latency_p90_ms=None, measured_peak_bytes=None,
-                   ram_bytes=ram_bytes, ram_basis=ram_basis, **runtime_figures)
+                   ram_basis=memory.basis if memory else "peak live activations", memory=memory)
 
 
 def _flag_checks(facts: GraphFacts, ram_bytes: int, max_flash, max_ram, max_macs) -> list[Check]:

@@ -141,9 +141,9 @@ def export_table(result: ExportResult) -> Table:
     columns = ["file", "precision", "size", "vs FP32", "max |Δ|", "mean cos", "p1 cos"]
     if result.reference_accuracy is not None:
         columns += ["probe acc", "lost (pts)"]  # accuracy points below FP32 PyTorch: + is worse
-    arenas = any(v.tflm_arena or v.executorch_plan for v in result.variants)
+    arenas = any(v.memory for v in result.variants)
     if arenas:
-        columns.append("runtime RAM")  # TFLM's arena total, or the buffers ExecuTorch planned
+        columns.append("runtime RAM")  # the runtime's own figure: TFLM's arena total, the buffers ExecuTorch planned
     columns.append("gate")
     for column in columns:
         table.add_column(column, justify="left" if column in ("file", "gate") else "right")
@@ -154,8 +154,7 @@ def export_table(result: ExportResult) -> Table:
         if result.reference_accuracy is not None:
             row += [f"{v.accuracy:.1%}", f"{v.accuracy_drop:+.2f}"]
         if arenas:
-            row.append(format_bytes(v.tflm_arena["total"]) if v.tflm_arena else
-                       format_bytes(sum(v.executorch_plan)) if v.executorch_plan is not None else "")
+            row.append(format_bytes(v.memory.total) if v.memory else "")
         row.append("[green]pass[/]" if v.passed else "[red]" + "; ".join(v.missed) + "[/]")
         table.add_row(*row)
     return table
@@ -205,9 +204,8 @@ def profile_table(report: ProfileReport) -> Table:
 def _memory_rows(table: Table, report: ProfileReport, ram_cells: tuple[str, str]) -> None:
     """Activation memory, smallest to largest claim, and the runtime's measured or predicted arena beside it: the
     RAM budget cells go on the figure the budget judges."""
-    judged_by_peak = report.tflm_arena is None and report.executorch_plan is None
     table.add_row("activation memory (RAM): peak live", format_bytes(report.activation_bytes),
-                  *(ram_cells if judged_by_peak else ("", "")))
+                  *(ram_cells if report.memory is None else ("", "")))
     if report.constant_ram_bytes:
         table.add_row("  of which constants expanded in RAM", format_bytes(report.constant_ram_bytes), "",
                       "[dim]e.g. int8-stored weights dequantised[/]")
@@ -222,15 +220,10 @@ def _memory_rows(table: Table, report: ProfileReport, ram_cells: tuple[str, str]
     if report.measured_peak_bytes is not None:
         table.add_row("  onnxruntime arena in use (measured)", format_bytes(report.measured_peak_bytes), "",
                       "[dim]x86 kernels, scratch included[/]")
-    if report.tflm_arena is not None:
-        arena = report.tflm_arena
-        how = "measured: its allocator on this host" if arena["measured"] else "predicted"
-        table.add_row(f"TFLM arena a board must give ({how})", format_bytes(arena["total"]), *ram_cells)
-        table.add_row("  head: planned tensors, scratch", format_bytes(arena["head"]), "", "")
-        table.add_row("  tail: persistent (kernel data, tensor structs)", format_bytes(arena["tail"]), "", "")
-    if report.executorch_plan is not None:
-        table.add_row("ExecuTorch planned buffers (its compiler's plan)", format_bytes(sum(report.executorch_plan)),
-                      *ram_cells)
+    if report.memory is not None:
+        table.add_row(report.memory.title, format_bytes(report.memory.total), *ram_cells)
+        for part, size in report.memory.parts:
+            table.add_row(part, format_bytes(size), "", "")
 
 
 def top_nodes_table(report: ProfileReport) -> Table:

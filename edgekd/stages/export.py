@@ -13,63 +13,32 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-import onnx
-import torch
 from torch import nn
 
 from edgekd import __version__
-from edgekd.configs import FORMAT_EXTRAS, ExportOptions
 from edgekd.data.domain import load_domain_data
 from edgekd.data.windows import labelled
 from edgekd.errors import EdgekdError
 from edgekd.extras import check_installed
 from edgekd.files import alive, check_writable, signals_deferred, write_json, writing
+from edgekd.formats.base import ExportJob, Variant, format_named
+from edgekd.formats.options import ExportOptions
+from edgekd.formats.registry import FORMATS
 from edgekd.metrics import cosine_rows, fit_probe, score_probe
-from edgekd.onnx.export import export_onnx
-from edgekd.onnx.quantize import (
-    convert_fp16,
-    mixed_precision_fallback,
-    quantize_dynamic,
-    quantize_static,
-)
-from edgekd.onnx.session import run_onnx
-from edgekd.pte import convert_pte, pte_plan, quantize_pte, run_pte
 from edgekd.recipe import Recipe
 from edgekd.run_dir import RunDir
 from edgekd.students import StudentConfig
 from edgekd.students.base import Network
 from edgekd.supervision import LogMel
 from edgekd.teachers.base import portable_description
-from edgekd.tflite import convert_tflite, quantize_tflite, run_tflite, tflm_arena
 from edgekd.trainer import predict
 
 # Where models that miss their accuracy gate are kept (to inspect), away from the names a deployment picks up.
 REJECTED = "rejected"
 GATE_WINDOWS = 4096  # held-out windows the gate runs each variant on, at most
 _STAGING = ".edgekd-export-"  # + the exporting process id: where files are written and verified before publishing
-
-
-@dataclass
-class Variant:
-    file: str
-    precision: str
-    size_bytes: int
-    max_abs_diff: float
-    mean_cosine: float
-    p1_cosine: float  # 1st percentile over held-out windows
-    min_cosine: float
-    accuracy: float | None = None
-    accuracy_drop: float | None = None  # points below FP32 PyTorch
-    missed: list[str] = field(default_factory=list)
-    tflm_arena: dict | None = None  # .tflite: TFLM's own arena plan (head, tail, total bytes)
-    executorch_plan: list[int] | None = None  # .pte: the sizes of the buffers ExecuTorch's compiler planned
-
-    @property
-    def passed(self) -> bool:
-        return not self.missed
 
 
 @dataclass
@@ -95,9 +64,6 @@ class _Gate:
         self.reference_accuracy = score_probe(probe, reference[self.scored], labels[self.scored]) \
             if probe is not None else None
 
-    def evaluate(self, path: Path, precision: str) -> Variant:
-        return self.score(path, precision, run_onnx(path, self.inputs))
-
     def score(self, path: Path, precision: str, out: np.ndarray) -> Variant:
         """The variant of `path`, given its outputs for the gate's windows."""
         cos = cosine_rows(out, self.reference)
@@ -120,8 +86,8 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     exactly the files beside it and a failed or killed export leaves the previous one as it was."""
     options = options or ExportOptions()
     for name in options.formats:
-        if name in FORMAT_EXTRAS:
-            check_installed(FORMAT_EXTRAS[name], f"--format {name}")
+        if FORMATS[name].extra:
+            check_installed(FORMATS[name].extra, f"--format {name}")
     run = RunDir(run_dir)
     student, recipe = run.load_student()
     _check_formats(options, recipe.student)
@@ -157,18 +123,11 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     metadata = _metadata(student, recipe, options, run.read_metrics())
     _remove_stale_staging(out_dir)
     with tempfile.TemporaryDirectory(prefix=f"{_STAGING}{os.getpid()}-", dir=out_dir) as staging:
-        stage = Path(staging)
-        result = ExportResult([], [], gate.reference_accuracy)
-        if "onnx" in options.formats:
-            fp32 = export_onnx(module, torch.from_numpy(calib[:1]), stage / "student.onnx", metadata, input_name,
-                               opset=options.opset)
-            result.files.append(fp32)
-            result.variants.append(gate.evaluate(fp32, "fp32"))
-            _quantised_variants(fp32, stage, calib, gate, options, result)
-        if "tflite" in options.formats:
-            _tflite_variants(module, calib, network_inputs, stage, gate, options, result)
-        if "pte" in options.formats:
-            _pte_variants(module, calib, network_inputs, stage, gate, options, result)
+        job = ExportJob(module, input_name, calib, network_inputs, Path(staging), gate, options, metadata)
+        for name in FORMATS:  # in the registry's order, whatever order --format lists them in
+            if name in options.formats:
+                format_named(name).export(job)
+        result = ExportResult(job.files, job.variants, gate.reference_accuracy, job.fp32_layers, job.notes)
         _publish(result, out_dir, {"options": asdict(options), "calibration_windows": len(calib),
                                    "held_out_windows": len(test), "metadata": metadata})
     return result
@@ -184,55 +143,6 @@ def _check_formats(options: ExportOptions, family: StudentConfig) -> None:
     if fp32_only and options.int8 != "none":
         raise EdgekdError(f"--format {','.join(fp32_only)}: a {family.name} student exports to it in FP32 only (see "
                           f"`edgekd students`); add --int8 none, or export it separately")
-
-
-def _tflite_variants(module: nn.Module, calib: np.ndarray, network_inputs: Callable[[], tuple[np.ndarray, np.ndarray]],
-                     stage: Path, gate: _Gate, options: ExportOptions, result: ExportResult) -> None:
-    """student.tflite (FP32, front-end placed as --frontend says) and student.int8.tflite: full integer, with the
-    front-end outside it (its input is the int8 log-mel), because a front-end quantised to int8 loses the embedding
-    (mean cosine 0.02 on the demo student). Each is gated in the TFLM interpreter and reports TFLM's arena."""
-    def add(path: Path, precision: str, inputs: np.ndarray) -> None:
-        variant = gate.score(path, precision, run_tflite(path, inputs))
-        variant.tflm_arena = asdict(tflm_arena(path))
-        result.files.append(path)
-        result.variants.append(variant)
-
-    fp32 = convert_tflite(module, torch.from_numpy(calib[:1]), stage / "student.tflite")
-    add(fp32, "fp32", gate.inputs)
-    if options.int8 == "none":
-        return
-    network_calib, network_held_out = network_inputs()
-    with tempfile.TemporaryDirectory(dir=stage) as scratch:
-        network_fp32 = fp32 if isinstance(module, Network) else convert_tflite(
-            Network(module), torch.from_numpy(network_calib[:1]), Path(scratch) / "network.tflite")
-        int8 = quantize_tflite(network_fp32, stage / "student.int8.tflite", network_calib, options.int8_output)
-    add(int8, "int8", network_held_out)
-    result.notes.append("student.int8.tflite takes the int8 log-mel (scale and zero point in the file): compute it "
-                        "on the device as export.json's metadata.frontend says")
-
-
-def _pte_variants(module: nn.Module, calib: np.ndarray, network_inputs: Callable[[], tuple[np.ndarray, np.ndarray]],
-                  stage: Path, gate: _Gate, options: ExportOptions, result: ExportResult) -> None:
-    """student.pte (portable FP32, front-end placed as --frontend says), gated in ExecuTorch's runtime, and
-    student.int8.pte (ExecuTorch's Cortex-M flow, front-end outside as for the INT8 .tflite), gated through the
-    Cortex-M operators' reference kernels; each with the memory plan its compiler wrote."""
-    def add(path: Path, precision: str, outputs: np.ndarray) -> None:
-        variant = gate.score(path, precision, outputs)
-        variant.executorch_plan = pte_plan(path)
-        result.files.append(path)
-        result.variants.append(variant)
-
-    fp32 = convert_pte(module, torch.from_numpy(calib[:1]), stage / "student.pte")
-    add(fp32, "fp32", run_pte(fp32, gate.inputs))
-    if options.int8 == "none":
-        return
-    network_calib, network_held_out = network_inputs()
-    network = module if isinstance(module, Network) else Network(module)
-    run_int8 = quantize_pte(network, network_calib, stage / "student.int8.pte", options.cortex_m)
-    add(stage / "student.int8.pte", "int8", run_int8(network_held_out))
-    result.notes.append(f"student.int8.pte is for a Cortex-{options.cortex_m} (CMSIS-NN operators): it takes the "
-                        "log-mel as export.json's metadata.frontend says, and runs only in an ExecuTorch runtime built "
-                        "with the Cortex-M kernels")
 
 
 def _spread(rows: np.ndarray, most: int) -> np.ndarray:
@@ -258,7 +168,7 @@ def _publish(result: ExportResult, out_dir: Path, facts: dict) -> None:
                 os.replace(staged, final)
         write_json(report, facts | {
             "reference_accuracy": result.reference_accuracy,
-            "variants": [asdict(v) | {"passed": v.passed} for v in result.variants],
+            "variants": [v.to_json() for v in result.variants],
             "fp32_layers": result.fp32_layers, "notes": result.notes,
         })
     result.files = [*published, report]
@@ -299,42 +209,3 @@ def _metadata(student: nn.Module, recipe: Recipe, options: ExportOptions, metric
         "recipe_digest": recipe.digest(),
         "fidelity_at_export": json.dumps(fidelity.get("test", {})),
     }
-
-
-def _quantised_variants(fp32: Path, out_dir: Path, calib: np.ndarray, gate: _Gate, options: ExportOptions,
-                        result: ExportResult) -> None:
-    if options.int8 == "static":
-        _static_int8(fp32, out_dir / "student.int8.onnx", calib, gate, options, result)
-    elif options.int8 == "dynamic":
-        if any(n.op_type == "Conv" for n in onnx.load(str(fp32)).graph.node):
-            result.notes.append("dynamic INT8 on a convolutional student: measured 4-6x slower than FP32 for CNNs "
-                                "in onnxruntime; prefer --int8 static")
-        path = quantize_dynamic(fp32, out_dir / "student.int8-dynamic.onnx")
-        result.files.append(path)
-        result.variants.append(gate.evaluate(path, "int8-dynamic"))
-    if options.fp16:
-        path = convert_fp16(fp32, out_dir / "student.fp16.onnx")
-        result.files.append(path)
-        result.variants.append(gate.evaluate(path, "fp16"))
-
-
-def _static_int8(fp32: Path, out: Path, calib: np.ndarray, gate: _Gate, options: ExportOptions,
-                 result: ExportResult) -> None:
-    path = quantize_static(fp32, out, calib, options.calib_method, options.activations,
-                           frontend_constants=options.frontend_constants)
-    variant = gate.evaluate(path, "int8")
-    if not variant.passed and options.fallback:
-        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            found = mixed_precision_fallback(fp32, Path(tmp) / out.name, calib,
-                                             lambda p: gate.evaluate(p, "int8").passed, options.calib_method,
-                                             options.activations, options.frontend_constants)
-            if found:
-                result.notes.append(f"INT8 missed the gate ({'; '.join(variant.missed)}); the mixed-precision "
-                                    f"fallback keeps {len(found[1])} layer(s) in FP32: {', '.join(found[1])}")
-                result.fp32_layers = found[1]
-                found[0].replace(out)
-                variant = gate.evaluate(out, "int8+fp32 fallback")
-            else:
-                result.notes.append("INT8 missed the gate even with every layer in FP32")
-    result.files.append(out)
-    result.variants.append(variant)

@@ -28,14 +28,15 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from edgekd.configs import ExportOptions, FrontendPlacement, Precision, SearchConfig
+from edgekd.configs import FrontendPlacement, Precision, SearchConfig
 from edgekd.errors import EdgekdError, environment_error, first_line
 from edgekd.extras import check_installed
 from edgekd.files import check_writable, content_key, write_json
+from edgekd.formats.base import format_running
+from edgekd.formats.options import ExportOptions
 from edgekd.profile import ProfileReport, profile_model
 from edgekd.profile.devices import DeviceProfile
 from edgekd.profile.modules import footprint
-from edgekd.profile.operators import TFLM_RUNTIMES
 from edgekd.recipe import EvaluationData, Recipe, load_evaluation_data, recipe_from_dict
 from edgekd.run_dir import RunDir
 from edgekd.runtime import init_from_environment, leave_process_group, seeded, share
@@ -44,12 +45,8 @@ from edgekd.stages.evaluate import held_out_fidelity
 from edgekd.stages.export import export_run
 from edgekd.students import PRESETS, build_student
 from edgekd.students.base import Network
-from edgekd.students.configs import (
-    DsCnnConfig,
-    MobileNetConfig,
-    SeaCnnConfig,
-    StudentConfig,
-)
+from edgekd.students.configs import StudentConfig
+from edgekd.students.registry import STUDENTS
 from edgekd.teachers import build_teacher
 from edgekd.trainer import TrainingStopped
 
@@ -64,8 +61,6 @@ MICROCONTROLLER_SPACE = {"families": ["sea_cnn", "dscnn"], "widths": [0.25, 0.5,
                          "frontend": ["exclude", "include"]}
 LARGER_SPACE = {"families": ["sea_cnn", "dscnn", "mobilenet"], "widths": [0.5, 1.0, 2.0], "depths": [3, 4],
                 "n_mels": [64, 128], "sample_rates": [8000, 16000], "hop_ms": [10.0, 20.0], "frontend": ["include"]}
-SEA_CNN_CHANNELS = (8, 32, 64, 128)  # the demo student's, at width 1
-DSCNN_CHANNELS = 64
 PROPOSALS_PER_CANDIDATE = 10  # the most proposals per distinct candidate asked for, repeats included
 EXPORT_ATTEMPTS = 3  # the best trained candidates exported in turn until one passes its gate and fits
 LATENCY_RUNS = 10  # per candidate before training (host latency is reported, not a budget, unless the device has one)
@@ -88,12 +83,7 @@ class Candidate:
         rate = self.sample_rate
         keys = {"sample_rate": rate, "n_fft": 1 << math.ceil(math.log2(rate * 0.025)),  # ≥ 25 ms, a power of two
                 "hop_length": round(rate * self.hop_ms / 1000), "n_mels": self.n_mels}
-        if self.family == "sea_cnn":
-            widths = [max(4, round(channels * self.width)) for channels in SEA_CNN_CHANNELS[:self.depth]]
-            return SeaCnnConfig(**keys, widths=widths, pool="mean")
-        if self.family == "dscnn":
-            return DsCnnConfig(**keys, channels=max(4, round(DSCNN_CHANNELS * self.width)), blocks=self.depth)
-        return MobileNetConfig(**keys, width=self.width, stages=MobileNetConfig().stages[:self.depth])
+        return STUDENTS[self.family].config.scaled(self.width, self.depth, **keys)  # the family says how it scales
 
     @property
     def name(self) -> str:
@@ -159,7 +149,8 @@ TRIAL_STATES = ("trained", "stopped early", "does not fit", "failed")
 
 
 def search_space(config: SearchConfig | None, device: DeviceProfile) -> dict[str, list]:
-    defaults = MICROCONTROLLER_SPACE if device.runtime in TFLM_RUNTIMES else LARGER_SPACE
+    runner = format_running(device.runtime)
+    defaults = MICROCONTROLLER_SPACE if runner is not None and runner.microcontroller else LARGER_SPACE
     given = config.model_dump(exclude_none=True, include=set(defaults)) if config else {}
     return {key: sorted(set(given.get(key, choices))) for key, choices in defaults.items()}
 

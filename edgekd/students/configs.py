@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal, Union
 
 from pydantic import Field
 
@@ -22,11 +22,21 @@ class FrontendKeys(StrictModel):
     top_db: float | None = Field(80.0, gt=0, description="dB range below each example's maximum; null: absolute dB")
 
 
+# A family `edgekd search` explores defines `scaled(width, depth, **frontend)`: itself at `width` times its base
+# channels with `depth` blocks (1-4), on the given front-end keys.
+
+
 class SeaCnnConfig(FrontendKeys):
     name: Literal["sea_cnn"] = "sea_cnn"
     widths: list[int] = Field([8, 16, 32, 32], min_length=1, description="conv channels per block")
     convs_per_block: int = Field(1, ge=1, le=4)
     pool: Literal["max", "mean"] = "mean"
+    base_channels: ClassVar[tuple[int, ...]] = (8, 32, 64, 128)  # the demo student's, at width 1
+
+    @classmethod
+    def scaled(cls, width: float, depth: int, **frontend: Any) -> SeaCnnConfig:
+        return cls(**frontend, widths=[max(4, round(channels * width)) for channels in cls.base_channels[:depth]],
+                   pool="mean")
 
 
 class L3StudentConfig(FrontendKeys):
@@ -39,12 +49,20 @@ class DsCnnConfig(FrontendKeys):
     channels: int = Field(64, ge=4)
     blocks: int = Field(4, ge=1)
 
+    @classmethod
+    def scaled(cls, width: float, depth: int, **frontend: Any) -> DsCnnConfig:
+        return cls(**frontend, channels=max(4, round(cls.model_fields["channels"].default * width)), blocks=depth)
+
 
 class MobileNetConfig(FrontendKeys):
     name: Literal["mobilenet"] = "mobilenet"
     width: float = Field(1.0, gt=0, description="channel multiplier")
     # (expansion, channels, repeats, stride) per stage, as MobileNetV2's table
     stages: list[tuple[int, int, int, int]] = [(1, 16, 1, 1), (4, 24, 2, 2), (4, 32, 2, 2), (4, 64, 2, 2)]
+
+    @classmethod
+    def scaled(cls, width: float, depth: int, **frontend: Any) -> MobileNetConfig:
+        return cls(**frontend, width=width, stages=cls.model_fields["stages"].default[:depth])
 
 
 class TransformerConfig(FrontendKeys):

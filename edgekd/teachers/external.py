@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import EdgekdError, ModelError, first_line
-from edgekd.onnx.session import create_session
+from edgekd.formats.onnx.session import create_session
 from edgekd.teachers.base import (
     ComputedTeacher,
     embed_in_segments,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.onnx.session import create_session
-from edgekd.profile.memory import example_inputs
+from edgekd.formats.onnx.graph import example_inputs
+from edgekd.formats.onnx.session import create_session
 
 
 def measure_latency(model_path: Path, threads: int, runs: int = 20, warmup: int = 3) -> dict[str, float]:

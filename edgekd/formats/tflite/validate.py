@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import EdgekdError, first_line
-from edgekd.tflite import flatbuffer
+from edgekd.formats.tflite import flatbuffer
 
 ITEM_BITS = {"FLOAT32": 32, "FLOAT16": 16, "FLOAT64": 64, "INT32": 32, "UINT32": 32, "INT64": 64, "UINT64": 64,
              "INT16": 16, "UINT16": 16, "INT8": 8, "UINT8": 8, "BOOL": 8, "INT4": 4, "COMPLEX64": 64}

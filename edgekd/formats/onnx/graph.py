@@ -1,20 +1,40 @@
-"""Static facts of an ONNX graph: load with validation, parameters, storage, MACs."""
+"""An ONNX model read for the profiler: load with validation, parameters, storage, one MAC rule per op type, and
+the graph onnxruntime runs, with real shapes.
+
+The raw exported graph overestimates memory (1.6x FP32, 4-8x QDQ: unfused Q/DQ pairs, BN and activation nodes);
+what a runtime allocates is closer to the graph after fusions. So: let onnxruntime optimise the model and save it,
+and run that graph once with every intermediate exposed to record true shapes and dtypes.
+"""
 
 from __future__ import annotations
 
+import math
+import tempfile
 import zlib
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 
 from edgekd.errors import ModelError, first_line
+from edgekd.files import atomic_write
+from edgekd.formats.base import FileGraph
+from edgekd.formats.memory import GraphRun, Node
+from edgekd.formats.onnx.session import create_session
 
 # Inputs of these ops at positions ≥ 1 are quantisation scales/zero points, not parameters.
 _QUANT_OPS = {"QuantizeLinear", "DequantizeLinear"}
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
 _QUANT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT4, onnx.TensorProto.UINT4}
+# Ops whose output is a view of their first input: no new buffer, the input lives as long as the view.
+_ALIAS_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
+_ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
 
 
 def load_model(path: Path | str) -> onnx.ModelProto:
@@ -166,3 +186,112 @@ KNOWLEDGE_BASE_PREFIX = "knowledge_base"
 def knowledge_base_constants(model: onnx.ModelProto) -> tuple[int, int]:
     """(elements, bytes) of a retrieval knowledge base stored in the graph."""
     return _elements_and_bytes([t for t in weight_initializers(model) if t.name.startswith(KNOWLEDGE_BASE_PREFIX)])
+
+
+def read_onnx(path: Path, raw: bool = False) -> FileGraph:
+    """The model's graph for the profiler: as onnxruntime optimises it (fusions applied), or as exported (`raw`)."""
+    model = load_model(path)
+    run = graph_run(model, str(path), optimise=not raw)
+    frontend_params, frontend_bytes = frontend_constants(model)
+    return FileGraph(run, "static" if run.static else "raw" if raw else "optimised", bytes_by_dtype(model),
+                     weight_dtypes(model), parameter_count(model), frontend_params, frontend_bytes,
+                     storage_bytes(path), zipped_bytes(path), knowledge_base_constants(model)[1],
+                     [{"node": n.name, "op": n.op_type} for n in model.graph.node])
+
+
+def weight_dtypes(model: onnx.ModelProto) -> set[str]:
+    """Element types of the model's weight tensors (quantisation scales and zero points, shapes, int32 biases and
+    scalar constants aside: a scalar follows the activation type, and converters map uint8 and int8 activations
+    onto each other, so activation types are not checked)."""
+    return {onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in weight_initializers(model) if t.dims}
+
+
+def example_inputs(session: ort.InferenceSession, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs matching the model's inputs; symbolic dimensions become `batch`."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for inp in session.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else batch for d in inp.shape]
+        dtype = _ORT_TYPES.get(inp.type)
+        if dtype is None:
+            raise ModelError(f"input '{inp.name}' has unsupported type {inp.type}")
+        if np.issubdtype(dtype, np.floating):
+            feeds[inp.name] = (0.1 * rng.standard_normal(shape)).astype(dtype)
+        else:
+            feeds[inp.name] = np.zeros(shape, dtype=dtype)
+    return feeds
+
+
+# Above this many bytes in one tensor, shapes come from ONNX shape inference instead of a run: no edge model has
+# such a tensor, and running one could take minutes and gigabytes (a declared [1, 1e9] input: 4.5 min, 11.8 GB).
+RUN_TENSOR_LIMIT = 256 * 2**20
+
+
+def graph_run(model: onnx.ModelProto, name: str, optimise: bool = True, batch: int = 1) -> GraphRun:
+    """Every tensor's shape of a loaded model (`name` is what errors call it): statically when the graph declares a
+    tensor too large to run, else optimise with onnxruntime (fusions applied) and run once to learn them."""
+    static = _static_shapes(model, batch)
+    if static is not None and max(static.nbytes.values(), default=0) > RUN_TENSOR_LIMIT:
+        return static
+    with tempfile.TemporaryDirectory() as tmp:
+        graph_path = Path(tmp) / "graph.onnx"
+        if optimise:  # the loaded model (its external data inside it) written where onnxruntime saves its graph
+            whole = atomic_write(Path(tmp) / "model.onnx", lambda handle: handle.write(model.SerializeToString()))
+            create_session(whole, name=name, optimisation="extended", save_optimised=graph_path)
+            model = onnx.load(str(graph_path))
+        initializers = {t.name for t in model.graph.initializer}
+        produced = [out for node in model.graph.node for out in node.output if out]
+        existing = {o.name for o in model.graph.output}
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in produced if name not in existing)
+        session = create_session(probe.SerializeToString(), name=name, optimisation="none")
+        try:
+            feeds = example_inputs(session, batch)
+            names = [o.name for o in session.get_outputs()]
+            values = session.run(names, feeds)
+        except ModelError:
+            raise
+        except Exception as err:
+            raise ModelError(f"{name}: onnxruntime cannot run the model ({first_line(err)})") from None
+    shapes = {name: tuple(np.shape(v)) for name, v in zip(names, values)}
+    nbytes = {name: int(np.asarray(v).nbytes) for name, v in zip(names, values)}
+    for name, array in feeds.items():
+        shapes[name], nbytes[name] = array.shape, array.nbytes
+    for tensor in model.graph.initializer:
+        shapes[tensor.name] = tuple(tensor.dims)
+    return _onnx_run(model, shapes, nbytes, initializers)
+
+
+def _onnx_run(model: onnx.ModelProto, shapes: dict, nbytes: dict, initializers: set[str],
+              static: bool = False) -> GraphRun:
+    nodes = [Node(node.name or f"{node.op_type}_{index}", node.op_type, tuple(i for i in node.input if i),
+                  tuple(o for o in node.output if o), node_macs(node, shapes), node.op_type in _ALIAS_OPS)
+             for index, node in enumerate(model.graph.node)]
+    graph = model.graph
+    return GraphRun(nodes, [i.name for i in graph.input if i.name not in initializers], [o.name for o in graph.output],
+                    shapes, nbytes, initializers, static)
+
+
+def _static_shapes(model: onnx.ModelProto, batch: int) -> GraphRun | None:
+    """Shapes and sizes from ONNX shape inference (symbolic dimensions taken as `batch`), or None when inference
+    leaves some tensor's shape or type unknown."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # inference is best effort: unknown ops and custom domains end it
+        return None
+    graph = inferred.graph
+    initializers = {t.name for t in graph.initializer}
+    shapes, nbytes = {}, {}
+    for info in (*graph.input, *graph.value_info, *graph.output):
+        tensor = info.type.tensor_type
+        if info.name in initializers or not tensor.HasField("shape") or not tensor.elem_type:
+            continue
+        shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else batch for d in tensor.shape.dim)
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
+        nbytes[info.name] = math.prod(shapes[info.name]) * itemsize  # Python integers: no shape overflows
+    if any(out and out not in shapes for node in graph.node for out in node.output):
+        return None
+    for tensor in graph.initializer:
+        shapes[tensor.name] = tuple(tensor.dims)
+    return _onnx_run(inferred, shapes, nbytes, initializers, static=True)

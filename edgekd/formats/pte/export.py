@@ -8,7 +8,6 @@ export:
 from __future__ import annotations
 
 import copy
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,24 +15,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekd.errors import EdgekdError, first_line
-from edgekd.extras import require
 from edgekd.files import atomic_write
+from edgekd.formats.pte.runtime import require_executorch
 
 NEEDED_FOR_INT8 = "--format pte with INT8 (ExecuTorch's Cortex-M flow)"
 
 
-def _require(module: str, needed_for: str = "--format pte"):
-    # torchao (executorch imports it) warns that its CUDA kernel libraries do not load on a CPU-only machine, and torch
-    # that torchao registers an Enum the old way: noise to a user who asked for a .pte
-    for name in ("torchao", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    return require(module, needed_for, "executorch")
-
-
 def convert_pte(module: nn.Module, example: torch.Tensor, path: Path) -> Path:
     """A portable FP32 `.pte` of `module` for inputs shaped like `example` (batch 1)."""
-    exir = _require("executorch.exir")
+    exir = require_executorch("executorch.exir")
     program = exir.to_edge_transform_and_lower(torch.export.export(module.eval(), (example[:1],))).to_executorch()
     return atomic_write(path, lambda handle: handle.write(program.buffer))
 
@@ -43,12 +33,12 @@ def quantize_pte(network: nn.Module, calibration: np.ndarray, path: Path,
     """An INT8 `.pte` of `network` (the student after its front-end) for a Cortex-M `cpu` (the CMSIS-NN kernels and
     scratch buffers it gets), activation ranges from running `calibration` (rows shaped like its input) through it;
     returns what runs the lowered program on rows of inputs, for the gate."""
-    quantizer = _require("executorch.backends.cortex_m.quantizer.quantizer", NEEDED_FOR_INT8).CortexMQuantizer
-    passes = _require("executorch.backends.cortex_m.passes.cortex_m_pass_manager", NEEDED_FOR_INT8).CortexMPassManager
-    target = _require("executorch.backends.cortex_m.target_config", NEEDED_FOR_INT8)
-    edge_config = _require("executorch.backends.cortex_m.edge_compile_config", NEEDED_FOR_INT8)
-    pt2e = _require("torchao.quantization.pt2e.quantize_pt2e", NEEDED_FOR_INT8)
-    exir = _require("executorch.exir", NEEDED_FOR_INT8)
+    quantizer = require_executorch("executorch.backends.cortex_m.quantizer.quantizer", NEEDED_FOR_INT8).CortexMQuantizer
+    passes = require_executorch("executorch.backends.cortex_m.passes.cortex_m_pass_manager", NEEDED_FOR_INT8).CortexMPassManager
+    target = require_executorch("executorch.backends.cortex_m.target_config", NEEDED_FOR_INT8)
+    edge_config = require_executorch("executorch.backends.cortex_m.edge_compile_config", NEEDED_FOR_INT8)
+    pt2e = require_executorch("torchao.quantization.pt2e.quantize_pt2e", NEEDED_FOR_INT8)
+    exir = require_executorch("executorch.exir", NEEDED_FOR_INT8)
     # channels-last weights, or the flow leaves the convolutions FP32; on a copy, so the caller's student is untouched
     network = copy.deepcopy(network).eval().to(memory_format=torch.channels_last)
     rows = torch.from_numpy(np.ascontiguousarray(calibration, np.float32))
@@ -72,32 +62,3 @@ def quantize_pte(network: nn.Module, calibration: np.ndarray, path: Path,
             return np.stack([lowered(torch.from_numpy(np.ascontiguousarray(row[None], np.float32)))[0].numpy()
                              for row in inputs])
     return run
-
-
-def read_program(path: Path):
-    """The program `path` holds, as ExecuTorch's own schema reads it."""
-    serialised = _require("executorch.exir._serialize._program", f"reading {path}")
-    try:
-        program = serialised.deserialize_pte_binary(path.read_bytes()).program
-        program.execution_plan[0].chains[0].instructions  # noqa: B018 - a program with nothing to run is corrupt
-        return program
-    except Exception as err:  # noqa: BLE001 - a corrupt flatbuffer fails anywhere in the reader
-        raise EdgekdError(f"{path}: not a readable ExecuTorch program ({first_line(err) or type(err).__name__}); "
-                          f"export it again") from None
-
-
-def pte_plan(path: Path, program=None) -> list[int]:
-    """The sizes of the memory-planned buffers ExecuTorch's compiler wrote into the program (what a device must
-    give the method besides the constants; the runtime's reserved first entry left out)."""
-    program = program or read_program(path)
-    return [int(size) for size in program.execution_plan[0].non_const_buffer_sizes[1:]]
-
-
-def run_pte(path: Path, inputs: np.ndarray) -> np.ndarray:
-    """The program's output for each row of `inputs`, one window per call."""
-    runtime = _require("executorch.runtime", f"running {path}").Runtime.get()
-    try:
-        method = runtime.load_program(str(path)).load_method("forward")
-    except Exception as err:  # noqa: BLE001 - the runtime raises RuntimeError with an error code
-        raise EdgekdError(f"{path}: ExecuTorch cannot load it ({first_line(err)}); export it again") from None
-    return np.stack([method.execute([torch.from_numpy(row[None]).contiguous()])[0].numpy()[0] for row in inputs])

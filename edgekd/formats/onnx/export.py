@@ -12,8 +12,8 @@ import onnx
 import torch
 from torch import nn
 
-from edgekd.configs import OPSET
 from edgekd.files import atomic_save
+from edgekd.formats.options import OPSET
 
 # The loggers the exporter and the quantiser report progress and advice on (onnxruntime's quantiser logs on the
 # root logger); users need only edgekd's own summary.

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgekd.errors import EdgekdError, first_line
 from edgekd.extras import install_command, require
-from edgekd.tflite.validate import read_model
+from edgekd.formats.tflite.validate import read_model
 from edgekd.units import format_bytes
 
 ARENA_LIMIT = 64 << 20  # the largest arena tried: bigger than any microcontroller's RAM

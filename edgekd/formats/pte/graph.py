@@ -1,6 +1,6 @@
-"""An ExecuTorch `.pte` program read into the planner's graph (edgekd.profile.memory.GraphRun): its kernel calls in
-execution order, every tensor's bytes from its declared sizes, constants (stored in the program) apart, and the
-buffers its compiler planned.
+"""An ExecuTorch `.pte` program read into the planner's graph (edgekd.formats.memory.GraphRun): its kernel calls in
+execution order, every tensor's bytes from its declared sizes, constants (stored in the program) apart, and one
+MAC rule per ExecuTorch operator.
 
 A kernel call names its tensors by index without saying which it reads and which it writes: its last argument is
 what it returns (its out-tensor, or a list of them); a tensor it names that no call has produced is a view of the
@@ -9,13 +9,14 @@ tensor its planned place holds (views are not calls) when of the same bytes, els
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from edgekd.errors import EdgekdError, first_line
-from edgekd.profile.file_graph import FileGraph, frontend_constants
-from edgekd.profile.memory import GraphRun, Node
-from edgekd.pte import pte_plan, read_program
+from edgekd.errors import EdgekdError, ModelError, first_line
+from edgekd.formats.base import FileGraph, frontend_constants
+from edgekd.formats.memory import GraphRun, Node
+from edgekd.formats.pte.runtime import read_program
 
 # ExecuTorch's ScalarType names → numpy's
 _DTYPES = {"FLOAT": "float32", "DOUBLE": "float64", "HALF": "float16", "BFLOAT16": "bfloat16", "CHAR": "int8",
@@ -24,23 +25,24 @@ _ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int8": 1,
              "int64": 8, "bool": 1}
 
 
-def read_pte(path: Path) -> tuple[FileGraph, list[int]]:
-    """The program's graph, and the sizes of the buffers its compiler planned; a program whose indices point
-    nowhere or whose sizes are negative is one line naming the file."""
+def read_pte(path: Path) -> FileGraph:
+    """The program's graph; a program whose indices point nowhere or whose sizes are negative is one line naming
+    the file."""
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
     program = read_program(path)
     try:
-        graph, planned = _read_graph(path, program)
+        graph = _read_graph(path, program)
     except (IndexError, KeyError, TypeError, AttributeError) as err:  # an index or reference into nothing
         raise EdgekdError(f"{path}: not a valid ExecuTorch program ({type(err).__name__}: {first_line(err, 80)}); "
                           "export it again") from None
     negative = [name for name, shape in graph.run.shapes.items() if any(d < 0 for d in shape)]
-    if negative or any(size < 0 for size in planned):
-        raise EdgekdError(f"{path}: not a valid ExecuTorch program (a negative size: "
-                          f"{negative[0] if negative else 'a planned buffer'}); export it again")
-    return graph, planned
+    if negative:
+        raise EdgekdError(f"{path}: not a valid ExecuTorch program (a negative size: {negative[0]}); export it again")
+    return graph
 
 
-def _read_graph(path: Path, program) -> tuple[FileGraph, list[int]]:
+def _read_graph(path: Path, program) -> FileGraph:
     plan = program.execution_plan[0]
     tensors = {index: value.val for index, value in enumerate(plan.values) if type(value.val).__name__ == "Tensor"}
     lists = {index: [int(i) for i in value.val.items] for index, value in enumerate(plan.values)
@@ -93,10 +95,11 @@ def _read_graph(path: Path, program) -> tuple[FileGraph, list[int]]:
     # parameters: weights and biases of MAC ops, and float constants elsewhere (requantisation tables are int32)
     counted = (weights | {name for name in constant if dtypes[name].startswith(("float", "bfloat"))}) & read
     frontend = frontend_constants(run, "aten::log10") & counted
-    return FileGraph(run, dict(sorted(bytes_by_dtype.items(), key=lambda item: -item[1])),
+    return FileGraph(run, "pte", dict(sorted(bytes_by_dtype.items(), key=lambda item: -item[1])),
                      {dtypes[name] for name in weights if len(shapes[name]) > 1},
                      sum(math.prod(shapes[name]) for name in counted), sum(math.prod(shapes[name]) for name in frontend),
-                     sum(nbytes[name] for name in frontend)), pte_plan(path, program)
+                     sum(nbytes[name] for name in frontend), path.stat().st_size,
+                     len(zlib.compress(path.read_bytes(), 9)))
 
 
 def _constants_read(run: GraphRun, tensors: dict, index_of: dict) -> set[str]:
@@ -124,7 +127,6 @@ def _storage(tensor) -> tuple:
     info = tensor.extra_tensor_info
     return ("named", info.fully_qualified_name) if info is not None and tensor.data_buffer_idx == 0 else \
         ("buffer", tensor.data_buffer_idx)
-
 
 
 def _per_output_weights(inputs, output) -> int:  # convolution [out, in/groups, k...]; Cortex-M conv [out, h, w, in]

@@ -19,7 +19,7 @@ from torch import nn
 
 from edgekd.extras import require
 from edgekd.files import atomic_save, atomic_write
-from edgekd.tflite import flatbuffer
+from edgekd.formats.tflite import flatbuffer
 
 
 def convert_tflite(module: nn.Module, example: torch.Tensor, path: Path) -> Path:

@@ -15,8 +15,16 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 
-from edgekd.profile.memory import GraphRun, Node, aligned, plan_memory, tflm_arena_bytes
-from edgekd.tflite.micro import TflmArena
+from edgekd.formats.memory import (
+    LARGEST_FIRST,
+    Buffer,
+    GraphRun,
+    Node,
+    aligned,
+    place,
+    plan_memory,
+)
+from edgekd.formats.tflite.runtime import TflmArena
 
 EVAL_TENSOR = 24  # sizeof(TfLiteEvalTensor): data and dims pointers, type
 NODE = 64  # sizeof(NodeAndRegistration)
@@ -60,6 +68,11 @@ PERSISTENT_RULES: dict[str, Callable[[Node, GraphRun], int]] = {
 _INT8_IN_TFLM = {"ReduceMean"}
 
 
+def tflm_arena_bytes(buffers: list[Buffer]) -> int:
+    """The arena TFLM's own planner (largest first) gives these buffers (their offsets left as they were)."""
+    return place([replace(b) for b in buffers], LARGEST_FIRST)
+
+
 def predict_tflm_arena(run: GraphRun) -> TflmArena:
     """TFLM's head (edgekd's arena plan of the graph as TFLM holds it) and predicted tail for the model `run`
     describes."""
@@ -94,4 +107,3 @@ def _as_tflm_holds_it(run: GraphRun) -> GraphRun:
                               if q.op_type == "QuantizeLinear")
     # TFLM's RESHAPE copies into a buffer of its own (planned so: no aliasing reproduced its head on 40 models)
     return replace(run, nodes=[replace(node, alias=node.name in folded) for node in run.nodes])
-

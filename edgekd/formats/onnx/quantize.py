@@ -10,13 +10,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgekd.configs import ActivationType, CalibrationMethod, FrontendConstants
 from edgekd.errors import EdgekdError
 from edgekd.files import atomic_write, writing
+from edgekd.formats.onnx.export import quiet
+from edgekd.formats.onnx.graph import frontend_nodes, frontend_only_initializers
+from edgekd.formats.onnx.session import run_onnx
+from edgekd.formats.options import ActivationType, CalibrationMethod, FrontendConstants
 from edgekd.metrics import cosine_rows
-from edgekd.onnx.export import quiet
-from edgekd.onnx.graph import frontend_nodes, frontend_only_initializers
-from edgekd.onnx.session import run_onnx
 
 _QUANTISABLE = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
 

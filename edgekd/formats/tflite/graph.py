@@ -1,20 +1,24 @@
-"""A `.tflite` flatbuffer read into the planner's graph (edgekd.profile.memory.GraphRun): operators in execution
+"""A `.tflite` flatbuffer read into the planner's graph (edgekd.formats.memory.GraphRun): operators in execution
 order, every tensor's bytes from its declared shape, constants apart. Parsed with the schema tflite-micro ships, so
 profiling a `.tflite` needs nothing TFLM itself does not."""
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from edgekd.profile.file_graph import FileGraph, frontend_constants
-from edgekd.profile.memory import GraphRun, Node
-from edgekd.tflite import flatbuffer
-from edgekd.tflite.validate import read_model, tensor_bytes
+from edgekd.errors import ModelError
+from edgekd.formats.base import FileGraph, frontend_constants
+from edgekd.formats.memory import GraphRun, Node
+from edgekd.formats.tflite import flatbuffer
+from edgekd.formats.tflite.validate import read_model, tensor_bytes
 
 
 def read_tflite(path: Path) -> FileGraph:
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
     needed_for = f"profiling {path}"
     schema = flatbuffer.schema(needed_for)
     model = read_model(path, needed_for)  # checked: every index in range, shapes consistent
@@ -46,11 +50,11 @@ def read_tflite(path: Path) -> FileGraph:
                    dict(zip(names, shapes)), nbytes, {names[i] for i in constant})
     frontend = frontend_constants(run, "LOG") & {names[i] for i in counted}
     index_of = {name: i for i, name in enumerate(names)}
-    return FileGraph(run, dict(sorted(bytes_by_dtype.items(), key=lambda item: -item[1])),
-                       {dtype_of[i] for i in weights if len(shapes[i]) > 1},
-                       sum(math.prod(shapes[i]) for i in counted),
-                       sum(math.prod(shapes[index_of[n]]) for n in frontend), sum(nbytes[n] for n in frontend))
-
+    return FileGraph(run, "tflite", dict(sorted(bytes_by_dtype.items(), key=lambda item: -item[1])),
+                     {dtype_of[i] for i in weights if len(shapes[i]) > 1},
+                     sum(math.prod(shapes[i]) for i in counted),
+                     sum(math.prod(shapes[index_of[n]]) for n in frontend), sum(nbytes[n] for n in frontend),
+                     path.stat().st_size, len(zlib.compress(path.read_bytes(), 9)))
 
 
 def _tensor_name(tensor, index: int) -> str:

@@ -1,0 +1,1 @@
+"""ONNX: export, quantisation, graph walks, host latency and the one onnxruntime session factory."""

@@ -1,1 +1,0 @@
-"""ONNX: export, quantisation, graph walks and the one onnxruntime session factory."""
