@@ -180,7 +180,7 @@ def test_evaluate_finds_it_cannot_write_before_doing_the_work(workspace, read_on
 
 INTERRUPTS = {
     # command: (module attribute raising KeyboardInterrupt, args, what the line says)
-    "export": ("edgekd.stages.export.quantize_static", ["export", "{run}", "--no-fp16"], "previous export"),
+    "export": ("edgekd.formats.onnx.format.quantize_static", ["export", "{run}", "--no-fp16"], "previous export"),
     "distill": ("edgekd.stages.distill.train_student", ["distill", "{recipe}", "--out", "{new}"], "--resume"),
     "distill-force": ("edgekd.stages.distill.train_student", ["distill", "{recipe}", "--out", "{run}", "--force"],
                       "--resume"),
@@ -410,7 +410,7 @@ def test_an_interrupt_landing_in_a_garbage_collection_callback_is_not_lost(works
     exceptions ("Exception ignored in: <function _xla_gc_callback>") and the export went on."""
     import gc
 
-    import edgekd.stages.export as export
+    import edgekd.formats.onnx.format as onnx_format
 
     def callback(phase, info):
         if phase == "start" and not raised:
@@ -429,7 +429,7 @@ def test_an_interrupt_landing_in_a_garbage_collection_callback_is_not_lost(works
         raise AssertionError("the interrupt was lost")
 
     raised: list[bool] = []
-    monkeypatch.setattr(export, "quantize_static", long_step)
+    monkeypatch.setattr(onnx_format, "quantize_static", long_step)
     before = snapshot(workspace)
     started = time.monotonic()
     one_line(run_cli_here("export", workspace / "run", "--no-fp16"), 130, "interrupted:", "previous export")
