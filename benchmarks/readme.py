@@ -255,6 +255,25 @@ def _demo(index: int) -> Callable[[dict], str]:
 
 
 # table name in README.md → (results file, renderer)
+def _firmware(results: dict) -> str:
+    rows = [[r["model"], f"{r['device']} ({r['core']}, {r['clock_mhz']:g} MHz)", r["precision"].upper(),
+             {"logmel": "log-mel in C", "audio": "in the model", "tensor": "none (MFCC / log-mel given)"}[r["input"]],
+             f"{r['flash']:,}", f"{r['ram']:,} ({r['stack']:,})", f"{r['arena_used']:,} / {r['arena_tflm_x86']:,}",
+             f"{r['frontend_instructions']:,}" if r["frontend_instructions"] else "—",
+             f"{r['network_instructions']:,}", f"{r['latency_ms']:.1f}",
+             f"{r['outputs_identical']}/{r['windows']}" + (f", C front-end ≤ {r['frontend_max_db_diff']:.1e} dB"
+                                                           if r["frontend_max_db_diff"] is not None else "")]
+            for r in results["rows"]]
+    calibration = results["calibration"]
+    return (_table(["model", "device (core, clock)", "precision", "front-end", "flash B", "RAM B (of which stack)",
+                    "arena on the core / on x86 B", "front-end instructions", "network instructions",
+                    "latency ms at the device's clock", "outputs equal to TFLM x86"], rows)
+            + "\nCycles per instruction, calibrated on the KWS DS-CNN row against MLPerf Tiny's published latency: "
+            + "; ".join(f"{core}: {c['published_ms']} ms at {c['clock_mhz']:g} MHz on {c['board']} over "
+                        f"{c['instructions']:,} instructions = {c['cycles_per_instruction']:.3f}"
+                        for core, c in calibration.items()) + ".\n")
+
+
 TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "demo-distill": ("demo", _demo(0)),
     "demo-export": ("demo", _demo(1)),
@@ -271,6 +290,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "evaluate-speed": ("evaluate_speed", _evaluate_speed),
     "real": ("real", _real),
     "search": ("search", _search),
+    "firmware": ("firmware", _firmware),
 }
 
 

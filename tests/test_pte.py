@@ -118,7 +118,7 @@ def test_mutations_of_a_program_never_crash_profile_or_give_negative_figures(tmp
     config = STUDENTS["sea_cnn"].config()
     program = convert_pte(build_student(config, 16).eval(), torch.randn(1, config.sample_rate), tmp_path / "s.pte")
     (tmp_path / "mutants").mkdir()
-    found = fuzz_profile(program, mutated_pte, 300, tmp_path / "mutants")
+    found = fuzz_profile(program, mutated_pte, 200, tmp_path / "mutants")
     codes = found.pop("codes")
     assert not any(found.values()), found
-    assert len(codes) > 250 and codes.count(2) > 50 and codes.count(0) > 50
+    assert len(codes) > 165 and codes.count(2) > 33 and codes.count(0) > 33

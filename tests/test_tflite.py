@@ -232,7 +232,7 @@ def test_int8_output_when_asked_is_int8_and_dequantised_by_the_gate(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_thousand_mutations_of_a_student_tflite_never_crash_profile_or_pass_falsely(exported, tmp_path):
+def test_five_hundred_mutations_of_a_student_tflite_never_crash_profile_or_pass_falsely(exported, tmp_path):
     """Bytes flipped, the file cut, indices, shapes, types, data and operators changed through the flatbuffer: no
     signal-killed process, no exit 3, one error line, no negative or non-finite figure, and no pass of MAC and RAM
     budgets (half the student's own) that the unmutated file fails."""
@@ -243,7 +243,7 @@ def test_a_thousand_mutations_of_a_student_tflite_never_crash_profile_or_pass_fa
     own = json.loads(run_cli_here("profile", student, "--json").stdout)
     budgets = ["--max-macs", str(own["macs"] // 2), "--max-ram", str(own["ram_bytes"] // 2)]
     assert run_cli_here("profile", student, *budgets).returncode == 1
-    found = fuzz_profile(student, mutated_tflite, 1000, tmp_path, *budgets)
+    found = fuzz_profile(student, mutated_tflite, 500, tmp_path, *budgets)
     codes = found.pop("codes")
     assert not any(found.values()), found
-    assert len(codes) > 900 and codes.count(2) > 500 and codes.count(1) > 20  # refused, and profiled past the checks
+    assert len(codes) > 450 and codes.count(2) > 250 and codes.count(1) > 10  # refused, and profiled past the checks

@@ -3,7 +3,7 @@ of `cli/base.py`, imported here in the order `edgekd --help` lists them; every c
 renders."""
 # isort: skip_file
 
-from edgekd.cli import distill, evaluate, tune, search, export, profile, listings, data, cache  # noqa: F401 - register
+from edgekd.cli import distill, evaluate, tune, search, export, deploy, profile, listings, data, cache  # noqa: F401 - register
 from edgekd.cli.base import app, main, run
 
 __all__ = ["app", "main", "run"]

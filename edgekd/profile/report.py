@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from edgekd.errors import EdgekdError
+from edgekd.firmware.result import DEPLOY_JSON, MODEL_COPY, read_deploy
+from edgekd.firmware.toolchain import CORES
 from edgekd.formats.base import (
     FileGraph,
     RuntimeMemory,
@@ -168,9 +170,11 @@ def profile_model(
     """The file as its format reads it, with the RAM budgets judging its runtime's own figure: TFLM's arena
     (measured on this host from a .tflite, predicted from an ONNX graph for a TFLM device), the buffers ExecuTorch's
     compiler planned (written in a .pte), else the peak live activations."""
-    _check_budgets(max_flash, max_ram, max_macs, max_latency_ms, latency_runs)
     profile = load_device(device) if isinstance(device, str) else device
     model_path = Path(model_path)
+    if (model_path / DEPLOY_JSON).is_file():
+        return _profile_deployment(model_path, profile, max_flash, max_ram, max_macs, max_latency_ms)
+    _check_budgets(max_flash, max_ram, max_macs, max_latency_ms, latency_runs)
     file_format = format_of(model_path)
     file_format.check_profile(model_path, profile.runtime if profile else None, profile.name if profile else None,
                               max_latency_ms)
@@ -201,6 +205,38 @@ def profile_model(
                    latency_p90_ms=latency["p90_ms"] if latency else None,
                    measured_peak_bytes=measured, ram_bytes=ram_bytes,
                    ram_basis=memory.basis if memory else "peak live activations", memory=memory)
+
+
+def _profile_deployment(folder: Path, profile: DeviceProfile | None, max_flash, max_ram, max_macs,
+                        max_latency_ms) -> ProfileReport:
+    """An `edgekd deploy --build` folder: its model's graph, judged on the firmware's own flash and RAM as measured
+    under QEMU, and on the latency its instructions take at the device's clock."""
+    _check_budgets(max_flash, max_ram, max_macs, max_latency_ms, 1)
+    deployed = read_deploy(folder)
+    measured = deployed.get("measured")
+    if measured is None:
+        raise EdgekdError(f"{folder / DEPLOY_JSON}: the library was not built; run `edgekd deploy --build` first")
+    if profile is not None and CORES.get(profile.cpu) is None or profile is not None and \
+            CORES[profile.cpu].name != deployed["core"]:
+        raise EdgekdError(f"{folder}: built for {deployed['core']}; device '{profile.name}' has a {profile.cpu}: "
+                          f"deploy for it")
+    model = folder / MODEL_COPY
+    graph = format_of(model).read(model)
+    plan = plan_memory(graph.run)
+    facts = _facts(graph, plan)
+    facts.storage_bytes = measured["flash"]
+    clock = profile.clock_mhz if profile else deployed["clock_mhz"]
+    latency = (measured["frontend_instructions"] + measured["network_instructions"]) * \
+        measured["cycles_per_instruction"] / (clock * 1e3)
+    basis = "firmware under QEMU: data + bss (arena) + measured stack"
+    checks = _device_checks(profile, facts, measured["ram"], set(), None) if profile else []
+    checks += _flag_checks(facts, measured["ram"], max_flash, max_ram, max_macs)
+    if max_latency_ms is not None:
+        checks.append(Check("latency", max_latency_ms, latency, "--max-latency-ms",
+                            f"{deployed['core']} at {clock:g} MHz, from the firmware's instructions"))
+    return _report(folder, facts, plan, profile, checks, [], zipped_bytes=graph.zipped_bytes,
+                   bytes_by_dtype=graph.bytes_by_dtype, graph="firmware", latency_ms=latency, latency_p90_ms=None,
+                   measured_peak_bytes=None, ram_bytes=measured["ram"], ram_basis=basis, memory=None)
 
 
 def _flag_checks(facts: GraphFacts, ram_bytes: int, max_flash, max_ram, max_macs) -> list[Check]:

@@ -11,6 +11,7 @@ from edgekd.units import format_bytes, format_count
 
 if TYPE_CHECKING:  # the stages' results, rendered here; importing them would import torch
     from edgekd.data.domain import DataSummary
+    from edgekd.firmware.result import DeployResult
     from edgekd.profile import ProfileReport
     from edgekd.stages.distill import DistillMetrics
     from edgekd.stages.evaluate import EvaluationReport
@@ -184,14 +185,19 @@ def profile_table(report: ProfileReport) -> Table:
                       "", "")
         table.add_row("  front-end constants (DFT, mel)", f"{format_count(report.frontend_params)}, "
                       f"{format_bytes(report.frontend_bytes)}", "", "")
-    table.add_row("storage (flash): file", format_bytes(report.storage_bytes), *budget_cells("flash"))
+    firmware = report.graph == "firmware"  # an `edgekd deploy --build` folder: the linked image's own figures
+    table.add_row("storage (flash): " + ("firmware image" if firmware else "file"), format_bytes(report.storage_bytes),
+                  *budget_cells("flash"))
     if report.knowledge_base_bytes:
         table.add_row("  of which retrieval knowledge base", format_bytes(report.knowledge_base_bytes), "", "")
     table.add_row("  weights by dtype", dtypes, "", "")
     table.add_row("  zipped (compressed image)", format_bytes(report.zipped_bytes), "", "")
     table.add_row("MACs", format_count(report.macs), *budget_cells("macs", format_count))
     _memory_rows(table, report, budget_cells("ram"))
-    if report.latency_ms is not None:
+    if firmware:
+        table.add_row("latency on the device (firmware's instructions)", f"{report.latency_ms:.2f} ms",
+                      *budget_cells("latency", lambda v: f"{v:g} ms"))
+    elif report.latency_ms is not None:
         table.add_row("latency on this host (median / p90)", f"{report.latency_ms:.3f} / {report.latency_p90_ms:.3f} ms",
                       *budget_cells("latency", lambda v: f"{v:g} ms"))
     if "ops" in budgets:
@@ -287,3 +293,37 @@ def presets_table(sizes: list[PresetSize], sample_rate: int, seconds: float) -> 
                    {"preset": "preset", "family": "family", "dim": "dim", "params": "params", "storage": "storage",
                     "peak": "peak RAM", "macs": "MACs"},
                    {"params": format_count, "storage": format_bytes, "peak": format_bytes, "macs": format_count})
+
+
+def deploy_table(result: DeployResult) -> Table:
+    """The library's facts, and the firmware's figures beside edgekd's predictions when it was built and run."""
+    table = Table(title=f"deploy: {result.model.name} as TFLite Micro firmware for {result.device} ({result.core})")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_column("beside", justify="left")
+    table.add_row("operators", str(len(result.operators)), ", ".join(result.operators))
+    table.add_row("arena in the library", format_bytes(result.arena_bytes),
+                  f"TFLM on x86: {format_bytes(result.tflm_x86_arena)}")
+    measured = result.measured
+    if measured is None:
+        table.add_row("firmware", "not built", "add --build to compile it and run it under QEMU")
+        return table
+    table.add_row(f"flash (of {format_bytes(result.budgets['flash'])})", format_bytes(measured.flash),
+                  f"model file {format_bytes(result.model_bytes)}; text {format_bytes(measured.text)}, rodata "
+                  f"{format_bytes(measured.rodata)}, data {format_bytes(measured.data)}")
+    table.add_row(f"RAM (of {format_bytes(result.budgets['ram'])})", format_bytes(measured.ram),
+                  f"data + bss {format_bytes(measured.data + measured.bss)} + stack {format_bytes(measured.stack)}; "
+                  f"profile's figure: TFLM's arena on x86 {format_bytes(result.tflm_x86_arena)}")
+    table.add_row("arena used on the core", format_bytes(measured.arena_used),
+                  f"TFLM on x86: {format_bytes(result.tflm_x86_arena)}")
+    table.add_row("outputs equal to TFLM on x86", f"{measured.outputs_identical}/{measured.windows}",
+                  f"max |Δ| {measured.output_max_abs_diff:.2e}")
+    if measured.frontend_max_db_diff is not None:
+        table.add_row("C front-end vs PyTorch", f"{measured.frontend_max_db_diff:.2e} dB",
+                      f"embedding cosine mean {measured.frontend_mean_cosine:.6f}, min "
+                      f"{measured.frontend_min_cosine:.6f}")
+        table.add_row("instructions: front-end", f"{measured.frontend_instructions:,}", f"{measured.frontend_ms:.2f} ms")
+    table.add_row("instructions: network", f"{measured.network_instructions:,}", f"{measured.network_ms:.2f} ms")
+    table.add_row(f"latency at {result.clock_mhz:g} MHz", f"{measured.latency_ms:.2f} ms",
+                  f"{measured.cycles_per_instruction:g} cycles per instruction")
+    return table

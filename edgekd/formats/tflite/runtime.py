@@ -41,14 +41,38 @@ class TflmArena:
 def run_tflite(path: Path, inputs: np.ndarray) -> np.ndarray:
     """The model's float output for each row of `inputs` (float; quantised to an int8 input with the file's scale
     and zero point, and dequantised back), one window per invocation as on the device."""
+    return run_tflite_raw(path, inputs).dequantised()
+
+
+@dataclass(frozen=True)
+class TflmRun:
+    """A model run in TFLM's interpreter as a device runs it: each row's input as the model takes it (quantised with
+    the file's scale and zero point), its raw output, and the tensors' details."""
+
+    inputs: np.ndarray
+    outputs: np.ndarray
+    input_details: dict
+    output_details: dict
+
+    def dequantised(self) -> np.ndarray:
+        return _dequantise(self.outputs, self.output_details)
+
+
+def run_tflite_raw(path: Path, inputs: np.ndarray) -> TflmRun:
     interpreter = _interpreter(path)
     given, produced = interpreter.get_input_details(0), interpreter.get_output_details(0)
-    outputs = []
-    for row in inputs:
-        interpreter.set_input(_quantise(row[None], given), 0)
+    taken, outputs = _quantise(inputs, given), []
+    for row in taken:
+        interpreter.set_input(row[None], 0)
         interpreter.invoke()
-        outputs.append(_dequantise(interpreter.get_output(0), produced)[0])
-    return np.stack(outputs)
+        outputs.append(interpreter.get_output(0)[0].copy())
+    return TflmRun(taken, np.stack(outputs), given, produced)
+
+
+def tflm_details(path: Path) -> dict:
+    """TFLM's details of the model's input and output tensors (dtype, shape, quantisation)."""
+    interpreter = _interpreter(path)
+    return {"input": interpreter.get_input_details(0), "output": interpreter.get_output_details(0)}
 
 
 def tflm_arena_isolated(path: Path) -> TflmArena:
