@@ -261,8 +261,9 @@ def _firmware(results: dict) -> str:
              f"{r['flash']:,}", f"{r['ram']:,} ({r['stack']:,})", f"{r['arena_used']:,} / {r['arena_tflm_x86']:,}",
              f"{r['frontend_instructions']:,}" if r["frontend_instructions"] else "—",
              f"{r['network_instructions']:,}", f"{r['latency_ms']:.1f}",
-             f"{r['outputs_identical']}/{r['windows']}" + (f", C front-end ≤ {r['frontend_max_db_diff']:.1e} dB"
-                                                           if r["frontend_max_db_diff"] is not None else "")]
+             f"{r['outputs_identical']}/{r['windows']}"
+             + (f" (max abs diff {r['output_max_abs_diff']:.1e})" if r["outputs_identical"] < r["windows"] else "")
+             + (f", C front-end ≤ {r['frontend_max_db_diff']:.1e} dB" if r["frontend_max_db_diff"] is not None else "")]
             for r in results["rows"]]
     calibration = results["calibration"]
     return (_table(["model", "device (core, clock)", "precision", "front-end", "flash B", "RAM B (of which stack)",
