@@ -94,8 +94,8 @@ def test_a_changed_mel_table_is_caught(cortex_m4, firmware_env, monkeypatch, tmp
         monkeypatch.setenv(key, value)
     trained = stage._mel_of
 
-    def changed(run_dir, spec):
-        mel = trained(run_dir, spec).copy()
+    def changed(student, spec):
+        mel = trained(student, spec).copy()
         mel[len(mel) // 2] *= 3.0
         return mel
 

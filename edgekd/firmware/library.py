@@ -113,17 +113,19 @@ def write_library(folder: Path, tflite: Path, model: ModelFacts, kind: InputKind
                           f"export.json says; export it again")
     folder.mkdir(parents=True, exist_ok=True)
     names = LIBRARY_FILES + (FRONTEND_FILES if library.frontend_outside else ())
+    generated = ("edgekd_model_data.cc",) + (("edgekd_frontend_tables.c",) if library.frontend_outside else ())
+    if not library.frontend_outside:  # a previous deploy's C front-end would no longer compile against this config
+        for name in (*FRONTEND_FILES, "edgekd_frontend_tables.c"):
+            (folder / name).unlink(missing_ok=True)
     for name in names:
         shutil.copyfile(_template(name), folder / name)
     write_text(folder / "edgekd_config.h", _config(library, tflite))
     write_text(folder / "edgekd_model_data.cc", _model_array(tflite))
-    generated = ["edgekd_model_data.cc"]
     if library.frontend_outside:
         write_text(folder / "edgekd_frontend_tables.c", _frontend_tables(frontend, mel))
-        generated.append("edgekd_frontend_tables.c")
+    library.sources = [folder / name for name in (*names, *generated) if name.endswith((".c", ".cc"))]
     write_text(folder / "Makefile", _makefile(library, core))
     write_text(folder / "README.md", _readme(library, tflite, core))
-    library.sources = [folder / name for name in (*names, *generated) if name.endswith((".c", ".cc"))]
     return library
 
 
@@ -212,7 +214,7 @@ def _frontend_tables(spec: FrontendSpec, mel: np.ndarray) -> str:
 
 
 def _makefile(library: Library, core: Core) -> str:
-    sources = " ".join(path.name for path in sorted(library.folder.glob("*.c*")) if path.suffix in (".c", ".cc"))
+    sources = " ".join(path.name for path in library.sources)
     return f"""# Builds libedgekd.a (this folder's sources) for {core.name}; link it with TFLite Micro and CMSIS-NN
 # built with the same flags (TFLM: make -f tensorflow/lite/micro/tools/make/Makefile TARGET=cortex_m_generic
 # TARGET_ARCH={core.name}+fp OPTIMIZED_KERNEL_DIR=cmsis_nn microlite), or let `edgekd deploy --build` do both.

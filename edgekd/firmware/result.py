@@ -14,6 +14,11 @@ DEPLOY_JSON = "deploy.json"
 MODEL_COPY = "model.tflite"  # the deployed file, beside its library
 
 
+def latency_ms(instructions: int, cycles_per_instruction: float, clock_mhz: float) -> float:
+    """What `instructions` take on a core at `clock_mhz`: QEMU counts instructions, the calibration makes cycles."""
+    return instructions * cycles_per_instruction / (clock_mhz * 1e3)
+
+
 @dataclass
 class Measured:
     """What the firmware itself showed under QEMU."""

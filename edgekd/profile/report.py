@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from edgekd.errors import EdgekdError
-from edgekd.firmware.result import DEPLOY_JSON, MODEL_COPY, read_deploy
+from edgekd.firmware.result import DEPLOY_JSON, MODEL_COPY, latency_ms, read_deploy
 from edgekd.firmware.toolchain import CORES
 from edgekd.formats.base import (
     FileGraph,
@@ -216,8 +216,8 @@ def _profile_deployment(folder: Path, profile: DeviceProfile | None, max_flash, 
     measured = deployed.get("measured")
     if measured is None:
         raise EdgekdError(f"{folder / DEPLOY_JSON}: the library was not built; run `edgekd deploy --build` first")
-    if profile is not None and CORES.get(profile.cpu) is None or profile is not None and \
-            CORES[profile.cpu].name != deployed["core"]:
+    built_for_it = profile is None or profile.cpu in CORES and CORES[profile.cpu].name == deployed["core"]
+    if not built_for_it:
         raise EdgekdError(f"{folder}: built for {deployed['core']}; device '{profile.name}' has a {profile.cpu}: "
                           f"deploy for it")
     model = folder / MODEL_COPY
@@ -226,8 +226,8 @@ def _profile_deployment(folder: Path, profile: DeviceProfile | None, max_flash, 
     facts = _facts(graph, plan)
     facts.storage_bytes = measured["flash"]
     clock = profile.clock_mhz if profile else deployed["clock_mhz"]
-    latency = (measured["frontend_instructions"] + measured["network_instructions"]) * \
-        measured["cycles_per_instruction"] / (clock * 1e3)
+    latency = latency_ms(measured["frontend_instructions"] + measured["network_instructions"],
+                         measured["cycles_per_instruction"], clock)
     basis = "firmware under QEMU: data + bss (arena) + measured stack"
     checks = _device_checks(profile, facts, measured["ram"], set(), None) if profile else []
     checks += _flag_checks(facts, measured["ram"], max_flash, max_ram, max_macs)

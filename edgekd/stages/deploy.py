@@ -23,11 +23,18 @@ from edgekd.firmware.library import (
     resolver_methods,
     write_library,
 )
-from edgekd.firmware.result import DEPLOY_JSON, MODEL_COPY, DeployResult, Measured
+from edgekd.firmware.result import (
+    DEPLOY_JSON,
+    MODEL_COPY,
+    DeployResult,
+    Measured,
+    latency_ms,
+)
 from edgekd.firmware.toolchain import core_of, source_tree, tools
 from edgekd.formats.options import ExportOptions
 from edgekd.formats.tflite.runtime import (
     TflmRun,
+    dequantise,
     run_tflite_raw,
     tflm_arena_isolated,
     tflm_details,
@@ -67,9 +74,13 @@ def deploy(source: Path, device_name: str, out: Path | None, build: bool, window
     if build and model_file.kind != "tensor" and run_dir is None:
         raise EdgekdError(f"{source}: --build runs the firmware on the run's own windows; give the run directory "
                           f"(or an export inside it)")
-    model = model_facts(tflite, tflm_details(tflite))
+    details = tflm_details(tflite)
+    model = model_facts(tflite, details)
     arena = tflm_arena_isolated(tflite)
-    mel = _mel_of(run_dir, model_file.frontend) if model_file.kind == "logmel" else None
+    # the trained student, loaded once: its mel table for the C front-end, its windows and embeddings for --build
+    wanted = model_file.kind == "logmel" or build and model_file.kind != "tensor"
+    student, recipe = RunDir(run_dir).load_student() if wanted and run_dir is not None else (None, None)
+    mel = _mel_of(student, model_file.frontend) if model_file.kind == "logmel" else None
     library = write_library(folder, tflite, model, model_file.kind, model_file.frontend, model_file.samples,
                             arena.total, resolver_methods(tree, model.operators, tflite), mel, core)
     result = DeployResult(folder, device.name, core.name, core.board, tflite,
@@ -79,13 +90,13 @@ def deploy(source: Path, device_name: str, out: Path | None, build: bool, window
     if build:
         firmware = build_firmware(library, core, tree, toolchain)
         if library.takes_audio:
-            audio, logmel, student = _held_out(run_dir, windows, model_file.samples)
+            audio, logmel, reference = _held_out(student, recipe, run_dir, windows, model_file.samples)
             host = run_tflite_raw(tflite, logmel if library.frontend_outside else audio)
         else:
-            audio = logmel = student = None
-            host = run_tflite_raw(tflite, _random_inputs(model, tflm_details(tflite)["input"], windows))
+            audio = logmel = reference = None
+            host = run_tflite_raw(tflite, _random_inputs(model, details["input"], windows))
         board = run_on_board(firmware, library, core, toolchain, audio, host.inputs)
-        result.measured = _compare(firmware, board, host, logmel, student, core, device)
+        result.measured = _compare(firmware, board, host, logmel, reference, core, device)
         result.notes.append(f"latency: instructions × {core.cpi:g} cycles per instruction ({core.cpi_source}) at "
                             f"{device.clock_mhz:g} MHz; QEMU counts instructions, not cycles")
         if not library.takes_audio:
@@ -142,18 +153,14 @@ def _model_file(source: Path, out: Path | None, frontend: str, precision: str) -
     return _ModelFile(source, run_dir, "audio" if in_graph else "logmel", spec, samples)
 
 
-def _mel_of(run_dir: Path | None, spec: FrontendSpec) -> np.ndarray:
+def _mel_of(student, spec: FrontendSpec) -> np.ndarray:
     """The filterbank the student was trained with (its run's front-end), else the one its spec computes."""
-    if run_dir is not None:
-        student, _ = RunDir(run_dir).load_student()
-        return student.frontend.mel.numpy()
-    return LogMel(spec).mel.numpy()
+    return (student.frontend.mel if student is not None else LogMel(spec).mel).numpy()
 
 
-def _held_out(run_dir: Path, count: int, samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`count` held-out windows (validation and test, spread evenly), their PyTorch log-mel and the student's
-    PyTorch embedding."""
-    student, recipe = RunDir(run_dir).load_student()
+def _held_out(student, recipe, run_dir: Path, count: int, samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`count` held-out windows of the run (validation and test, spread evenly), their PyTorch log-mel and the
+    student's PyTorch embedding."""
     data = load_domain_data(recipe.domain(), None, recipe.student.sample_rate)
     rows = np.concatenate([data.windows.split_index("val"), data.windows.split_index("test")])
     rows = rows[np.linspace(0, len(rows) - 1, min(count, len(rows))).astype(int)]
@@ -171,15 +178,14 @@ def _random_inputs(model, details: dict, count: int) -> np.ndarray:
     shape = (count, *model.input_shape[1:])
     if model.input_type == "float32":
         return rng.standard_normal(shape).astype(np.float32)
-    scale, zero = details["quantization_parameters"]["scales"][0], details["quantization_parameters"]["zero_points"][0]
-    return ((rng.integers(-128, 128, shape) - zero) * scale).astype(np.float32)
+    return dequantise(rng.integers(-128, 128, shape).astype(np.int8), details)
 
 
 def _compare(firmware, board, host: TflmRun, logmel: np.ndarray | None, student: np.ndarray | None, core,
              device: DeviceProfile) -> Measured:
     identical = int(np.sum(np.all(board.outputs.reshape(len(board.outputs), -1) ==
                                   host.outputs.reshape(len(host.outputs), -1), axis=1)))
-    on_core = TflmRun(host.inputs, board.outputs, host.input_details, host.output_details).dequantised()
+    on_core = dequantise(board.outputs, host.output_details)
     difference = float(np.abs(on_core - host.dequantised()).max())
     db = cosines = None
     if board.logmel is not None:
@@ -188,13 +194,13 @@ def _compare(firmware, board, host: TflmRun, logmel: np.ndarray | None, student:
     fidelity = cosine_rows(board.embedding, student) if student is not None else None
     figures = firmware.sections
     frontend, network = int(board.frontend_instructions.max()), int(board.network_instructions.max())
-    ms = core.cpi / (device.clock_mhz * 1e3)
     return Measured(
         len(board.outputs), figures.flash, figures.static_ram - firmware.application_bytes + board.stack,
         figures.text, figures.rodata, figures.data, figures.bss - firmware.application_bytes, board.stack,
         board.arena_used, board.init_instructions, frontend, network, identical, difference, db,
         None if cosines is None else float(cosines.mean()), None if cosines is None else float(cosines.min()),
-        None if fidelity is None else float(fidelity.mean()), core.cpi, frontend * ms, network * ms)
+        None if fidelity is None else float(fidelity.mean()), core.cpi, latency_ms(frontend, core.cpi, device.clock_mhz),
+        latency_ms(network, core.cpi, device.clock_mhz))
 
 
 def _judge(result: DeployResult, device: DeviceProfile) -> None:

@@ -55,7 +55,7 @@ class TflmRun:
     output_details: dict
 
     def dequantised(self) -> np.ndarray:
-        return _dequantise(self.outputs, self.output_details)
+        return dequantise(self.outputs, self.output_details)
 
 
 def run_tflite_raw(path: Path, inputs: np.ndarray) -> TflmRun:
@@ -185,7 +185,8 @@ def _quantise(rows: np.ndarray, details: dict) -> np.ndarray:
     return np.clip(np.round(rows / scale) + zero, limits.min, limits.max).astype(details["dtype"])
 
 
-def _dequantise(values: np.ndarray, details: dict) -> np.ndarray:
+def dequantise(values: np.ndarray, details: dict) -> np.ndarray:
+    """Raw tensor values as floats, with the tensor's scale and zero point (float tensors as they are)."""
     if details["dtype"] == np.float32:
         return values
     scale, zero = _scale_and_zero_point(details)
