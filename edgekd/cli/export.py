@@ -60,6 +60,10 @@ def export(
     int8_output: bool = typer.Option(False, help="INT8 .tflite: int8 output (one scale for the embedding) instead of "
                                      "FP32"),
     cortex_m: CortexM = typer.Option("M4", help="INT8 .pte: the Cortex-M core its CMSIS-NN kernels target"),
+    int16x8: bool = typer.Option(False, "--int16x8", help="also write int8-weight, int16-activation files (.tflite "
+                                 "for TFLM's 16x8 kernels, .onnx)"),
+    device: Optional[str] = typer.Option(None, help="when INT8 misses the gate, choose each layer's precision "
+                                         "(int8, int16 activations, FP32) within this device's flash and RAM"),
 ):
     """Export the student to ONNX (FP32, INT8, FP16), TFLite Micro (FP32, INT8) and ExecuTorch (FP32, Cortex-M INT8),
     verify each against PyTorch; exit 1 if a gate fails."""
@@ -70,7 +74,7 @@ def export(
                             frontend=frontend, frontend_constants=frontend_constants, opset=opset, min_cosine=min_cosine,
                             max_accuracy_drop=max_accuracy_drop, fallback=fallback,
                             formats=tuple(name.strip() for name in formats.split(",")), int8_output=int8_output,
-                            cortex_m=cortex_m)
+                            cortex_m=cortex_m, int16x8=int16x8, device=device)
     with err_console.status("exporting, quantising and verifying"):
         result = export_run(run_dir, out or run_dir / "export", options)
     console.print(export_table(result))

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import EdgekdError
-from edgekd.formats.memory import GraphRun
+from edgekd.formats.memory import GraphRun, plan_memory
 from edgekd.formats.options import ExportOptions
 from edgekd.formats.registry import DEFAULT, FORMATS, MEMORY_KEYS, RUNTIMES
 
@@ -67,6 +67,18 @@ class Variant:
         return data | memory_json(self.memory) | {"passed": self.passed}
 
 
+@dataclass(frozen=True)
+class DeviceBudget:
+    """What a device leaves a model (`edgekd export --device`): the export stage reads the device's profile, the
+    formats judge their files on these figures as `edgekd profile` would."""
+
+    device: str
+    runtime: str  # the device's runtime, whose memory figure judges RAM where the file's own runtime has none
+    ram: int
+    flash: int
+    dtypes: tuple[str, ...]  # the weight types it computes in
+
+
 class Gate(Protocol):
     """The export stage's accuracy gate: held-out windows, and a variant judged from its outputs on them."""
 
@@ -92,6 +104,9 @@ class ExportJob:
     variants: list[Variant] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     fp32_layers: list[str] = field(default_factory=list)  # kept FP32 by a mixed-precision fallback
+    budget: DeviceBudget | None = None  # --device: what a mixed-precision file must still fit
+    # file name → {layer: precision} of the files whose layers do not all have one precision
+    layer_precision: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def example(self) -> torch.Tensor:
@@ -163,6 +178,29 @@ class Format(ABC):
     def check_profile(self, path: Path, runtime: str | None, device: str | None,
                       max_latency_ms: float | None) -> None:
         """Refuse, before any work, what a profile of this format cannot judge."""
+
+    def ram_needed(self, path: Path, runtime: str | None, graph: FileGraph | None = None
+                   ) -> tuple[int, RuntimeMemory | None]:
+        """The RAM a device of `runtime` needs for the file (`graph`: as read already), as `edgekd profile` judges
+        it: its runtime's own figure, else what the device's runtime is predicted to need for its graph, else its
+        peak live activations."""
+        memory = self.memory(path)
+        graph = graph or (self.read(path) if memory is None else None)
+        if memory is None and runtime is not None:  # a microcontroller runtime's RAM is its whole arena
+            runner = format_running(runtime)
+            memory = runner.predicted_memory(graph.run) if runner is not None else None
+        return (memory.total, memory) if memory else (plan_memory(graph.run).peak_bytes, None)
+
+    def over_budget(self, path: Path, budget: DeviceBudget) -> list[str]:
+        """What of the device's budget the file exceeds, judged as `edgekd profile` judges it: flash (its stored
+        bytes), RAM (`ram_needed`) and the types of its weights."""
+        graph = self.read(path)
+        ram, _ = self.ram_needed(path, budget.runtime, graph)
+        over = [f"{what} {used:,} B > {budget.device}'s {limit:,} B budget" for what, used, limit in
+                (("flash", graph.storage_bytes, budget.flash), ("RAM", ram, budget.ram)) if used > limit]
+        foreign = sorted(graph.weight_dtypes - set(budget.dtypes))
+        return over + ([f"{', '.join(foreign)} weights: {budget.device} computes in "
+                        f"{', '.join(sorted(budget.dtypes))}"] if foreign else [])
 
     def scored(self, job: ExportJob, path: Path, precision: str, inputs: np.ndarray) -> Variant:
         """`path` run on `inputs` in its runtime and scored by the gate, with the runtime's memory figure."""

@@ -37,6 +37,8 @@ class ExportOptions:
     formats: tuple[str, ...] = ("onnx",)
     int8_output: bool = False  # INT8 .tflite: an int8 output (one scale for the embedding) instead of FP32
     cortex_m: CortexM = "M4"  # INT8 .pte: the Cortex-M core whose CMSIS-NN kernels (and scratch buffers) it gets
+    int16x8: bool = False  # also int8 weights with int16 activations (.tflite, .onnx)
+    device: str | None = None  # the device a mixed-precision fallback must still fit (its flash and RAM budgets)
 
     def __post_init__(self) -> None:
         """A gate that cannot fail (NaN, or a cosine outside [-1, 1]) would pass every model: refused."""
@@ -48,5 +50,8 @@ class ExportOptions:
             raise EdgekdError(f"--min-cosine {self.min_cosine}: give a number between -1 and 1")
         if not (math.isfinite(self.max_accuracy_drop) and self.max_accuracy_drop >= 0):
             raise EdgekdError(f"--max-accuracy-drop {self.max_accuracy_drop}: give a finite number of points ≥ 0")
+        if self.int16x8 and self.int8 != "static":
+            raise EdgekdError(f"--int16x8 with --int8 {self.int8}: int16 activations are calibrated like static INT8; "
+                              "give --int8 static")
         if not 17 <= self.opset <= OPSET_MAX:
             raise EdgekdError(f"--opset {self.opset}: the exporter writes opsets 17 to {OPSET_MAX}")

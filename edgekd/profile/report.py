@@ -181,11 +181,7 @@ def profile_model(
     graph = file_format.read(model_path, raw)
     plan = plan_memory(graph.run)
     facts = _facts(graph, plan)
-    memory = file_format.memory(model_path)
-    if memory is None and profile is not None:  # a microcontroller runtime's RAM is its whole arena
-        runner = format_running(profile.runtime)
-        memory = runner.predicted_memory(graph.run) if runner is not None else None
-    ram_bytes = memory.total if memory else facts.activation_bytes
+    ram_bytes, memory = file_format.ram_needed(model_path, profile.runtime if profile else None, graph)
     unsupported = _unsupported(graph, profile)
     checks = _device_checks(profile, facts, ram_bytes, graph.weight_dtypes, unsupported,
                             memory.detail if memory else "") if profile else []

@@ -96,7 +96,8 @@ def search_table(result: SearchResult) -> Table:
         table.add_column(column, justify="left" if column in ("candidate", "state", "") else "right")
     order = {state: index for index, state in enumerate(("trained", "stopped early", "does not fit", "failed"))}
     for trial in sorted(result.trials, key=lambda t: (order[t.state], -(t.rank or 0), t.number)):
-        mark = "chosen" if trial.number == result.chosen else ("Pareto" if trial.pareto else "")
+        mark = (f"chosen{f' ({trial.rescue})' if trial.rescue else ''}" if trial.number == result.chosen else
+                "Pareto" if trial.pareto else "")
         table.add_row(str(trial.number), trial.name, trial.state, _optional(trial.flash_bytes, format_bytes),
                       _optional(trial.ram_bytes, format_bytes), _optional(trial.macs, format_count),
                       _optional(trial.latency_ms, "{:.2f}".format), _optional(trial.epochs, str),

@@ -23,10 +23,11 @@ from edgekd.data.windows import labelled
 from edgekd.errors import EdgekdError
 from edgekd.extras import check_installed
 from edgekd.files import alive, check_writable, signals_deferred, write_json, writing
-from edgekd.formats.base import ExportJob, Variant, format_named
+from edgekd.formats.base import DeviceBudget, ExportJob, Variant, format_named
 from edgekd.formats.options import ExportOptions
 from edgekd.formats.registry import FORMATS
 from edgekd.metrics import cosine_rows, fit_probe, score_probe
+from edgekd.profile.devices import DeviceProfile, load_device
 from edgekd.recipe import Recipe
 from edgekd.run_dir import RunDir
 from edgekd.students import StudentConfig
@@ -48,6 +49,7 @@ class ExportResult:
     reference_accuracy: float | None
     fp32_layers: list[str] = field(default_factory=list)  # kept FP32 by the mixed-precision fallback
     notes: list[str] = field(default_factory=list)
+    layer_precision: dict[str, dict[str, str]] = field(default_factory=dict)  # file → {layer: precision not int8}
 
     @property
     def passed(self) -> bool:
@@ -80,7 +82,8 @@ class _Gate:
         return variant
 
 
-def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = None) -> ExportResult:
+def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = None,
+               budget: DeviceBudget | None = None) -> ExportResult:
     """Every file is written and verified in a staging folder, then published: models that pass their gate under
     their final names, models that miss it under rejected/, export.json last, so that export.json always describes
     exactly the files beside it and a failed or killed export leaves the previous one as it was."""
@@ -88,6 +91,7 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     for name in options.formats:
         if FORMATS[name].extra:
             check_installed(FORMATS[name].extra, f"--format {name}")
+    budget = budget or (budget_of(_device(options.device)) if options.device else None)
     run = RunDir(run_dir)
     student, recipe = run.load_student()
     _check_formats(options, recipe.student)
@@ -123,14 +127,30 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     metadata = _metadata(student, recipe, options, run.read_metrics())
     _remove_stale_staging(out_dir)
     with tempfile.TemporaryDirectory(prefix=f"{_STAGING}{os.getpid()}-", dir=out_dir) as staging:
-        job = ExportJob(module, input_name, calib, network_inputs, Path(staging), gate, options, metadata)
+        job = ExportJob(module, input_name, calib, network_inputs, Path(staging), gate, options, metadata,
+                        budget=budget)
         for name in FORMATS:  # in the registry's order, whatever order --format lists them in
             if name in options.formats:
                 format_named(name).export(job)
-        result = ExportResult(job.files, job.variants, gate.reference_accuracy, job.fp32_layers, job.notes)
-        _publish(result, out_dir, {"options": asdict(options), "calibration_windows": len(calib),
+        result = ExportResult(job.files, job.variants, gate.reference_accuracy, job.fp32_layers, job.notes,
+                              job.layer_precision)
+        _publish(result, out_dir, {"options": asdict(options), "budget": asdict(budget) if budget else None,
+                                   "calibration_windows": len(calib),
                                    "held_out_windows": len(test), "metadata": metadata})
     return result
+
+
+def _device(name_or_path: str) -> DeviceProfile:
+    """--device's profile, read before any work."""
+    try:
+        return load_device(name_or_path)
+    except EdgekdError as err:
+        raise EdgekdError(f"--device {name_or_path}: {err}") from None
+
+
+def budget_of(device: DeviceProfile) -> DeviceBudget:
+    """What a mixed-precision file must still fit on the device."""
+    return DeviceBudget(device.name, device.runtime, device.ram_budget, device.flash_budget, tuple(device.dtypes))
 
 
 def _check_formats(options: ExportOptions, family: StudentConfig) -> None:
@@ -169,7 +189,7 @@ def _publish(result: ExportResult, out_dir: Path, facts: dict) -> None:
         write_json(report, facts | {
             "reference_accuracy": result.reference_accuracy,
             "variants": [v.to_json() for v in result.variants],
-            "fp32_layers": result.fp32_layers, "notes": result.notes,
+            "fp32_layers": result.fp32_layers, "layer_precision": result.layer_precision, "notes": result.notes,
         })
     result.files = [*published, report]
 

@@ -32,7 +32,7 @@ from edgekd.configs import FrontendPlacement, Precision, SearchConfig
 from edgekd.errors import EdgekdError, environment_error, first_line
 from edgekd.extras import check_installed
 from edgekd.files import check_writable, content_key, write_json
-from edgekd.formats.base import format_running
+from edgekd.formats.base import Variant, format_running
 from edgekd.formats.options import ExportOptions
 from edgekd.profile import ProfileReport, profile_model
 from edgekd.profile.devices import DeviceProfile
@@ -42,7 +42,7 @@ from edgekd.run_dir import RunDir
 from edgekd.runtime import init_from_environment, leave_process_group, seeded, share
 from edgekd.stages.distill import DistillMetrics, Hooks, distill
 from edgekd.stages.evaluate import held_out_fidelity
-from edgekd.stages.export import export_run
+from edgekd.stages.export import ExportResult, budget_of, export_run
 from edgekd.students import PRESETS, build_student
 from edgekd.students.base import Network
 from edgekd.students.configs import StudentConfig
@@ -110,6 +110,7 @@ class SearchTrial:
     held_out_cosine: float | None = None  # on every window of --rank-on's data (trained trials)
     held_out_cka: float | None = None
     pareto: bool = False  # no trained trial ranks higher with no more RAM and flash
+    rescue: str | None = None  # exported: what its file needed past plain INT8 to pass its gate within the budget
 
     @property
     def rank(self) -> float:
@@ -407,19 +408,31 @@ def _prove(result: SearchResult, device: DeviceProfile, precision: Precision, fo
         on_trial(f"exporting trial {trial.number} ({run_dir.name}) at {precision}")
         options = ExportOptions(int8="static" if precision == "int8" else "none", fp16=False,
                                 frontend=trial.candidate["frontend"], formats=formats)
-        exported = export_run(run_dir, run_dir / "export", options)
+        # the device's budget bounds the precision chosen per layer when plain INT8 misses its gate
+        exported = export_run(run_dir, run_dir / "export", options, budget_of(device))
         wanted = [v for v in exported.variants if v.precision.startswith(precision) and v.passed]
         if not wanted:
             missed = "; ".join(f"{v.file}: {', '.join(v.missed)}" for v in exported.variants if v.missed)
             result.notes.append(f"trial {trial.number}: no {precision} file passed its gate ({missed})")
             continue
         path = run_dir / "export" / wanted[-1].file  # the runtime file when several formats were asked for
+        trial.rescue = _rescue(wanted[-1], exported)
         report = profile_model(path, device)
         result.chosen, result.export, result.profile = trial.number, str(path), report.to_json()
         if report.fits:
             return
         result.notes.append(f"trial {trial.number}: {path.name} does not fit once exported: "
                             f"{'; '.join(c.describe() for c in report.violations)}")
+
+
+def _rescue(variant: Variant, exported: ExportResult) -> str | None:
+    """What a file needed past plain INT8, said as the export found it."""
+    layers = exported.layer_precision.get(Path(variant.file).name)
+    if layers:
+        return "layer precision: " + "; ".join(
+            f"{precision} {sum(p == precision for p in layers.values())} layer(s)" for precision in
+            ("int16x8", "fp32") if precision in layers.values())
+    return f"FP32 fallback: {len(exported.fp32_layers)} layer(s)" if variant.precision.endswith("fallback") else None
 
 
 def search(recipe: Recipe, device: DeviceProfile, out_dir: Path, precision: Precision = "int8",

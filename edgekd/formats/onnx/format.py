@@ -47,6 +47,11 @@ class OnnxFormat(Format):
         job.add(fp32, self.scored(job, fp32, "fp32", job.gate.inputs))
         if job.options.int8 == "static":
             self._static_int8(fp32, job.stage / "student.int8.onnx", job)
+            if job.options.int16x8:  # int16 QDQ: onnxruntime runs it (contrib Q/DQ below opset 21)
+                path = quantize_static(fp32, job.stage / "student.int16x8.onnx", job.calibration,
+                                       job.options.calib_method, "int16",
+                                       frontend_constants=job.options.frontend_constants)
+                job.add(path, self._int8(job, path, "int16x8"))
         elif job.options.int8 == "dynamic":
             if any(n.op_type == "Conv" for n in onnx.load(str(fp32)).graph.node):
                 job.notes.append("dynamic INT8 on a convolutional student: measured 4-6x slower than FP32 for CNNs "
@@ -58,23 +63,27 @@ class OnnxFormat(Format):
             job.add(path, self.scored(job, path, "fp16", job.gate.inputs))
 
     def _static_int8(self, fp32: Path, out: Path, job: ExportJob) -> None:
-        options, calibration = job.options, job.calibration
+        options, calibration, budget = job.options, job.calibration, job.budget
         path = quantize_static(fp32, out, calibration, options.calib_method, options.activations,
                                frontend_constants=options.frontend_constants)
         variant = self._int8(job, path)
         if not variant.passed and options.fallback:
+            def passes(candidate: Path) -> bool:  # the gate, and with --device the device's budget
+                return not (budget and self.over_budget(candidate, budget)) and self._int8(job, candidate).passed
+
+            within = f" within {budget.device}'s budget" if budget else ""
             with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-                found = mixed_precision_fallback(fp32, Path(tmp) / out.name, calibration,
-                                                 lambda p: self._int8(job, p).passed, options.calib_method,
-                                                 options.activations, options.frontend_constants)
+                found = mixed_precision_fallback(fp32, Path(tmp) / out.name, calibration, passes,
+                                                 options.calib_method, options.activations, options.frontend_constants)
                 if found:
                     job.notes.append(f"INT8 missed the gate ({'; '.join(variant.missed)}); the mixed-precision "
-                                     f"fallback keeps {len(found[1])} layer(s) in FP32: {', '.join(found[1])}")
+                                     f"fallback keeps {len(found[1])} layer(s) in FP32{within}: {', '.join(found[1])}")
                     job.fp32_layers = found[1]
                     found[0].replace(out)
                     variant = self._int8(job, out, "int8+fp32 fallback")
                 else:
-                    job.notes.append("INT8 missed the gate even with every layer in FP32")
+                    job.notes.append(f"INT8 missed the gate ({'; '.join(variant.missed)}), and no file with layers "
+                                     f"kept in FP32 passed it{within}")
         job.add(out, variant)
 
     def _int8(self, job: ExportJob, path: Path, precision: str = "int8") -> Variant:

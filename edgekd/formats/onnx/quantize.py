@@ -4,7 +4,7 @@ fallback that keeps the most quantisation-sensitive layers in FP32 until an accu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import onnx
@@ -72,7 +72,7 @@ def quantisable_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize_static(fp32: Path, out: Path, calibration: np.ndarray, method: CalibrationMethod = "minmax",
-                    activations: ActivationType = "uint8", keep_fp32: list[str] | None = None,
+                    activations: ActivationType | Literal["int16"] = "uint8", keep_fp32: list[str] | None = None,
                     frontend_constants: FrontendConstants = "int8") -> Path:
     """Static INT8: QDQ, per-channel int8 weights, activations calibrated on domain windows; the front-end up to
     its Log computes in FP32 (found by graph walk; quantising it costs embedding cosine, 0.99998 → 0.994 measured),
@@ -86,12 +86,13 @@ def quantize_static(fp32: Path, out: Path, calibration: np.ndarray, method: Cali
         raise EdgekdError("no calibration windows: the recipe's training split is empty")
     model = onnx.load(str(fp32))
     methods = {"minmax": Method.MinMax, "entropy": Method.Entropy, "percentile": Method.Percentile}
+    types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "int16": QuantType.QInt16}
     tmp = out.with_suffix(".calibrating.onnx")
     with quiet(), writing(out):
         ort_quantize_static(
             str(fp32), str(tmp), _CalibrationReader(model.graph.input[0].name, calibration.astype(np.float32)),
             quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
-            activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
+            activation_type=types[activations],
             calibrate_method=methods[method], nodes_to_exclude=frontend_nodes(model) + list(keep_fp32 or []),
         )
     quantised = onnx.load(str(tmp))

@@ -18,13 +18,15 @@ from edgekd.formats.base import (
     FileGraph,
     Format,
     RuntimeMemory,
+    Variant,
     refuse_host_latency,
 )
 from edgekd.formats.memory import GraphRun
 from edgekd.formats.registry import RUNTIMES
 from edgekd.formats.tflite.arena import predict_tflm_arena
-from edgekd.formats.tflite.export import convert_tflite, quantize_tflite
+from edgekd.formats.tflite.export import TfliteQuantizer, convert_tflite
 from edgekd.formats.tflite.graph import read_tflite
+from edgekd.formats.tflite.precision import choose_precision
 from edgekd.formats.tflite.runtime import (
     TflmArena,
     run_tflite,
@@ -78,7 +80,8 @@ class TfliteFormat(Format):
     def export(self, job: ExportJob) -> None:
         """student.tflite (FP32, front-end placed as --frontend says) and student.int8.tflite: full integer, with
         the front-end outside it (its input is the int8 log-mel), because a front-end quantised to int8 loses the
-        embedding (mean cosine 0.02 on the demo student)."""
+        embedding (mean cosine 0.02 on the demo student). When INT8 misses the gate, its layers' precision is chosen
+        by fidelity within --device's budget (`precision.py`); --int16x8 adds student.int16x8.tflite."""
         fp32 = convert_tflite(job.module, job.example, job.stage / "student.tflite")
         job.add(fp32, self.scored(job, fp32, "fp32", job.gate.inputs))
         if job.options.int8 == "none":
@@ -87,12 +90,37 @@ class TfliteFormat(Format):
         with tempfile.TemporaryDirectory(dir=job.stage) as scratch:
             network_fp32 = fp32 if isinstance(job.module, Network) else convert_tflite(
                 Network(job.module), torch.from_numpy(network_calib[:1]), Path(scratch) / "network.tflite")
-            int8 = quantize_tflite(network_fp32, job.stage / "student.int8.tflite", network_calib,
-                                   job.options.int8_output)
-        job.add(int8, self.scored(job, int8, "int8", network_held_out))
-        job.notes.append("student.int8.tflite takes the int8 log-mel (scale and zero point in the file): compute it "
-                         "on the device as export.json's metadata.frontend says")
+            quantizer = TfliteQuantizer(network_fp32, network_calib, job.options.int8_output)
+            int8 = quantizer.quantize(job.stage / "student.int8.tflite")
+            variant = self.scored(job, int8, "int8", network_held_out)
+            if not variant.passed and job.options.fallback:
+                variant = self._mixed(job, quantizer, int8, variant, network_calib, network_held_out)
+            job.add(int8, variant)
+            if job.options.int16x8:
+                int16 = quantizer.quantize(job.stage / "student.int16x8.tflite", "int16x8")
+                job.add(int16, self.scored(job, int16, "int16x8", network_held_out))
+        job.notes.append("student.int8.tflite takes the quantised log-mel (its type, scale and zero point in the "
+                         "file): compute it on the device as export.json's metadata.frontend says")
 
+    def _mixed(self, job: ExportJob, quantizer: TfliteQuantizer, int8: Path, plain: Variant,
+               calibration: np.ndarray, held_out: np.ndarray) -> Variant:
+        """The INT8 file's layers at the precision `choose_precision` finds, or plain INT8 if none passes and fits."""
+        budget = job.budget
+        choice = choose_precision(quantizer, int8, calibration,
+                                  lambda path: self.scored(job, path, "int8+mixed", held_out),
+                                  (lambda path: self.over_budget(path, budget)) if budget else None)
+        within = f" within {budget.device}'s budget" if budget else " (no --device: RAM and flash not judged)"
+        if choice.variant is None:
+            job.notes.append(f"{int8.name}: INT8 missed the gate ({'; '.join(plain.missed)}) and none of the "
+                             f"{len(choice.tried)} layer-precision assignments tried passed it{within}; kept INT8")
+            return plain
+        job.layer_precision[int8.name] = dict(choice.layers)
+        arena = choice.variant.memory.total if choice.variant.memory else None
+        job.notes.append(f"{int8.name}: INT8 missed the gate ({'; '.join(plain.missed)}); layer precision chosen by "
+                         f"fidelity{within}: {choice.describe()}"
+                         + (f", TFLM arena {arena:,} B" if arena else "")
+                         + f"; {len(choice.tried)} assignment(s) tried")
+        return choice.variant
 
 def _arena_memory(arena: TflmArena, basis: str, detail: str = "") -> RuntimeMemory:
     how = "measured: its allocator on this host" if arena.measured else "predicted"
