@@ -111,8 +111,14 @@ class TfliteFormat(Format):
                                   (lambda path: self.over_budget(path, budget)) if budget else None)
         within = f" within {budget.device}'s budget" if budget else " (no --device: RAM and flash not judged)"
         if choice.variant is None:
+            gated = [tried for tried in choice.tried if tried.mean_cosine is not None]
+            best = max(gated, key=lambda tried: tried.mean_cosine, default=None)
+            closest = (f"; the most faithful that fitted: mean cosine {best.mean_cosine:.4f}, "
+                       f"{', '.join(best.missed)}" if best else "")
+            detail = f" ({len(choice.tried) - len(gated)} over it{closest})" if budget else ""
             job.notes.append(f"{int8.name}: INT8 missed the gate ({'; '.join(plain.missed)}) and none of the "
-                             f"{len(choice.tried)} layer-precision assignments tried passed it{within}; kept INT8")
+                             f"{len(choice.tried)} layer-precision assignments tried passed it{within}{detail}; "
+                             "kept INT8")
             return plain
         job.layer_precision[int8.name] = dict(choice.layers)
         arena = choice.variant.memory.total if choice.variant.memory else None
