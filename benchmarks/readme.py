@@ -254,6 +254,16 @@ def _demo(index: int) -> Callable[[dict], str]:
     return render
 
 
+def _quantisation(results: dict) -> str:
+    rows = [[r["family"], r["quantisation"], f"{r['mean_cosine']:.5f}", f"{r['min_cosine']:.4f}",
+             _cell(r["points_lost"], "+.2f"), f"{r['flash']:,}", f"{r['arena']:,}",
+             (f"{r['int16x8_layers']} int16x8, {r['fp32_layers']} FP32" if r["layers"] else "—"),
+             "pass" if r["passed"] else "missed: " + "; ".join(r["missed"])]
+            for r in results["rows"]]
+    return _table(["family", "quantisation", "mean cosine", "min cosine", "probe points lost", "flash B",
+                   "TFLM arena B", "layers not int8", "gate"], rows)
+
+
 # table name in README.md → (results file, renderer)
 def _firmware(results: dict) -> str:
     rows = [[r["model"], f"{r['device']} ({r['core']}, {r['clock_mhz']:g} MHz)", r["precision"].upper(),
@@ -292,6 +302,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "real": ("real", _real),
     "search": ("search", _search),
     "firmware": ("firmware", _firmware),
+    "quantisation": ("quantisation", _quantisation),
 }
 
 

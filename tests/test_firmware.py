@@ -73,6 +73,22 @@ def test_int8_firmware_on_cortex_m4_equals_the_host_and_its_c_frontend_the_pytor
 
 
 @pytest.mark.slow
+def test_int16x8_firmware_on_cortex_m4_takes_an_int16_logmel_and_equals_the_host(run_dir, cortex_m4, firmware_env):
+    """TFLM's 16x8 kernels (CMSIS-NN's s16 ones where it has them) on the core: the same output bytes as on x86, the
+    C front-end quantised to int16, and the cost of 16-bit activations in arena and instructions beside INT8."""
+    done = run_cli_here("deploy", run_dir, "--device", "nrf52840", "--precision", "int16x8", "--build", "--windows",
+                        4, "--out", run_dir / "m4-16", **firmware_env)
+    assert done.returncode == 0, done.stderr
+    deployed, int8 = _measured(run_dir / "m4-16"), _measured(cortex_m4)
+    measured = deployed["measured"]
+    assert deployed["precision"] == "int16x8" and "#define EDGEKD_INPUT_INT16 1" in (
+        run_dir / "m4-16" / "edgekd_config.h").read_text()
+    assert measured["outputs_identical"] == 4 and measured["frontend_max_db_diff"] < 0.01
+    assert measured["student_mean_cosine"] >= int8["measured"]["student_mean_cosine"] - 1e-3
+    assert deployed["arena_bytes"] > int8["arena_bytes"]
+
+
+@pytest.mark.slow
 def test_fp32_firmware_on_cortex_m7_with_the_frontend_inside(run_dir, firmware_env):
     done = run_cli_here("deploy", run_dir, "--device", "stm32h7", "--frontend", "include", "--build", "--windows", 2,
                         "--out", run_dir / "m7", **firmware_env)

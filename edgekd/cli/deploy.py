@@ -25,8 +25,9 @@ def deploy(
     windows: int = typer.Option(100, min=1, help="held-out windows the firmware runs on"),
     frontend: FrontendPlacement = typer.Option("exclude", help="exclude: the log-mel in C on the device, the model "
                                                "INT8; include: the model computes it (FP32)"),
-    precision: Optional[Literal["int8", "fp32"]] = typer.Option(None, help="the model's precision [default: int8 with "
-                                                               "--frontend exclude, fp32 with include]"),
+    precision: Optional[Literal["int8", "int16x8", "fp32"]] = typer.Option(
+        None, help="the model's precision (int16x8: int8 weights, int16 activations) [default: int8 with --frontend "
+        "exclude, fp32 with include]"),
     third_party: Optional[Path] = typer.Option(None, help=f"folder of the TFLM, CMSIS-NN, CMSIS-DSP and CMSIS-Core "
                                                f"sources [default: ${THIRD_PARTY_ENV}]"),
 ):

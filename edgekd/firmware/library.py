@@ -27,7 +27,8 @@ FRONTEND_FILES = ("edgekd_frontend.h", "edgekd_frontend.c")
 # What the model takes: audio (its front-end inside), the student's log-mel (computed in C on the device), or a
 # tensor the application fills (a .tflite from outside edgekd).
 InputKind = Literal["audio", "logmel", "tensor"]
-_TYPES = {"int8": ("int8_t", "kTfLiteInt8", 1), "float32": ("float", "kTfLiteFloat32", 4)}
+_TYPES = {"int8": ("int8_t", "kTfLiteInt8", 1), "int16": ("int16_t", "kTfLiteInt16", 2),
+          "float32": ("float", "kTfLiteFloat32", 4)}
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class ModelFacts:
 
     operators: tuple[str, ...]  # builtin operator names, in first use
     input_shape: tuple[int, ...]
-    input_type: str  # int8 | float32
+    input_type: str  # int8 | int16 | float32
     output_shape: tuple[int, ...]
     output_type: str
 
@@ -73,13 +74,14 @@ def model_facts(path: Path, details: dict) -> ModelFacts:
     model = unpack(path.read_bytes(), "deploying a .tflite")
     operators = tuple(dict.fromkeys(op_type(model, op, "deploying a .tflite")
                                     for graph in model.subgraphs for op in graph.operators))
-    kinds = {np.dtype(np.int8): "int8", np.dtype(np.float32): "float32"}
+    kinds = {"input": {np.dtype(np.int8): "int8", np.dtype(np.int16): "int16", np.dtype(np.float32): "float32"},
+             "output": {np.dtype(np.int8): "int8", np.dtype(np.float32): "float32"}}
     io = {}
     for which in ("input", "output"):
-        kind = kinds.get(np.dtype(details[which]["dtype"]))
+        kind = kinds[which].get(np.dtype(details[which]["dtype"]))
         if kind is None:
-            raise EdgekdError(f"{path}: its {which} is {np.dtype(details[which]['dtype'])}; edgekd deploys int8 or "
-                              f"float32 models")
+            raise EdgekdError(f"{path}: its {which} is {np.dtype(details[which]['dtype'])}; edgekd deploys models "
+                              f"whose {which} is {', '.join(kinds[which].values())}")
         io[which] = (tuple(int(d) for d in details[which]["shape"]), kind)
     return ModelFacts(operators, *io["input"], *io["output"])
 
@@ -158,7 +160,8 @@ def _config(library: Library, tflite: Path) -> str:
         "EDGEKD_EMBEDDING_DIM": int(np.prod(model.output_shape)),
         "EDGEKD_TAKES_AUDIO": int(library.takes_audio), "EDGEKD_FRONTEND_OUTSIDE": int(library.frontend_outside),
         "EDGEKD_INPUT_BYTES": model.bytes_of("input"), "EDGEKD_OUTPUT_BYTES": model.bytes_of("output"),
-        "EDGEKD_INPUT_INT8": int(model.input_type == "int8"), "EDGEKD_OUTPUT_INT8": int(model.output_type == "int8"),
+        "EDGEKD_INPUT_INT8": int(model.input_type == "int8"), "EDGEKD_INPUT_INT16": int(model.input_type == "int16"),
+        "EDGEKD_OUTPUT_INT8": int(model.output_type == "int8"),
         "EDGEKD_INPUT_TFLITE_TYPE": _TYPES[model.input_type][1],
         "EDGEKD_OUTPUT_TFLITE_TYPE": _TYPES[model.output_type][1],
         "EDGEKD_ARENA_BYTES": library.arena_bytes, "EDGEKD_OPERATOR_COUNT": len(library.resolver_methods),

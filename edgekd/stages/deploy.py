@@ -49,6 +49,7 @@ from edgekd.units import format_bytes
 # The C front-end is held to the PyTorch one it replaces: a front-end that differs from the trained one costs
 # accuracy silently. Float32 arithmetic in another order differs by ~1e-4 dB.
 FRONTEND_DB_TOLERANCE = 0.01
+DEPLOYED = {"int8": "student.int8.tflite", "int16x8": "student.int16x8.tflite", "fp32": "student.tflite"}
 FRONTEND_MIN_COSINE = 0.999
 
 
@@ -64,9 +65,9 @@ def deploy(source: Path, device_name: str, out: Path | None, build: bool, window
     core = core_of(device.cpu, device.name)  # before any work: a core nothing here builds for is one line
     check_installed("tflite", "edgekd deploy")
     toolchain, tree = tools(), source_tree(third_party)
-    if frontend == "include" and precision == "int8":
-        raise EdgekdError("--frontend include --precision int8: a front-end quantised to int8 loses the embedding; "
-                          "deploy INT8 with --frontend exclude, or FP32 with the front-end inside")
+    if frontend == "include" and precision != "fp32":
+        raise EdgekdError(f"--frontend include --precision {precision}: a quantised front-end loses the embedding; "
+                          f"deploy {precision} with --frontend exclude, or FP32 with the front-end inside")
     model_file = _model_file(source, out, frontend, precision)
     tflite, run_dir = model_file.path, model_file.run_dir
     folder = out or (run_dir or tflite.parent) / "deploy" / device.name
@@ -84,7 +85,7 @@ def deploy(source: Path, device_name: str, out: Path | None, build: bool, window
     library = write_library(folder, tflite, model, model_file.kind, model_file.frontend, model_file.samples,
                             arena.total, resolver_methods(tree, model.operators, tflite), mel, core)
     result = DeployResult(folder, device.name, core.name, core.board, tflite,
-                          "int8" if model.input_type == "int8" else "fp32", library.kind, list(model.operators),
+                          {"int8": "int8", "int16": "int16x8", "float32": "fp32"}[model.input_type], library.kind, list(model.operators),
                           library.arena_bytes, arena.total, tflite.stat().st_size, device.clock_mhz,
                           {"flash": device.flash_budget, "ram": device.ram_budget})
     if build:
@@ -125,16 +126,17 @@ def _model_file(source: Path, out: Path | None, frontend: str, precision: str) -
     if (source / "student.pt").is_file():
         exported_from = source
         export = (out or source / "deploy") / "export"
-        options = ExportOptions(formats=("tflite",), frontend=frontend, int8="static" if precision == "int8" else "none")
+        options = ExportOptions(formats=("tflite",), frontend=frontend, int8="none" if precision == "fp32" else
+                                "static", int16x8=precision == "int16x8")
         result = export_run(source, export, options)
-        wanted = "int8" if precision == "int8" else "fp32"
-        variant = next(v for v in result.variants if v.precision == wanted)
+        # by its file: the INT8 one may be a per-layer mixed-precision file ("int8+mixed")
+        variant = next(v for v in result.variants if Path(v.file).name == DEPLOYED[precision])
         if not variant.passed:
             raise BudgetExceeded(f"{export / variant.file}: missed the export gate ({'; '.join(variant.missed)}); "
                                  f"nothing to deploy")
         source = export / variant.file
     if source.is_dir():
-        source = source / ("student.int8.tflite" if precision == "int8" else "student.tflite")
+        source = source / DEPLOYED[precision]
     if source.suffix != ".tflite" or not source.is_file():
         raise EdgekdError(f"{source}: give a run directory, an `edgekd export --format tflite` folder or a .tflite")
     run_dir = exported_from or next((folder for folder in source.resolve().parents
@@ -173,12 +175,13 @@ def _held_out(student, recipe, run_dir: Path, count: int, samples: int) -> tuple
 
 
 def _random_inputs(model, details: dict, count: int) -> np.ndarray:
-    """Seeded inputs over the input's whole range: every int8 value, or unit-variance floats."""
+    """Seeded inputs over the input's whole range: every integer value of its type, or unit-variance floats."""
     rng = np.random.default_rng(0)
     shape = (count, *model.input_shape[1:])
     if model.input_type == "float32":
         return rng.standard_normal(shape).astype(np.float32)
-    return dequantise(rng.integers(-128, 128, shape).astype(np.int8), details)
+    limits = np.iinfo(details["dtype"])
+    return dequantise(rng.integers(limits.min, limits.max + 1, shape).astype(details["dtype"]), details)
 
 
 def _compare(firmware, board, host: TflmRun, logmel: np.ndarray | None, student: np.ndarray | None, core,

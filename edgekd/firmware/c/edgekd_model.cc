@@ -74,6 +74,11 @@ extern "C" int edgekd_embed_logmel(const float* logmel, float* embedding) {
     long q = lrintf(logmel[i] / in->params.scale) + in->params.zero_point;
     in->data.int8[i] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
   }
+#elif EDGEKD_INPUT_INT16
+  for (int i = 0; i < EDGEKD_N_MELS * EDGEKD_FRAMES; ++i) {
+    long q = lrintf(logmel[i] / in->params.scale) + in->params.zero_point;
+    in->data.i16[i] = (int16_t)(q < -32768 ? -32768 : q > 32767 ? 32767 : q);
+  }
 #else
   memcpy(in->data.f, logmel, EDGEKD_INPUT_BYTES);
 #endif

@@ -113,8 +113,7 @@ class TfliteFormat(Format):
         if choice.variant is None:
             gated = [tried for tried in choice.tried if tried.mean_cosine is not None]
             best = max(gated, key=lambda tried: tried.mean_cosine, default=None)
-            closest = (f"; the most faithful that fitted: mean cosine {best.mean_cosine:.4f}, "
-                       f"{', '.join(best.missed)}" if best else "")
+            closest = f"; the most faithful that fitted missed it by {', '.join(best.missed)}" if best else ""
             detail = f" ({len(choice.tried) - len(gated)} over it{closest})" if budget else ""
             job.notes.append(f"{int8.name}: INT8 missed the gate ({'; '.join(plain.missed)}) and none of the "
                              f"{len(choice.tried)} layer-precision assignments tried passed it{within}{detail}; "
