@@ -1,11 +1,15 @@
 """Quantisation past plain INT8 for microcontrollers: every student family that exports to `.tflite`, distilled on
 the demo recipe, exported to TFLite Micro with the log-mel outside the model, as plain INT8 (post-training
-quantisation), int16 activations with int8 weights (`--int16x8`), and with each layer's precision chosen by fidelity
-within nrf52840's budget under a strict gate (`--min-cosine 0.999 --device nrf52840`). Each file's mean and least
+quantisation), as INT8 after quantisation-aware fine-tuning (the same recipe with `train: {qat: {epochs: N}}`: the
+same seed trains the same FP32 student, which the gate judges every file against), with int16 activations and int8
+weights (`--int16x8`), and with each layer's precision chosen by fidelity within nrf52840's budget under a strict gate
+(`--min-cosine 0.999 --device nrf52840`). Each file's mean and least
 embedding cosine to FP32 PyTorch and its probe points lost are the export gate's, on the held-out windows; flash is
-the file, RAM TFLM's measured arena.
+the file, RAM TFLM's measured arena. Where arm-none-eabi-gcc, QEMU and ../shared/third_party are here, each
+quantised file is also built as nrf52840 firmware (`edgekd deploy --build`, 8 held-out windows): its image's flash
+and RAM, and the instructions per inference on the Cortex-M4 (CMSIS-NN's int8 and int16 kernels).
 
-    python benchmarks/quantisation.py [--out runs/quantisation] [--gate 0.999]
+    python benchmarks/quantisation.py [--out runs/quantisation] [--gate 0.999] [--qat-epochs 10]
 
 The l3 family (SEA's students) is left out: at its presets its activations (0.8 MB) exceed every microcontroller's
 RAM, at any precision."""
@@ -19,9 +23,11 @@ from pathlib import Path
 
 from results import ROOT, save
 
+from edgekd.errors import EdgekdError
 from edgekd.formats.options import ExportOptions
 from edgekd.recipe import recipe_from_dict
 from edgekd.schema import read_yaml
+from edgekd.stages.deploy import deploy
 from edgekd.stages.distill import distill_once
 from edgekd.stages.export import export_run
 
@@ -31,6 +37,27 @@ FAMILIES = {
     "mobilenet": {"name": "mobilenet", "sample_rate": 8000, "n_fft": 256, "hop_length": 160, "n_mels": 64},
 }
 DEVICE = "nrf52840"
+THIRD_PARTY = ROOT.parent / "shared" / "third_party"
+DEPLOY_PRECISION = {"INT8 (PTQ)": "int8", "int16x8": "int16x8"}  # else (per-layer): int8, the file's own types
+
+
+def _firmware(row: dict, export: Path, folder: Path) -> None:
+    """The file as nrf52840 firmware under QEMU: its flash, RAM and instructions (or why it was not built)."""
+    precision = DEPLOY_PRECISION.get(row["quantisation"], "int8")
+    try:
+        result = deploy(export / row["file"], DEVICE, folder, True, 8, "exclude", precision, THIRD_PARTY)
+    except EdgekdError as err:  # the toolchain missing, or a firmware over the budget: said in the row
+        measured = json.loads((folder / "deploy.json").read_text()).get("measured") if (
+            folder / "deploy.json").is_file() else None
+        row["firmware"] = {"error": str(err), **({"flash": measured["flash"], "ram": measured["ram"],
+                                                  "network_instructions": measured["network_instructions"],
+                                                  "latency_ms": measured["frontend_ms"] + measured["network_ms"]}
+                                                 if measured else {})}
+        return
+    measured = result.measured
+    row["firmware"] = {"flash": measured.flash, "ram": measured.ram, "network_instructions":
+                       measured.network_instructions, "latency_ms": measured.frontend_ms + measured.network_ms,
+                       "outputs_identical": f"{measured.outputs_identical}/{measured.windows}"}
 
 
 def _rows(family: str, report: dict, kinds: dict[str, str]) -> list[dict]:
@@ -54,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/quantisation"), help="where the runs are kept")
     parser.add_argument("--gate", type=float, default=0.999, help="the strict gate's least mean cosine")
+    parser.add_argument("--qat-epochs", type=int, default=10, help="epochs of quantisation-aware fine-tuning")
     args = parser.parse_args()
     demo = read_yaml(ROOT / "recipes" / "demo.yaml", "recipe")
     rows, notes = [], {}
@@ -66,17 +94,32 @@ def main() -> None:
                                                                           min_cosine=0.0, max_accuracy_drop=100.0))
         ptq = json.loads((run_dir / "export-ptq" / "export.json").read_text())
         rows += _rows(family, ptq, {"fp32": "FP32", "int8": "INT8 (PTQ)", "int16x8": "int16x8"})
+        qat_dir = args.out / f"{family}-qat"
+        raw["train"] = dict(raw["train"], qat={"epochs": args.qat_epochs})
+        distill_once(recipe_from_dict(raw, f"demo with a {family} student and train.qat"), qat_dir)
+        tuned = export_run(qat_dir, qat_dir / "export-qat", ExportOptions(**base, fallback=False, min_cosine=0.0,
+                                                                          max_accuracy_drop=100.0))
+        qat = json.loads((qat_dir / "export-qat" / "export.json").read_text())
+        rows += _rows(family, qat, {"int8": f"INT8 after QAT ({args.qat_epochs} epochs)"})
         strict = export_run(run_dir, run_dir / "export-mixed", ExportOptions(**base, min_cosine=args.gate,
                                                                              device=DEVICE))
         mixed = json.loads((run_dir / "export-mixed" / "export.json").read_text())
         chosen = _rows(family, mixed, {"int8+mixed": f"per-layer, gate {args.gate:g}, within {DEVICE}",
                                        "int8": f"per-layer, gate {args.gate:g}, within {DEVICE}"})
         rows += chosen
-        notes[family] = plain.notes + strict.notes
-        for row in rows[-4:]:
+        notes[family] = plain.notes + tuned.notes + strict.notes
+        # its quantised files (after QAT: the same shapes as INT8's, so the same firmware figures)
+        for row, export in zip(rows[-4:], ("export-ptq", "export-ptq", None, "export-mixed")):
+            if row["passed"] and export:
+                _firmware(row, run_dir / export, run_dir / "firmware" / export / row["quantisation"][:5].strip())
+        for row in rows[-5:]:
+            firmware = row.get("firmware", {})
             print(f"{family:10} {row['quantisation']:40} cos {row['mean_cosine']:.5f} (min {row['min_cosine']:.4f}) "
                   f"lost {row['points_lost']:+.2f} pts  flash {row['flash']:,} B  arena {row['arena']:,} B  "
-                  f"int16x8 {row['int16x8_layers']} fp32 {row['fp32_layers']}  {'pass' if row['passed'] else 'FAIL'}",
+                  f"int16x8 {row['int16x8_layers']} fp32 {row['fp32_layers']}  {'pass' if row['passed'] else 'FAIL'}"
+                  + (f"  firmware: {firmware.get('network_instructions', 0):,} instructions, "
+                     f"{firmware.get('latency_ms', 0):.0f} ms, RAM {firmware.get('ram', 0):,} B"
+                     f"{' — ' + firmware['error'] if 'error' in firmware else ''}" if firmware else ""),
                   flush=True)
     save("quantisation", args, {"rows": rows, "device": DEVICE, "gate": args.gate, "notes": notes},
          "quantisation.py")

@@ -258,10 +258,21 @@ def _quantisation(results: dict) -> str:
     rows = [[r["family"], r["quantisation"], f"{r['mean_cosine']:.5f}", f"{r['min_cosine']:.4f}",
              _cell(r["points_lost"], "+.2f"), f"{r['flash']:,}", f"{r['arena']:,}",
              (f"{r['int16x8_layers']} int16x8, {r['fp32_layers']} FP32" if r["layers"] else "—"),
-             "pass" if r["passed"] else "missed: " + "; ".join(r["missed"])]
+             "pass" if r["passed"] else "missed: " + "; ".join(r["missed"]), _on_core(r.get("firmware"))]
             for r in results["rows"]]
     return _table(["family", "quantisation", "mean cosine", "min cosine", "probe points lost", "flash B",
-                   "TFLM arena B", "layers not int8", "gate"], rows)
+                   "TFLM arena B", "layers not int8", "gate",
+                   f"{results['device']} firmware: flash / RAM B, network instructions, latency ms"], rows)
+
+
+def _on_core(firmware: dict | None) -> str:
+    if not firmware:
+        return "—"
+    if "flash" not in firmware:
+        return f"not built: {firmware['error']}"
+    figures = (f"{firmware['flash']:,} / {firmware['ram']:,}, {firmware['network_instructions']:,}, "
+               f"{firmware['latency_ms']:.0f}")
+    return figures + (" (over the budget)" if "error" in firmware else "")
 
 
 # table name in README.md → (results file, renderer)

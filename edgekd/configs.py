@@ -30,6 +30,14 @@ class ReductionConfig(StrictModel):
     sample_size: int | None = Field(65536, ge=2, description="training windows to fit on at most (null: every one)")
 
 
+class QatConfig(StrictModel):
+    """`train: {qat: ...}`: after training, fine-tune the student's network with fake quantisation where TFLite's
+    int8 scheme puts it, still regressing the teacher's reduced embeddings; the INT8 exports quantise those weights."""
+
+    epochs: int = Field(ge=1, description="epochs of quantisation-aware fine-tuning after training")
+    lr: float | None = Field(None, gt=0, description="its learning rate (cosine from it); default: train.lr / 10")
+
+
 class TrainConfig(StrictModel):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -47,6 +55,8 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(True, description="bf16 autocast of the student's body on CUDA (the front-end stays FP32)")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: torch's choice")
+    qat: QatConfig | None = Field(None, description="quantisation-aware fine-tuning after training (needs the "
+                                  "executorch extra: PT2E, torchao)")
 
 
 class ProbeConfig(StrictModel):

@@ -62,6 +62,8 @@ class Recipe:
                                "data": datasets[0] if len(datasets) == 1 else datasets}
         for key in CONFIG_SECTIONS:
             out[key] = getattr(self, key).model_dump(mode="json")
+        if self.train.qat is None:  # absent, as before it existed: the digests of recipes without it are unchanged
+            del out["train"]["qat"]
         out["methods"] = self.methods.to_dict()
         if self.search is not None:
             out["search"] = self.search.model_dump(mode="json", exclude_none=True)

@@ -27,13 +27,13 @@ def run(tmp_path_factory):
     return folder / "run"
 
 
-def _export(run, out, *flags):
-    done = run_cli_here("export", run, "--format", "tflite", "--no-fp16", "--out", out, *flags)
+def _export(run, out, *flags, formats="tflite"):
+    done = run_cli_here("export", run, "--format", formats, "--no-fp16", "--out", out, *flags)
     return done, json.loads((out / "export.json").read_text())
 
 
-def _variant(report, precision):
-    (variant,) = [v for v in report["variants"] if v["precision"] == precision]
+def _variant(report, precision, suffix=".tflite"):
+    (variant,) = [v for v in report["variants"] if v["precision"] == precision and v["file"].endswith(suffix)]
     return variant
 
 
@@ -41,9 +41,13 @@ def _variant(report, precision):
 def test_an_int16x8_tflite_has_int16_activations_int8_weights_and_passes_its_gate_in_tflm(run, tmp_path):
     from edgekd.formats.tflite import flatbuffer
 
-    done, report = _export(run, tmp_path, "--int16x8", "--min-cosine", "0.9")
+    done, report = _export(run, tmp_path, "--int16x8", "--min-cosine", "0.9", formats="onnx,tflite")
     int8, int16 = _variant(report, "int8"), _variant(report, "int16x8")
     assert done.returncode == 0 and int16["passed"], done.stderr
+    onnx = _variant(report, "int16x8", ".onnx")  # int16 QDQ in onnxruntime, the front-end inside and FP32
+    assert onnx["file"] == "student.int16x8.onnx" and onnx["passed"]
+    int8_onnx = next(v for v in report["variants"] if v["file"].endswith("student.int8.onnx"))
+    assert onnx["mean_cosine"] >= int8_onnx["mean_cosine"] - 1e-4
     path = tmp_path / int16["file"]
     assert path.name == "student.int16x8.tflite"
     interpreter = runtime.Interpreter.from_file(str(path))

@@ -21,6 +21,7 @@ from edgekd.data.domain import DomainData, load_domain_data
 from edgekd.data.windows import WindowAudio, Windows
 from edgekd.distillation import DistillationModel
 from edgekd.errors import EdgekdError
+from edgekd.extras import check_installed
 from edgekd.files import write_json
 from edgekd.losses import build_loss
 from edgekd.methods.registry import method_class
@@ -32,10 +33,17 @@ from edgekd.metrics import (
 )
 from edgekd.profile import GraphFacts
 from edgekd.profile.modules import measure_module
+from edgekd.quantisation_aware import QuantisationAwareStudent
 from edgekd.recipe import Recipe
 from edgekd.reduction import Reduction, fit_reduction
 from edgekd.run_dir import RunDir, method_context
-from edgekd.runtime import barrier, init_from_environment, seeded, select_device
+from edgekd.runtime import (
+    barrier,
+    init_from_environment,
+    rank_and_world,
+    seeded,
+    select_device,
+)
 from edgekd.students import build_student
 from edgekd.supervision import LogMel, Supervision
 from edgekd.teachers import build_teacher
@@ -112,6 +120,7 @@ class TrainingSummary:
     device: str
     training_seconds: float
     seconds: float
+    qat: dict | None = None  # quantisation-aware fine-tuning: its epochs, best epoch and validation cosine, seconds
 
 
 @dataclass
@@ -178,7 +187,7 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
     barrier()
     if recipe.train.num_threads:
         torch.set_num_threads(recipe.train.num_threads)
-    teacher = build_teacher(recipe.teacher)
+    teacher = _teacher(recipe)
     hooks.stage("decoding new audio into the audio store, indexing windows")
     data = load_domain_data(recipe.domain(), teacher.sample_rate, recipe.student.sample_rate, strict)
     _refuse_methods_without_labels(recipe, data.windows)
@@ -205,12 +214,12 @@ def distill(recipe: Recipe, run_dir: Path, resume: bool = False, force: bool = F
     training_seconds = time.perf_counter() - trained
     if not leader:
         return DistillResult(run_dir, None, history)
-    model.cpu().eval()
-    run.save_student(model.deployable(), recipe, model.head)
+    run.save_student(model.cpu().eval().deployable(), recipe, model.head)
     run.write_history(history)
+    qat = recipe.train.qat and _fine_tune_quantised(recipe, model, data, supervision, run, resume, hooks)
     hooks.stage("evaluating")
     metrics = _evaluate(recipe, data, taught, model, supervision, student_facts)
-    metrics.training = _training_summary(history, training_seconds, time.perf_counter() - started, recipe)
+    metrics.training = _training_summary(history, training_seconds, time.perf_counter() - started, recipe, qat)
     run.write_metrics(metrics.to_json())
     if replacing:
         target.replace_with(run)
@@ -332,11 +341,53 @@ def _measure_student(recipe: Recipe, model: DistillationModel, data: DomainData,
     return facts
 
 
-def _training_summary(history: list[EpochLog], training_seconds: float, seconds: float, recipe: Recipe
-                      ) -> TrainingSummary:
+def _training_summary(history: list[EpochLog], training_seconds: float, seconds: float, recipe: Recipe,
+                      qat: dict | None) -> TrainingSummary:
     best = max(history, key=EpochLog.score)
     return TrainingSummary(len(history), best.epoch, best.val_cosine, best.val_accuracy,
-                           str(select_device(recipe.train.device)), round(training_seconds, 1), round(seconds, 1))
+                           str(select_device(recipe.train.device)), round(training_seconds, 1), round(seconds, 1), qat)
+
+
+def _teacher(recipe: Recipe) -> Teacher:
+    """The recipe's teacher; before any work, a refusal of quantisation-aware fine-tuning where it cannot run (it
+    regresses the teacher's reduced embeddings, with the embedding loss alone)."""
+    teacher = build_teacher(recipe.teacher)
+    if recipe.train.qat is None:
+        return teacher
+    if not teacher.embeds:
+        raise EdgekdError(f"{recipe.source}: train.qat fine-tunes on the teacher's embeddings; teacher "
+                          f"'{recipe.teacher.name}' gives none: drop train.qat")
+    if recipe.methods.enabled():
+        raise EdgekdError(f"{recipe.source}: train.qat fine-tunes with the embedding loss alone, not yet with "
+                          f"methods ({', '.join(recipe.methods.enabled())}): drop one or the other")
+    if rank_and_world()[1] > 1:
+        raise EdgekdError(f"{recipe.source}: train.qat runs in one process, not yet under torchrun: distill without "
+                          "it there, or in one process")
+    check_installed("executorch", "train.qat (quantisation-aware fine-tuning)")
+    return teacher
+
+
+def _fine_tune_quantised(recipe: Recipe, model: DistillationModel, data: DomainData, supervision: Supervision,
+                         run: RunDir, resume: bool, hooks: Hooks) -> dict:
+    """Quantisation-aware fine-tuning of the trained student (edgekd/quantisation_aware.py) with the trainer, its
+    own checkpoint resumable; student.qat.pt holds the weights the INT8 exports quantise."""
+    qat = recipe.train.qat
+    hooks.stage(f"quantisation-aware fine-tuning ({qat.epochs} epoch(s))")
+    started = time.perf_counter()
+    example = torch.from_numpy(LogMel(model.student.frontend, data.student_audio)[supervision.train[:2]])
+    with seeded(recipe.seed):
+        aware = QuantisationAwareStudent(model.student, example)
+    tuned = DistillationModel(aware, build_loss(recipe.loss), [])
+    config = recipe.train.model_copy(update={"epochs": qat.epochs, "lr": qat.lr or recipe.train.lr / 10,
+                                             "warmup_epochs": 0, "early_stopping": None, "ema": None, "qat": None})
+    history = train_student(tuned, data.student_audio, {"target": supervision.rows["target"]}, supervision.train,
+                            data.windows.split_index("val"), config, recipe.seed, run.qat_checkpoint, resume=resume,
+                            on_step=hooks.step, on_epoch=hooks.epoch)
+    tuned.cpu().eval()
+    run.save_student(aware.trained_student(model.student), recipe, None, qat=True)
+    best = max(history, key=EpochLog.score)
+    return {"epochs": len(history), "best_epoch": best.epoch, "best_val_cosine": best.val_cosine,
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def _evaluate(recipe: Recipe, data: DomainData, taught: Taught | None, model: DistillationModel,

@@ -45,6 +45,17 @@ class OnnxFormat(Format):
         fp32 = export_onnx(job.module, job.example, job.stage / "student.onnx", job.metadata, job.input_name,
                            opset=job.options.opset)
         job.add(fp32, self.scored(job, fp32, "fp32", job.gate.inputs))
+        with tempfile.TemporaryDirectory(dir=job.stage) as scratch:
+            # the QAT weights' own FP32 graph, where the run has them, is what the integer files quantise
+            source = fp32 if job.int8_module() is job.module or job.options.int8 == "none" else export_onnx(
+                job.int8_module(), job.example, Path(scratch) / "qat.onnx", job.metadata, job.input_name,
+                opset=job.options.opset)
+            self._integer(source, job)
+        if job.options.fp16:
+            path = convert_fp16(fp32, job.stage / "student.fp16.onnx")
+            job.add(path, self.scored(job, path, "fp16", job.gate.inputs))
+
+    def _integer(self, fp32: Path, job: ExportJob) -> None:
         if job.options.int8 == "static":
             self._static_int8(fp32, job.stage / "student.int8.onnx", job)
             if job.options.int16x8:  # int16 QDQ: onnxruntime runs it (contrib Q/DQ below opset 21)
@@ -58,9 +69,6 @@ class OnnxFormat(Format):
                                  "in onnxruntime; prefer --int8 static")
             path = quantize_dynamic(fp32, job.stage / "student.int8-dynamic.onnx")
             job.add(path, self.scored(job, path, "int8-dynamic", job.gate.inputs))
-        if job.options.fp16:
-            path = convert_fp16(fp32, job.stage / "student.fp16.onnx")
-            job.add(path, self.scored(job, path, "fp16", job.gate.inputs))
 
     def _static_int8(self, fp32: Path, out: Path, job: ExportJob) -> None:
         options, calibration, budget = job.options, job.calibration, job.budget

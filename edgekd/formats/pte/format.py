@@ -20,7 +20,6 @@ from edgekd.formats.base import (
 from edgekd.formats.pte.export import convert_pte, quantize_pte
 from edgekd.formats.pte.graph import read_pte
 from edgekd.formats.pte.runtime import pte_plan, run_pte
-from edgekd.students.base import Network
 
 
 class PteFormat(Format):
@@ -52,7 +51,7 @@ class PteFormat(Format):
         if job.options.int8 == "none":
             return
         network_calib, network_held_out = job.network_inputs()
-        network = job.module if isinstance(job.module, Network) else Network(job.module)
+        network = job.int8_network()
         int8 = job.stage / "student.int8.pte"
         run_int8 = quantize_pte(network, network_calib, int8, job.options.cortex_m)
         variant = job.gate.score(int8, "int8", run_int8(network_held_out))  # no host kernels: the lowered program
