@@ -1,11 +1,13 @@
 """Quantisation past plain INT8 for microcontrollers: every student family that exports to `.tflite`, distilled on
 the demo recipe, exported to TFLite Micro with the log-mel outside the model, as plain INT8 (post-training
-quantisation), as INT8 after quantisation-aware fine-tuning (the same recipe with `train: {qat: {epochs: N}}`: the
-same seed trains the same FP32 student, which the gate judges every file against), with int16 activations and int8
-weights (`--int16x8`), and with each layer's precision chosen by fidelity within nrf52840's budget under a strict gate
-(`--min-cosine 0.999 --device nrf52840`). Each file's mean and least
-embedding cosine to FP32 PyTorch and its probe points lost are the export gate's, on the held-out windows; flash is
-the file, RAM TFLM's measured arena. Where arm-none-eabi-gcc, QEMU and ../shared/third_party are here, each
+quantisation), after quantisation-aware fine-tuning (the same recipe with `train: {qat: {epochs: N}}`: the same
+seed trains the same student, then fine-tunes it; that run's student is the fine-tuned one), with int16 activations
+and int8 weights (`--int16x8`), and with each layer's precision chosen by fidelity within nrf52840's budget under a
+strict gate (`--min-cosine 0.999 --device nrf52840`). Each file's mean and least embedding cosine to its run's FP32
+PyTorch student and its probe points lost are the export gate's, on the held-out windows (validation and test);
+beside them each file's cosine to the teacher's reduced embeddings on the same windows, which is what the
+quantised student is for (the fine-tuned student is another FP32 model, so its files are compared on that); flash
+is the file, RAM TFLM's measured arena. Where arm-none-eabi-gcc, QEMU and ../shared/third_party are here, each
 quantised file is also built as nrf52840 firmware (`edgekd deploy --build`, 8 held-out windows): its image's flash
 and RAM, and the instructions per inference on the Cortex-M4 (CMSIS-NN's int8 and int16 kernels).
 
@@ -21,15 +23,24 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
+import torch
 from results import ROOT, save
 
+from edgekd.cache import teacher_embeddings
+from edgekd.data.domain import load_domain_data
 from edgekd.errors import EdgekdError
 from edgekd.formats.options import ExportOptions
+from edgekd.formats.tflite.runtime import run_tflite
+from edgekd.metrics import cosine_rows
 from edgekd.recipe import recipe_from_dict
+from edgekd.run_dir import RunDir
 from edgekd.schema import read_yaml
 from edgekd.stages.deploy import deploy
 from edgekd.stages.distill import distill_once
 from edgekd.stages.export import export_run
+from edgekd.supervision import LogMel
+from edgekd.teachers import build_teacher
 
 FAMILIES = {
     "sea_cnn": None,  # the demo's own student
@@ -58,6 +69,23 @@ def _firmware(row: dict, export: Path, folder: Path) -> None:
     row["firmware"] = {"flash": measured.flash, "ram": measured.ram, "network_instructions":
                        measured.network_instructions, "latency_ms": measured.frontend_ms + measured.network_ms,
                        "outputs_identical": f"{measured.outputs_identical}/{measured.windows}"}
+
+
+def _held_out(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The run's held-out windows (validation and test) as its student's log-mel, and the teacher's reduced
+    embeddings of them (from the teacher-embedding cache the run filled)."""
+    student, recipe = RunDir(run_dir).load_student()
+    teacher = build_teacher(recipe.teacher)
+    data = load_domain_data(recipe.domain(), teacher.sample_rate, recipe.student.sample_rate)
+    rows = np.concatenate([data.windows.split_index("val"), data.windows.split_index("test")])
+    raw = teacher_embeddings(teacher, data.windows, data.teacher_audio, torch.device("cpu")).embeddings
+    return LogMel(student.frontend, data.student_audio)[rows], RunDir(run_dir).load_reduction().transform(raw)[rows]
+
+
+def _teacher_cosine(rows: list[dict], export: Path, held_out: tuple[np.ndarray, np.ndarray]) -> None:
+    logmel, targets = held_out
+    for row in rows:
+        row["teacher_cosine"] = float(cosine_rows(run_tflite(export / row["file"], logmel), targets).mean())
 
 
 def _rows(family: str, report: dict, kinds: dict[str, str]) -> list[dict]:
@@ -94,27 +122,32 @@ def main() -> None:
                                                                           min_cosine=0.0, max_accuracy_drop=100.0))
         ptq = json.loads((run_dir / "export-ptq" / "export.json").read_text())
         rows += _rows(family, ptq, {"fp32": "FP32", "int8": "INT8 (PTQ)", "int16x8": "int16x8"})
+        _teacher_cosine(rows[-3:], run_dir / "export-ptq", _held_out(run_dir))
         qat_dir = args.out / f"{family}-qat"
         raw["train"] = dict(raw["train"], qat={"epochs": args.qat_epochs})
         distill_once(recipe_from_dict(raw, f"demo with a {family} student and train.qat"), qat_dir)
         tuned = export_run(qat_dir, qat_dir / "export-qat", ExportOptions(**base, fallback=False, min_cosine=0.0,
                                                                           max_accuracy_drop=100.0))
         qat = json.loads((qat_dir / "export-qat" / "export.json").read_text())
-        rows += _rows(family, qat, {"int8": f"INT8 after QAT ({args.qat_epochs} epochs)"})
+        rows += _rows(family, qat, {"fp32": f"FP32 after QAT ({args.qat_epochs} epochs)",
+                                    "int8": f"INT8 after QAT ({args.qat_epochs} epochs)"})
+        _teacher_cosine(rows[-2:], qat_dir / "export-qat", _held_out(qat_dir))
         strict = export_run(run_dir, run_dir / "export-mixed", ExportOptions(**base, min_cosine=args.gate,
                                                                              device=DEVICE))
         mixed = json.loads((run_dir / "export-mixed" / "export.json").read_text())
         chosen = _rows(family, mixed, {"int8+mixed": f"per-layer, gate {args.gate:g}, within {DEVICE}",
                                        "int8": f"per-layer, gate {args.gate:g}, within {DEVICE}"})
         rows += chosen
+        _teacher_cosine(chosen, run_dir / "export-mixed", _held_out(run_dir))
         notes[family] = plain.notes + tuned.notes + strict.notes
         # its quantised files (after QAT: the same shapes as INT8's, so the same firmware figures)
-        for row, export in zip(rows[-4:], ("export-ptq", "export-ptq", None, "export-mixed")):
+        for row, export in zip(rows[-5:], ("export-ptq", "export-ptq", None, None, "export-mixed")):
             if row["passed"] and export:
                 _firmware(row, run_dir / export, run_dir / "firmware" / export / row["quantisation"][:5].strip())
-        for row in rows[-5:]:
+        for row in rows[-6:]:
             firmware = row.get("firmware", {})
             print(f"{family:10} {row['quantisation']:40} cos {row['mean_cosine']:.5f} (min {row['min_cosine']:.4f}) "
+                  f"teacher cos {row['teacher_cosine']:.4f}  "
                   f"lost {row['points_lost']:+.2f} pts  flash {row['flash']:,} B  arena {row['arena']:,} B  "
                   f"int16x8 {row['int16x8_layers']} fp32 {row['fp32_layers']}  {'pass' if row['passed'] else 'FAIL'}"
                   + (f"  firmware: {firmware.get('network_instructions', 0):,} instructions, "

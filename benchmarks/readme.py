@@ -256,11 +256,12 @@ def _demo(index: int) -> Callable[[dict], str]:
 
 def _quantisation(results: dict) -> str:
     rows = [[r["family"], r["quantisation"], f"{r['mean_cosine']:.5f}", f"{r['min_cosine']:.4f}",
-             _cell(r["points_lost"], "+.2f"), f"{r['flash']:,}", f"{r['arena']:,}",
+             _cell(r["points_lost"], "+.2f"), _cell(r.get("teacher_cosine"), ".4f"), f"{r['flash']:,}", f"{r['arena']:,}",
              (f"{r['int16x8_layers']} int16x8, {r['fp32_layers']} FP32" if r["layers"] else "—"),
              "pass" if r["passed"] else "missed: " + "; ".join(r["missed"]), _on_core(r.get("firmware"))]
             for r in results["rows"]]
-    return _table(["family", "quantisation", "mean cosine", "min cosine", "probe points lost", "flash B",
+    return _table(["family", "quantisation", "mean cosine to its FP32", "min cosine", "probe points lost",
+                   "cosine to the teacher", "flash B",
                    "TFLM arena B", "layers not int8", "gate",
                    f"{results['device']} firmware: flash / RAM B, network instructions, latency ms"], rows)
 

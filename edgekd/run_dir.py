@@ -38,7 +38,6 @@ class RunDir:
     checkpoint = property(lambda self: self.path / "checkpoint.pt")
     student_file = property(lambda self: self.path / "student.pt")
     qat_checkpoint = property(lambda self: self.path / "qat_checkpoint.pt")  # quantisation-aware fine-tuning's
-    qat_student_file = property(lambda self: self.path / "student.qat.pt")  # its weights, which INT8 exports use
     metrics_file = property(lambda self: self.path / "metrics.json")
     history_file = property(lambda self: self.path / "history.jsonl")
     reduction_file = property(lambda self: self.path / "reduction.npz")
@@ -110,24 +109,21 @@ class RunDir:
         write_text(self.history_file, "".join(json.dumps(asdict(h)) + "\n" for h in history))
         _plot_history(history, self.curves_file)
 
-    def save_student(self, student: nn.Module, recipe: Recipe, head: nn.Module | None, qat: bool = False) -> None:
-        """student.pt, or (`qat`) student.qat.pt: the weights quantisation-aware fine-tuning left."""
-        atomic_write(self.qat_student_file if qat else self.student_file, lambda handle: torch.save(
+    def save_student(self, student: nn.Module, recipe: Recipe, head: nn.Module | None) -> None:
+        atomic_write(self.student_file, lambda handle: torch.save(
             {"state_dict": student.state_dict(), "embedding_dim": student.embedding_dim,
              "student": recipe.student.model_dump(mode="json"),
              "head": head.state_dict() if head is not None else None}, handle))
 
-    def load_student(self, qat: bool = False) -> tuple[nn.Module, Recipe]:
-        """The deployed student (with whatever its methods ship inside it) and the recipe it was trained with;
-        `qat`: its quantisation-aware fine-tuned weights instead."""
+    def load_student(self) -> tuple[nn.Module, Recipe]:
+        """The deployed student (with whatever its methods ship inside it) and the recipe it was trained with."""
         recipe = self.recipe()
-        path = self.qat_student_file if qat else self.student_file
-        if not path.is_file():
-            raise EdgekdError(f"{self.path}: no {path.name}; the distillation did not finish (continue it with "
+        if not self.student_file.is_file():
+            raise EdgekdError(f"{self.path}: no student.pt; the distillation did not finish (continue it with "
                               "--resume)")
-        saved = load_weights(path, "student")
+        saved = load_weights(self.student_file, "student")
         if not (isinstance(saved, dict) and {"state_dict", "embedding_dim"} <= saved.keys()):
-            raise EdgekdError(f"{path}: not a student edgekd saved (no state_dict and embedding_dim); "
+            raise EdgekdError(f"{self.student_file}: not a student edgekd saved (no state_dict and embedding_dim); "
                               "run `edgekd distill` again (--force)")
         student = build_student(recipe.student, saved["embedding_dim"])
         for method in recipe.methods.build(method_context(recipe)):
@@ -135,7 +131,7 @@ class RunDir:
         try:
             student.load_state_dict(saved["state_dict"])
         except (RuntimeError, KeyError, TypeError) as err:  # another architecture's weights
-            raise EdgekdError(f"{path}: does not match the student in {self.recipe_file} "
+            raise EdgekdError(f"{self.student_file}: does not match the student in {self.recipe_file} "
                               f"({first_line(err, 120)}); run `edgekd distill` again (--force)") from None
         return student.eval(), recipe
 

@@ -106,8 +106,6 @@ class ExportJob:
     notes: list[str] = field(default_factory=list)
     fp32_layers: list[str] = field(default_factory=list)  # kept FP32 by a mixed-precision fallback
     budget: DeviceBudget | None = None  # --device: what a mixed-precision file must still fit
-    # the student's quantisation-aware fine-tuned weights (train.qat), which INT8 files quantise where the run has them
-    qat_student: nn.Module | None = None
     # file name → {layer: precision} of the files whose layers do not all have one precision
     layer_precision: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -115,16 +113,9 @@ class ExportJob:
     def example(self) -> torch.Tensor:
         return torch.from_numpy(self.calibration[:1])
 
-    def int8_module(self) -> nn.Module:
-        """What integer files are quantised from, taking what `module` takes: the QAT weights where there are."""
-        if self.qat_student is None:
-            return self.module
-        return Network(self.qat_student) if isinstance(self.module, Network) else self.qat_student
-
-    def int8_network(self) -> Network:
-        """The same, after its front-end (what microcontroller files hold)."""
-        module = self.int8_module()
-        return module if isinstance(module, Network) else Network(module)
+    def network(self) -> Network:
+        """The student after its front-end (what microcontroller files hold)."""
+        return self.module if isinstance(self.module, Network) else Network(self.module)
 
     def add(self, path: Path, variant: Variant) -> None:
         self.files.append(path)

@@ -370,7 +370,8 @@ def _teacher(recipe: Recipe) -> Teacher:
 def _fine_tune_quantised(recipe: Recipe, model: DistillationModel, data: DomainData, supervision: Supervision,
                          run: RunDir, resume: bool, hooks: Hooks) -> dict:
     """Quantisation-aware fine-tuning of the trained student (edgekd/quantisation_aware.py) with the trainer, its
-    own checkpoint resumable; student.qat.pt holds the weights the INT8 exports quantise."""
+    own checkpoint resumable: the student takes its best epoch's weights (student.pt is saved again), so the
+    evaluation, the FP32 exports and the gate's reference are the model the integer files quantise."""
     qat = recipe.train.qat
     hooks.stage(f"quantisation-aware fine-tuning ({qat.epochs} epoch(s))")
     started = time.perf_counter()
@@ -384,7 +385,8 @@ def _fine_tune_quantised(recipe: Recipe, model: DistillationModel, data: DomainD
                             data.windows.split_index("val"), config, recipe.seed, run.qat_checkpoint, resume=resume,
                             on_step=hooks.step, on_epoch=hooks.epoch)
     tuned.cpu().eval()
-    run.save_student(aware.trained_student(model.student), recipe, None, qat=True)
+    model.student.load_state_dict(aware.trained_student(model.student).state_dict())
+    run.save_student(model.deployable(), recipe, model.head)
     best = max(history, key=EpochLog.score)
     return {"epochs": len(history), "best_epoch": best.epoch, "best_val_cosine": best.val_cosine,
             "seconds": round(time.perf_counter() - started, 1)}

@@ -94,7 +94,6 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     budget = budget or (budget_of(_device(options.device)) if options.device else None)
     run = RunDir(run_dir)
     student, recipe = run.load_student()
-    qat_student = run.load_student(qat=True)[0] if recipe.train.qat and run.qat_student_file.is_file() else None
     _check_formats(options, recipe.student)
     check_writable(out_dir / "export.json")
     data = load_domain_data(recipe.domain(), None, recipe.student.sample_rate)
@@ -129,10 +128,7 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     _remove_stale_staging(out_dir)
     with tempfile.TemporaryDirectory(prefix=f"{_STAGING}{os.getpid()}-", dir=out_dir) as staging:
         job = ExportJob(module, input_name, calib, network_inputs, Path(staging), gate, options, metadata,
-                        budget=budget, qat_student=qat_student)
-        if qat_student is not None and options.int8 != "none":
-            job.notes.append(f"the integer files quantise the quantisation-aware fine-tuned weights "
-                             f"({run.qat_student_file.name}: {recipe.train.qat.epochs} epoch(s) of train.qat)")
+                        budget=budget)
         for name in FORMATS:  # in the registry's order, whatever order --format lists them in
             if name in options.formats:
                 format_named(name).export(job)

@@ -45,12 +45,7 @@ class OnnxFormat(Format):
         fp32 = export_onnx(job.module, job.example, job.stage / "student.onnx", job.metadata, job.input_name,
                            opset=job.options.opset)
         job.add(fp32, self.scored(job, fp32, "fp32", job.gate.inputs))
-        with tempfile.TemporaryDirectory(dir=job.stage) as scratch:
-            # the QAT weights' own FP32 graph, where the run has them, is what the integer files quantise
-            source = fp32 if job.int8_module() is job.module or job.options.int8 == "none" else export_onnx(
-                job.int8_module(), job.example, Path(scratch) / "qat.onnx", job.metadata, job.input_name,
-                opset=job.options.opset)
-            self._integer(source, job)
+        self._integer(fp32, job)
         if job.options.fp16:
             path = convert_fp16(fp32, job.stage / "student.fp16.onnx")
             job.add(path, self.scored(job, path, "fp16", job.gate.inputs))

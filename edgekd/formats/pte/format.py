@@ -51,7 +51,7 @@ class PteFormat(Format):
         if job.options.int8 == "none":
             return
         network_calib, network_held_out = job.network_inputs()
-        network = job.int8_network()
+        network = job.network()
         int8 = job.stage / "student.int8.pte"
         run_int8 = quantize_pte(network, network_calib, int8, job.options.cortex_m)
         variant = job.gate.score(int8, "int8", run_int8(network_held_out))  # no host kernels: the lowered program

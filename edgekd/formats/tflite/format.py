@@ -88,8 +88,8 @@ class TfliteFormat(Format):
             return
         network_calib, network_held_out = job.network_inputs()
         with tempfile.TemporaryDirectory(dir=job.stage) as scratch:
-            network_fp32 = fp32 if job.int8_module() is job.module and isinstance(job.module, Network) else \
-                convert_tflite(job.int8_network(), torch.from_numpy(network_calib[:1]), Path(scratch) / "network.tflite")
+            network_fp32 = fp32 if isinstance(job.module, Network) else convert_tflite(
+                job.network(), torch.from_numpy(network_calib[:1]), Path(scratch) / "network.tflite")
             quantizer = TfliteQuantizer(network_fp32, network_calib, job.options.int8_output)
             int8 = quantizer.quantize(job.stage / "student.int8.tflite")
             variant = self.scored(job, int8, "int8", network_held_out)
