@@ -38,7 +38,8 @@ def test_a_candidate_that_cannot_fit_is_never_trained_and_an_interrupted_search_
     left = study.ask()  # left running, as by a killed process
     for name, choices in space.items():
         left.suggest_categorical(name, choices)
-    done = run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out)
+    # ONNX here, whose graph the candidates were measured on before training: the proof must match that measure
+    done = run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out, "--format", "onnx")
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "search.json").read_text())
     assert result["counts"] == {"trained": 1, "stopped early": 0, "does not fit": 1, "failed": 0}
@@ -67,6 +68,10 @@ def test_a_candidate_that_cannot_fit_is_never_trained_and_an_interrupted_search_
     assert [t["number"] for t in again["trials"]] == [t["number"] for t in result["trials"]]  # nothing proposed anew
     assert (out / "trials" / chosen["name"] / "checkpoint.pt").stat().st_mtime_ns == checkpoint  # nor trained again
     assert again["ranked_on"] == str(held_out) and again["held_out_windows"] == 30 and again["fits"]
+    # by default the file the device runs (nrf52840: TFLite Micro), its arena measured by TFLM: the prediction made
+    # before training from the ONNX graph errs on the safe side
+    assert again["export"].endswith("student.int8.tflite") and again["profile"]["tflm_arena"]["measured"]
+    assert again["profile"]["ram_bytes"] <= chosen["ram_bytes"]
     assert -1 <= next(t for t in again["trials"] if t["number"] == again["chosen"])["held_out_cosine"] <= 1
     # continued with other settings, its trials would not be comparable: refused before any work
     one_line(run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out, "--epochs", "1"), 2, str(out),

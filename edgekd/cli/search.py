@@ -36,8 +36,9 @@ def search(
                                          "recipe's]"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", callback=a_folder,
                                       help="folder [default: runs/<recipe name>-search-<device>]"),
-    formats: str = typer.Option("onnx", "--format", help=f"comma-separated formats the chosen student is exported "
-                                f"to, the last one profiled: {', '.join(FORMATS)}"),
+    formats: Optional[str] = typer.Option(None, "--format", help=f"comma-separated formats the chosen student is "
+                                          f"exported to, the last one profiled: {', '.join(FORMATS)} [default: the "
+                                          f"one the device's runtime loads, e.g. tflite for TFLite Micro]"),
     rank_on: Optional[str] = typer.Option(None, "--rank-on", help="held-out audio of the domain, given as evaluate's "
                                           "--same-domain is: trained candidates are ranked by fidelity on every "
                                           "window of it [default: the recipe's validation split]"),
@@ -55,8 +56,9 @@ def search(
     from edgekd.stages.search import search as run_search
 
     out_dir = out or Path("runs") / f"{loaded.name}-search-{target.name}"
-    options = ExportOptions(formats=tuple(name.strip() for name in formats.split(",")))  # checked before any work
-    result = run_search(loaded, target, out_dir, precision, trials, hours, epochs, options.formats,
+    chosen = tuple(name.strip() for name in formats.split(",")) if formats else None
+    options = ExportOptions(formats=chosen) if chosen else None  # checked before any work
+    result = run_search(loaded, target, out_dir, precision, trials, hours, epochs, options and options.formats,
                         lambda line: err_console.print(f"· {line}", markup=False, highlight=False), rank_on)
     if result is None:  # a torchrun rank other than 0: rank 0 reports
         raise typer.Exit(EXIT_OK)

@@ -437,10 +437,14 @@ def _rescue(variant: Variant, exported: ExportResult) -> str | None:
 
 def search(recipe: Recipe, device: DeviceProfile, out_dir: Path, precision: Precision = "int8",
            trials: int | None = None, hours: float | None = None, epochs: int | None = None,
-           formats: tuple[str, ...] = ("onnx",), on_trial: Callable[[str], None] = lambda line: None,
+           formats: tuple[str, ...] | None = None, on_trial: Callable[[str], None] = lambda line: None,
            rank_on: str | None = None) -> SearchResult | None:
     """The search's result on rank 0 (the only process under one); None on torchrun's other ranks. `rank_on`: held-out
-    data of the domain (as `evaluate --same-domain` takes it) the trained candidates are ranked on."""
+    data of the domain (as `evaluate --same-domain` takes it) the trained candidates are ranked on. `formats`: those
+    the chosen student is exported to, the last one profiled; by default the one the device's runtime loads (its
+    INT8 file is what the device runs, and a `.tflite`'s layer precision is chosen within the device's budget)."""
+    runner = format_running(device.runtime)
+    formats = formats or ((runner.name,) if runner is not None else ("onnx",))
     check_installed("search", "edgekd search")  # before any work: one line naming the install command
     held_out = load_evaluation_data(rank_on, "--rank-on") if rank_on else None  # checked before any work
     started = time.perf_counter()
