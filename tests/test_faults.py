@@ -694,6 +694,24 @@ def test_every_help_text_shows_install_commands_as_the_code_states_them():
     assert install_command("executorch") in " ".join(printed["export --help"].split())
 
 
+def test_every_default_a_help_text_states_is_shown():
+    """Rich markup took `[default: RUN_DIR/export]` for a tag and dropped it from `--help`: every option's stated
+    default is shown."""
+    import re
+
+    import typer
+
+    from edgekd.cli import app
+
+    for info in app.registered_commands:
+        name = info.name or info.callback.__name__
+        printed = " ".join(run_cli_here(name, "--help", COLUMNS="400").stdout.split())
+        params = typer.main.get_command(app).commands[name].params
+        for stated in (fragment.removeprefix("\\") for param in params if getattr(param, "help", None)
+                       for fragment in re.findall(r"\\?\[default: [^\]]*\]", param.help)):
+            assert " ".join(stated.split()) in printed, (name, stated)
+
+
 def test_an_empty_label_is_an_unlabelled_clip_not_a_class(tmp_path):
     from edgekd.data.configs import FolderConfig
     from edgekd.data.layouts import folder_clips

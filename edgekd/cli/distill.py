@@ -23,7 +23,7 @@ from edgekd.cli.base import (
 def distill(
     recipe: str = typer.Argument(..., help="recipe file or shipped recipe name (see `edgekd recipes`)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", callback=a_folder,
-                                      help="run directory [default: runs/<recipe name>]"),
+                                      help="run directory \\[default: runs/<recipe name>]"),
     resume: bool = typer.Option(False, help="continue an interrupted run from its last checkpoint"),
     force: bool = typer.Option(False, help="start over in a run directory that already holds a run"),
     strict: bool = typer.Option(False, help="stop at the first unusable audio file instead of skipping it"),

@@ -42,7 +42,7 @@ def _formats_help() -> str:
 def export(
     run_dir: Path = typer.Argument(..., help="run directory written by `edgekd distill`"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", callback=a_folder,
-                                      help="output folder [default: RUN_DIR/export]"),
+                                      help="output folder \\[default: RUN_DIR/export]"),
     int8: Int8Mode = typer.Option("static", help="INT8 quantisation"),
     fp16: bool = typer.Option(True, help="also write an FP16 model (for GPU-class devices)"),
     calib: int = typer.Option(64, min=1, help="domain windows used to calibrate INT8"),

@@ -59,7 +59,7 @@ def profile(
 @app.command()
 @user_errors
 def check(
-    config: Optional[Path] = typer.Argument(None, help="edgekd.yaml or pyproject.toml [default: found here]"),
+    config: Optional[Path] = typer.Argument(None, help="edgekd.yaml or pyproject.toml \\[default: found here]"),
     baseline: Optional[Path] = typer.Option(None, help="fail when a model grew more than allowed since this file"),
     write_baseline: Optional[Path] = typer.Option(None, help="record today's figures as a baseline"),
     runs: int = typer.Option(10, min=0, help="timed runs for latency (0 skips it)"),

@@ -30,18 +30,18 @@ def search(
     precision: Precision = typer.Option("int8", help="precision the candidates are measured and the chosen student "
                                         "exported at"),
     trials: Optional[int] = typer.Option(None, min=1, help="candidates to propose, those that cannot fit included "
-                                         "[default: the recipe's search.trials, 24]"),
+                                         "\\[default: the recipe's search.trials, 24]"),
     hours: Optional[float] = typer.Option(None, min=0.001, help="stop proposing candidates after this long"),
-    epochs: Optional[int] = typer.Option(None, min=1, help="most epochs per trained candidate [default: the "
+    epochs: Optional[int] = typer.Option(None, min=1, help="most epochs per trained candidate \\[default: the "
                                          "recipe's]"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", callback=a_folder,
-                                      help="folder [default: runs/<recipe name>-search-<device>]"),
+                                      help="folder \\[default: runs/<recipe name>-search-<device>]"),
     formats: Optional[str] = typer.Option(None, "--format", help=f"comma-separated formats the chosen student is "
-                                          f"exported to, the last one profiled: {', '.join(FORMATS)} [default: the "
+                                          f"exported to, the last one profiled: {', '.join(FORMATS)} \\[default: the "
                                           f"one the device's runtime loads, e.g. tflite for TFLite Micro]"),
     rank_on: Optional[str] = typer.Option(None, "--rank-on", help="held-out audio of the domain, given as evaluate's "
                                           "--same-domain is: trained candidates are ranked by fidelity on every "
-                                          "window of it [default: the recipe's validation split]"),
+                                          "window of it \\[default: the recipe's validation split]"),
     as_json: bool = typer.Option(False, "--json", help="print search.json's object"),
 ):
     """Find the student most faithful to the teacher that fits a device: candidates measured before training, those

@@ -30,9 +30,9 @@ def tune(
     recipe: str = typer.Argument(..., help="recipe file or shipped recipe name"),
     temperature: str = typer.Option("1,2,4,8", help="temperatures T to try, comma-separated"),
     alpha: str = typer.Option("0.1,0.5,0.9", help="hard-label weights α to try, comma-separated"),
-    epochs: Optional[int] = typer.Option(None, min=1, help="training epochs per trial [default: the recipe's]"),
+    epochs: Optional[int] = typer.Option(None, min=1, help="training epochs per trial \\[default: the recipe's]"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", callback=a_folder,
-                                      help="folder [default: runs/<recipe name>-tune]"),
+                                      help="folder \\[default: runs/<recipe name>-tune]"),
 ):
     """Search KD's temperature and hard-label weight on validation data; writes a tuned recipe."""
     from edgekd.recipe import load_recipe
