@@ -126,8 +126,9 @@ def _model_file(source: Path, out: Path | None, frontend: str, precision: str) -
     if (source / "student.pt").is_file():
         exported_from = source
         export = (out or source / "deploy") / "export"
+        # the per-layer walk only for the INT8 file deployed: an int16x8 deploy leaves a missed INT8 gate alone
         options = ExportOptions(formats=("tflite",), frontend=frontend, int8="none" if precision == "fp32" else
-                                "static", int16x8=precision == "int16x8")
+                                "static", int16x8=precision == "int16x8", fallback=precision == "int8")
         result = export_run(source, export, options)
         # by its file: the INT8 one may be a per-layer mixed-precision file ("int8+mixed")
         variant = next(v for v in result.variants if Path(v.file).name == DEPLOYED[precision])

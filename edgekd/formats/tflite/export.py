@@ -127,10 +127,9 @@ class TfliteQuantizer:
         return quantizer
 
 
-def quantize_tflite(fp32: Path, out: Path, calibration: np.ndarray, int8_output: bool = False,
-                    activations: Precision = "int8") -> Path:
-    """Full-integer `.tflite` of an FP32 one, int8 weights and `activations` throughout (see `TfliteQuantizer`)."""
-    return TfliteQuantizer(fp32, calibration, int8_output).quantize(out, activations)
+def quantize_tflite(fp32: Path, out: Path, calibration: np.ndarray, int8_output: bool = False) -> Path:
+    """Full-integer INT8 `.tflite` of an FP32 one (see `TfliteQuantizer`)."""
+    return TfliteQuantizer(fp32, calibration, int8_output).quantize(out)
 
 
 NEEDED_FOR = "--format tflite"
