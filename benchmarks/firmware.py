@@ -24,6 +24,7 @@ import torch
 from results import ROOT, save
 from torch import nn
 
+from edgekd.firmware.result import latency_ms
 from edgekd.firmware.toolchain import CORES
 from edgekd.formats.tflite.export import convert_tflite, quantize_tflite
 from edgekd.recipe import load_recipe
@@ -141,7 +142,7 @@ def main() -> None:
         kws_bytes = kws_file.stat().st_size
     for row in rows:  # the latency every row would have at its device's clock, with the cycles just calibrated
         cpi = calibration[row["core"]]["cycles_per_instruction"]
-        row["latency_ms"] = (row["frontend_instructions"] + row["network_instructions"]) * cpi / (row["clock_mhz"] * 1e3)
+        row["latency_ms"] = latency_ms(row["frontend_instructions"] + row["network_instructions"], cpi, row["clock_mhz"])
     save("firmware", args, {"rows": rows, "calibration": calibration, "kws_tflite_bytes": kws_bytes}, "firmware.py")
 
 
