@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -48,7 +49,10 @@ def quantize_pte(network: nn.Module, calibration: np.ndarray, path: Path,
                                      quantizer())
         for row in rows:
             prepared(row[None])
-        quantised = pt2e.convert_pt2e(prepared)
+        # convert_pt2e looks for QAT's conv+bn patterns whenever any BatchNorm is left (the students' input norm
+        # follows no convolution): 96 pattern exports, 2/3 of the whole flow, that cannot match a PTQ graph
+        with mock.patch.object(pt2e, "_fold_conv_bn_qat", lambda graph: graph):
+            quantised = pt2e.convert_pt2e(prepared)
     edge = exir.to_edge(torch.export.export(quantised, (rows[:1],), strict=True),
                         compile_config=edge_config.cortex_m_edge_compile_config())
     manager = passes(edge.exported_program(), passes.pass_list,
