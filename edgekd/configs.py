@@ -80,3 +80,5 @@ class SearchConfig(StrictModel):
     trials: int = Field(24, ge=1, description="distinct candidates proposed, those that cannot fit included")
     min_epochs: int = Field(5, ge=1, description="epochs every trained candidate gets before it may be stopped early "
                             "(Hyperband's least resource; at most the epochs trained)")
+    qat_epochs: int = Field(5, ge=0, description="quantisation-aware training a candidate gets before it is given up "
+                            "for an INT8 file that misses its gate or the device's budget (0: none)")

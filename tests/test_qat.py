@@ -79,13 +79,31 @@ def test_a_qat_run_is_its_fine_tuned_student_and_exports_it(tmp_path):
     trained = torch.load(run / "checkpoint.pt", weights_only=True)["best"]["state"]
     tuned = torch.load(run / "student.pt", weights_only=True)["state_dict"]
     assert not torch.equal(trained["student.body.0.weight"], tuned["body.0.weight"])
-    exported = run_cli_here("export", run, "--format", "tflite", "--no-fp16", "--min-cosine", "0.9",
-                            "--max-accuracy-drop", "100", "--no-fallback", "--out", tmp_path / "export")
+    gate = ("--format", "tflite", "--no-fp16", "--min-cosine", "0.9", "--max-accuracy-drop", "100", "--no-fallback")
+    exported = run_cli_here("export", run, *gate, "--out", tmp_path / "export")
     assert exported.returncode == 0, exported.stderr
     report = json.loads((tmp_path / "export" / "export.json").read_text())
     int8 = next(v for v in report["variants"] if v["file"] == "student.int8.tflite")
     # the INT8 file against the fine-tuned model it quantises: what it was trained to round like
     assert int8["mean_cosine"] > 0.9 and int8["tflm_arena"]["measured"]
+    # the same fine-tuning asked of a finished run without train.qat: `edgekd export --qat-epochs 2`
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump(dict(MINI_RECIPE, teacher=TINY_TEACHER, train=dict(train, qat=None))))
+    assert run_cli_here("distill", plain, "--out", tmp_path / "plain").returncode == 0
+    before = {path.name: path.read_bytes() for path in (tmp_path / "plain").iterdir()}
+    exported = run_cli_here("export", tmp_path / "plain", *gate, "--qat-epochs", "2")
+    assert exported.returncode == 0, exported.stderr
+    qat_run = tmp_path / "plain" / "export" / "qat"  # a run of its own beside the files
+    assert "fine-tuned with quantisation-aware training" in exported.stderr
+    assert json.loads((tmp_path / "plain" / "export" / "export.json").read_text())["qat"]["epochs"] == 2
+    # trained from the run's final checkpoint as train.qat trains after training: the same weights, bit for bit
+    here = torch.load(qat_run / "student.pt", weights_only=True)["state_dict"]
+    assert here.keys() == tuned.keys() and all(torch.equal(here[key], tuned[key]) for key in tuned)
+    assert {path.name: path.read_bytes() for path in (tmp_path / "plain").iterdir() if path.is_file()} == \
+        {name: data for name, data in before.items() if name != "export"}  # the run itself as it was
+    fine_tuned = (qat_run / "qat_checkpoint.pt").stat().st_mtime_ns
+    assert run_cli_here("export", tmp_path / "plain", *gate, "--qat-epochs", "2").returncode == 0
+    assert (qat_run / "qat_checkpoint.pt").stat().st_mtime_ns == fine_tuned  # read back, not trained again
 
 
 def test_train_qat_refuses_what_it_cannot_do_in_one_line(tmp_path):
@@ -105,3 +123,7 @@ def test_train_qat_refuses_what_it_cannot_do_in_one_line(tmp_path):
     one_line(run_cli_here("distill", recipe(train=dict(train, qat={"epochs": 1}), methods={"mutual": {}}), "--out",
                           tmp_path / "d"), 2, "train.qat", "mutual")
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()  # refused before any work
+    for bad, named in ((("--qat-epochs", "0"), "--qat-epochs 0"), (("--qat-lr", "-1"), "--qat-lr"),
+                       (("--qat-lr", "nan", "--qat-epochs", "1"), "--qat-lr"), (("--qat-lr", "0.001"), "--qat-epochs"),
+                       (("--qat-epochs", "1", "--int8", "none"), "--int8 static")):
+        one_line(run_cli_here("export", tmp_path / "no-run", *bad), 2, named)

@@ -3,12 +3,15 @@ needs ~340 kB of arena against a 192 KiB budget)."""
 
 import json
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 from conftest import MINI_RECIPE, one_line, run_cli_here
 
+import edgekd.stages.search as search_stage
 from edgekd.configs import SearchConfig
 from edgekd.extras import install_command
 from edgekd.profile.devices import load_device
@@ -26,7 +29,8 @@ def search_recipe(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_candidate_that_cannot_fit_is_never_trained_and_an_interrupted_search_goes_on(tmp_path, search_recipe):
+def test_a_candidate_that_cannot_fit_is_never_trained_and_an_interrupted_search_goes_on(tmp_path, search_recipe,
+                                                                                         monkeypatch):
     """The chosen one fits and passes `edgekd profile --device`; the one that cannot fit is never trained. The search
     starts where a killed one left a trial running: that trial is proposed again first, and a search run again
     proposes and trains nothing."""
@@ -77,6 +81,25 @@ def test_a_candidate_that_cannot_fit_is_never_trained_and_an_interrupted_search_
     one_line(run_cli_here("search", search_recipe, "--device", "nrf52840", "--out", out, "--epochs", "1"), 2, str(out),
              "--epochs", "another --out")
     assert json.loads((out / "search.json").read_text()) == again
+    # a candidate whose INT8 file misses its gate is fine-tuned with quantisation-aware training before it is given
+    # up (here post-training INT8 is held to a gate no file passes, and the precision walk is off)
+    exported = search_stage.export_run
+
+    def missed_before_qat(run_dir, out_dir, options, budget=None):
+        return exported(run_dir, out_dir, options if options.qat_epochs else replace(options, min_cosine=1.0,
+                                                                                      fallback=False), budget)
+
+    monkeypatch.setattr(search_stage, "export_run", missed_before_qat)
+    rescued = tmp_path / "rescued.yaml"
+    rescued.write_text(yaml.safe_dump(dict(MINI_RECIPE, search=dict(TWO_CANDIDATES, qat_epochs=1))))
+    done = run_cli_here("search", rescued, "--device", "nrf52840", "--out", out)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "search.json").read_text())
+    assert result["fits"] and Path(result["export"]).parent.name == "export-qat"
+    assert next(t for t in result["trials"] if t["number"] == result["chosen"])["rescue"] == "QAT 1 epoch(s)"
+    assert any("no int8 file passed its gate" in note for note in result["notes"])
+    qat_run = Path(result["export"]).parent / "qat"
+    assert json.loads((qat_run / "metrics.json").read_text())["training"]["qat"]["epochs"] == 1
 
 
 def test_search_without_its_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, search_recipe):

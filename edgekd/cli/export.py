@@ -64,6 +64,10 @@ def export(
                                  "for TFLM's 16x8 kernels, .onnx)"),
     device: Optional[str] = typer.Option(None, help="when INT8 misses the gate, choose each layer's precision "
                                          "(int8, int16 activations, FP32) within this device's flash and RAM"),
+    qat_epochs: Optional[int] = typer.Option(None, help="first fine-tune the run with quantisation-aware training "
+                                             "for this many epochs (a run of its own in OUT/qat; the files quantise "
+                                             "it)"),
+    qat_lr: Optional[float] = typer.Option(None, help="its learning rate \\[default: the run's train.lr / 10]"),
 ):
     """Export the student to ONNX (FP32, INT8, FP16), TFLite Micro (FP32, INT8) and ExecuTorch (FP32, Cortex-M INT8),
     verify each against PyTorch; exit 1 if a gate fails."""
@@ -74,7 +78,8 @@ def export(
                             frontend=frontend, frontend_constants=frontend_constants, opset=opset, min_cosine=min_cosine,
                             max_accuracy_drop=max_accuracy_drop, fallback=fallback,
                             formats=tuple(name.strip() for name in formats.split(",")), int8_output=int8_output,
-                            cortex_m=cortex_m, int16x8=int16x8, device=device)
+                            cortex_m=cortex_m, int16x8=int16x8, device=device, qat_epochs=qat_epochs,
+                            qat_lr=qat_lr)
     with err_console.status("exporting, quantising and verifying"):
         result = export_run(run_dir, out or run_dir / "export", options)
     console.print(export_table(result))

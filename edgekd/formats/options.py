@@ -39,6 +39,8 @@ class ExportOptions:
     cortex_m: CortexM = "M4"  # INT8 .pte: the Cortex-M core whose CMSIS-NN kernels (and scratch buffers) it gets
     int16x8: bool = False  # also int8 weights with int16 activations (.tflite, .onnx)
     device: str | None = None  # the device a mixed-precision fallback must still fit (its flash and RAM budgets)
+    qat_epochs: int | None = None  # quantisation-aware fine-tuning of the finished run first (a run of its own)
+    qat_lr: float | None = None  # its learning rate (default: the run's train.lr / 10)
 
     def __post_init__(self) -> None:
         """A gate that cannot fail (NaN, or a cosine outside [-1, 1]) would pass every model: refused."""
@@ -53,5 +55,13 @@ class ExportOptions:
         if self.int16x8 and self.int8 != "static":
             raise EdgekdError(f"--int16x8 with --int8 {self.int8}: int16 activations are calibrated like static INT8; "
                               "give --int8 static")
+        if self.qat_epochs is not None and self.qat_epochs < 1:
+            raise EdgekdError(f"--qat-epochs {self.qat_epochs}: give a number of epochs ≥ 1")
+        if self.qat_epochs and self.int8 != "static":
+            raise EdgekdError(f"--qat-epochs with --int8 {self.int8}: it trains for static INT8; give --int8 static")
+        if self.qat_lr is not None and not (math.isfinite(self.qat_lr) and self.qat_lr > 0):
+            raise EdgekdError(f"--qat-lr {self.qat_lr}: give a finite learning rate > 0")
+        if self.qat_lr is not None and not self.qat_epochs:
+            raise EdgekdError(f"--qat-lr {self.qat_lr}: it is quantisation-aware training's rate; add --qat-epochs N")
         if not 17 <= self.opset <= OPSET_MAX:
             raise EdgekdError(f"--opset {self.opset}: the exporter writes opsets 17 to {OPSET_MAX}")

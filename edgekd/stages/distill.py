@@ -6,8 +6,9 @@ Writes the run directory (see edgekd/run_dir.py) and returns the run's metrics.
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +18,7 @@ from pydantic import TypeAdapter
 
 from edgekd import __version__
 from edgekd.cache import CachedEmbeddings, teacher_embeddings
+from edgekd.configs import QatConfig
 from edgekd.data.domain import DomainData, load_domain_data
 from edgekd.data.windows import WindowAudio, Windows
 from edgekd.distillation import DistillationModel
@@ -349,22 +351,61 @@ def _training_summary(history: list[EpochLog], training_seconds: float, seconds:
 
 
 def _teacher(recipe: Recipe) -> Teacher:
-    """The recipe's teacher; before any work, a refusal of quantisation-aware fine-tuning where it cannot run (it
-    regresses the teacher's reduced embeddings, with the embedding loss alone)."""
+    """The recipe's teacher; before any work, a refusal of quantisation-aware fine-tuning where it cannot run."""
     teacher = build_teacher(recipe.teacher)
     if recipe.train.qat is None:
         return teacher
-    if not teacher.embeds:
-        raise EdgekdError(f"{recipe.source}: train.qat fine-tunes on the teacher's embeddings; teacher "
-                          f"'{recipe.teacher.name}' gives none: drop train.qat")
-    if recipe.methods.enabled():
-        raise EdgekdError(f"{recipe.source}: train.qat fine-tunes with the embedding loss alone, not yet with "
-                          f"methods ({', '.join(recipe.methods.enabled())}): drop one or the other")
-    if rank_and_world()[1] > 1:
-        raise EdgekdError(f"{recipe.source}: train.qat runs in one process, not yet under torchrun: distill without "
-                          "it there, or in one process")
+    why = quantisation_aware_refusal(recipe, teacher.embeds)
+    if why:
+        raise EdgekdError(f"{recipe.source}: train.qat: {why}: drop train.qat")
     check_installed("executorch", "train.qat (quantisation-aware fine-tuning)")
     return teacher
+
+
+def quantisation_aware_refusal(recipe: Recipe, embeds: bool) -> str | None:
+    """Why quantisation-aware fine-tuning cannot run for `recipe` (it regresses the teacher's reduced embeddings with
+    the embedding loss alone, in one process), or None; `embeds`: whether the recipe's teacher gives embeddings."""
+    if not embeds:
+        return f"it fine-tunes on the teacher's embeddings and teacher '{recipe.teacher.name}' gives none"
+    methods = recipe.methods.enabled()
+    if methods:
+        return f"it fine-tunes with the embedding loss alone, not yet with methods ({', '.join(methods)})"
+    if rank_and_world()[1] > 1:
+        return "it runs in one process, not yet under torchrun"
+    return None
+
+
+def quantisation_aware_run(run_dir: Path, qat: QatConfig, out_dir: Path, asked: str,
+                           hooks: Hooks | None = None) -> DistillResult:
+    """The finished run in `run_dir` fine-tuned with quantisation-aware training, as a run of its own in `out_dir`
+    (its recipe: the run's, with `train.qat`). Its training resumes from the run's final checkpoint, so nothing is
+    trained again and `run_dir` is left as it was; a finished one is read back, an interrupted one resumed, and one
+    of another `qat` is replaced only once the new one has finished. `asked`: the option that asked, for errors."""
+    source = RunDir(run_dir)
+    base = source.recipe()
+    recipe = replace(base, train=base.train.model_copy(update={"qat": qat}))
+    why = quantisation_aware_refusal(recipe, build_teacher(recipe.teacher).embeds)
+    if why:
+        raise EdgekdError(f"{asked}: {why} (in {source.recipe_file}): export without {asked}")
+    check_installed("executorch", f"{asked} (quantisation-aware fine-tuning)")
+    if not (source.metrics_file.is_file() and source.checkpoint.is_file()):
+        raise EdgekdError(f"{run_dir}: {asked} fine-tunes a finished run; this one has no metrics.json or "
+                          "checkpoint.pt: finish it with `edgekd distill --resume`")
+    target = RunDir(out_dir)
+    finished = target.finished_metrics(recipe)
+    if finished is not None:
+        return DistillResult(out_dir, DistillMetrics.from_json(finished))
+    if target.recipe_file.is_file() and target.recipe().digest() == recipe.digest():
+        return distill(recipe, out_dir, resume=True, hooks=hooks)  # interrupted while fine-tuning
+    target.check_claim(recipe, resume=False, force=True)  # a folder of other files is never replaced
+    staged = target.staging() if target.path.exists() else target
+    staged.path.mkdir(parents=True)
+    shutil.copyfile(source.checkpoint, staged.checkpoint)
+    shutil.copyfile(source.history_file, staged.history_file)
+    result = distill(recipe, staged.path, resume=True, hooks=hooks)
+    if staged is not target:
+        target.replace_with(staged)
+    return replace(result, run_dir=out_dir)
 
 
 def _fine_tune_quantised(recipe: Recipe, model: DistillationModel, data: DomainData, supervision: Supervision,

@@ -18,6 +18,7 @@ import numpy as np
 from torch import nn
 
 from edgekd import __version__
+from edgekd.configs import QatConfig
 from edgekd.data.domain import load_domain_data
 from edgekd.data.windows import labelled
 from edgekd.errors import EdgekdError
@@ -30,6 +31,7 @@ from edgekd.metrics import cosine_rows, fit_probe, score_probe
 from edgekd.profile.devices import DeviceProfile, load_device
 from edgekd.recipe import Recipe
 from edgekd.run_dir import RunDir
+from edgekd.stages.distill import quantisation_aware_run
 from edgekd.students import StudentConfig
 from edgekd.students.base import Network
 from edgekd.supervision import LogMel
@@ -40,6 +42,7 @@ from edgekd.trainer import predict
 REJECTED = "rejected"
 GATE_WINDOWS = 4096  # held-out windows the gate runs each variant on, at most
 _STAGING = ".edgekd-export-"  # + the exporting process id: where files are written and verified before publishing
+QAT_RUN = "qat"  # --qat-epochs: the run fine-tuned with quantisation-aware training, in the export folder
 
 
 @dataclass
@@ -92,10 +95,7 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
         if FORMATS[name].extra:
             check_installed(FORMATS[name].extra, f"--format {name}")
     budget = budget or (budget_of(_device(options.device)) if options.device else None)
-    run = RunDir(run_dir)
-    student, recipe = run.load_student()
-    _check_formats(options, recipe.student)
-    check_writable(out_dir / "export.json")
+    run, student, recipe, qat = _run_to_export(run_dir, out_dir, options)
     data = load_domain_data(recipe.domain(), None, recipe.student.sample_rate)
     windows, audio = data.windows, data.student_audio
     # The gate judges held-out windows (validation and test): more windows than the test split alone, so that one
@@ -128,16 +128,34 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     _remove_stale_staging(out_dir)
     with tempfile.TemporaryDirectory(prefix=f"{_STAGING}{os.getpid()}-", dir=out_dir) as staging:
         job = ExportJob(module, input_name, calib, network_inputs, Path(staging), gate, options, metadata,
-                        budget=budget)
+                        budget=budget, notes=[f"the files quantise {run.path}: the run fine-tuned with quantisation-"
+                                              f"aware training for {qat['epochs']} epoch(s)"] if qat else [])
         for name in FORMATS:  # in the registry's order, whatever order --format lists them in
             if name in options.formats:
                 format_named(name).export(job)
         result = ExportResult(job.files, job.variants, gate.reference_accuracy, job.fp32_layers, job.notes,
                               job.layer_precision)
         _publish(result, out_dir, {"options": asdict(options), "budget": asdict(budget) if budget else None,
+                                   "qat": qat,
                                    "calibration_windows": len(calib),
                                    "held_out_windows": len(test), "metadata": metadata})
     return result
+
+
+def _run_to_export(run_dir: Path, out_dir: Path, options: ExportOptions) -> tuple[RunDir, nn.Module, Recipe,
+                                                                                 dict | None]:
+    """The run whose student the files quantise, its student and recipe, checked before any work: `run_dir`'s, or
+    with --qat-epochs that run fine-tuned with quantisation-aware training, a run of its own beside the files."""
+    run = RunDir(run_dir)
+    student, recipe = run.load_student()
+    _check_formats(options, recipe.student)
+    check_writable(out_dir / "export.json")
+    if not options.qat_epochs:
+        return run, student, recipe, None
+    tuned = quantisation_aware_run(run_dir, QatConfig(epochs=options.qat_epochs, lr=options.qat_lr),
+                                   out_dir / QAT_RUN, "--qat-epochs")
+    run = RunDir(tuned.run_dir)
+    return run, *run.load_student(), {"run": QAT_RUN, **tuned.metrics.training.qat}
 
 
 def _device(name_or_path: str) -> DeviceProfile:

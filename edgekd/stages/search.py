@@ -22,7 +22,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -40,7 +40,12 @@ from edgekd.profile.modules import footprint
 from edgekd.recipe import EvaluationData, Recipe, load_evaluation_data, recipe_from_dict
 from edgekd.run_dir import RunDir
 from edgekd.runtime import init_from_environment, leave_process_group, seeded, share
-from edgekd.stages.distill import DistillMetrics, Hooks, distill
+from edgekd.stages.distill import (
+    DistillMetrics,
+    Hooks,
+    distill,
+    quantisation_aware_refusal,
+)
 from edgekd.stages.evaluate import held_out_fidelity
 from edgekd.stages.export import ExportResult, budget_of, export_run
 from edgekd.students import PRESETS, build_student
@@ -398,41 +403,78 @@ def _rank_on_held_out(result: SearchResult, held_out: EvaluationData, teacher_co
     _mark_pareto(trained)
 
 
-def _prove(result: SearchResult, device: DeviceProfile, precision: Precision, formats: tuple[str, ...],
-           on_trial: Callable[[str], None]) -> None:
-    """Export the best trained candidates in turn at the target precision (gated against PyTorch) and profile the
-    file against the device; the first that passes and fits is chosen."""
+def _prove(result: SearchResult, recipe: Recipe, device: DeviceProfile, precision: Precision,
+           formats: tuple[str, ...], on_trial: Callable[[str], None]) -> None:
+    """Export the best trained candidates in turn at the target precision (gated against PyTorch, each layer's
+    precision chosen within the device's budget when plain INT8 misses the gate) and profile the file against the
+    device; before a candidate is given up, it is fine-tuned with quantisation-aware training and exported again.
+    The first that passes and fits is chosen."""
     ranked = sorted((t for t in result.trials if t.state == "trained"), key=lambda t: -t.rank)
+    qat_epochs = (recipe.search or SearchConfig()).qat_epochs if precision == "int8" else 0
+    qat_refused = _qat_refusal(recipe) if qat_epochs else None
     for trial in ranked[:EXPORT_ATTEMPTS]:
         run_dir = Path(trial.run_dir)
         on_trial(f"exporting trial {trial.number} ({run_dir.name}) at {precision}")
         options = ExportOptions(int8="static" if precision == "int8" else "none", fp16=False,
                                 frontend=trial.candidate["frontend"], formats=formats)
-        # the device's budget bounds the precision chosen per layer when plain INT8 misses its gate
-        exported = export_run(run_dir, run_dir / "export", options, budget_of(device))
-        wanted = [v for v in exported.variants if v.precision.startswith(precision) and v.passed]
-        if not wanted:
-            missed = "; ".join(f"{v.file}: {', '.join(v.missed)}" for v in exported.variants if v.missed)
-            result.notes.append(f"trial {trial.number}: no {precision} file passed its gate ({missed})")
-            continue
-        path = run_dir / "export" / wanted[-1].file  # the runtime file when several formats were asked for
-        trial.rescue = _rescue(wanted[-1], exported)
-        report = profile_model(path, device)
-        result.chosen, result.export, result.profile = trial.number, str(path), report.to_json()
-        if report.fits:
+        if _exported_and_fits(result, trial, run_dir / "export", options, device, precision):
             return
-        result.notes.append(f"trial {trial.number}: {path.name} does not fit once exported: "
+        if not qat_epochs:
+            continue
+        if qat_refused:
+            result.notes.append(f"trial {trial.number}: not fine-tuned with quantisation-aware training: {qat_refused}")
+            continue
+        on_trial(f"trial {trial.number}: quantisation-aware fine-tuning ({qat_epochs} epoch(s)), then exporting again")
+        qat = replace(options, qat_epochs=qat_epochs)
+        if _exported_and_fits(result, trial, run_dir / "export-qat", qat, device, precision):
+            return
+
+
+def _qat_refusal(recipe: Recipe) -> str | None:
+    """Why the search cannot fine-tune its candidates with quantisation-aware training, or None."""
+    why = quantisation_aware_refusal(recipe, embeds=True)  # a search's teacher always embeds
+    try:
+        check_installed("executorch", "search.qat_epochs (quantisation-aware fine-tuning)")
+    except EdgekdError as err:
+        why = why or str(err)
+    return why
+
+
+def _exported_and_fits(result: SearchResult, trial: SearchTrial, export_dir: Path, options: ExportOptions,
+                       device: DeviceProfile, precision: Precision) -> bool:
+    """Export the trial into `export_dir` within the device's budget; a file of the precision that passed its gate
+    is profiled against the device and recorded as the search's choice; whether it fits."""
+    exported = export_run(Path(trial.run_dir), export_dir, options, budget_of(device))
+    wanted = [v for v in exported.variants if v.precision.startswith(precision) and v.passed]
+    if not wanted:
+        missed = "; ".join(f"{v.file}: {', '.join(v.missed)}" for v in exported.variants if v.missed)
+        result.notes.append(f"trial {trial.number}: no {precision} file passed its gate{_after(options)} ({missed})")
+        return False
+    path = export_dir / wanted[-1].file  # the runtime file when several formats were asked for
+    trial.rescue = _rescue(wanted[-1], exported, options)
+    report = profile_model(path, device)
+    result.chosen, result.export, result.profile = trial.number, str(path), report.to_json()
+    if not report.fits:
+        result.notes.append(f"trial {trial.number}: {path.name} does not fit once exported{_after(options)}: "
                             f"{'; '.join(c.describe() for c in report.violations)}")
+    return report.fits
 
 
-def _rescue(variant: Variant, exported: ExportResult) -> str | None:
-    """What a file needed past plain INT8, said as the export found it."""
+def _after(options: ExportOptions) -> str:
+    return f" after {options.qat_epochs} epoch(s) of quantisation-aware training" if options.qat_epochs else ""
+
+
+def _rescue(variant: Variant, exported: ExportResult, options: ExportOptions) -> str | None:
+    """What a file needed past plain post-training INT8, said as the export found it."""
+    needed = [f"QAT {options.qat_epochs} epoch(s)"] if options.qat_epochs else []
     layers = exported.layer_precision.get(Path(variant.file).name)
     if layers:
-        return "layer precision: " + "; ".join(
+        needed.append("layer precision: " + "; ".join(
             f"{precision} {sum(p == precision for p in layers.values())} layer(s)" for precision in
-            ("int16x8", "fp32") if precision in layers.values())
-    return f"FP32 fallback: {len(exported.fp32_layers)} layer(s)" if variant.precision.endswith("fallback") else None
+            ("int16x8", "fp32") if precision in layers.values()))
+    elif variant.precision.endswith("fallback"):
+        needed.append(f"FP32 fallback: {len(exported.fp32_layers)} layer(s)")
+    return ", ".join(needed) or None
 
 
 def search(recipe: Recipe, device: DeviceProfile, out_dir: Path, precision: Precision = "int8",
@@ -483,7 +525,7 @@ def search(recipe: Recipe, device: DeviceProfile, out_dir: Path, precision: Prec
     if held_out is not None and result.count("trained"):
         _rank_on_held_out(result, held_out, recipe.teacher, on_trial)
     if result.count("trained"):
-        _prove(result, device, precision, formats, on_trial)
+        _prove(result, recipe, device, precision, formats, on_trial)
     else:
         result.notes.append("no candidate both fits the device and trained: widen the space (search: in the recipe)")
     result.seconds = time.perf_counter() - started
