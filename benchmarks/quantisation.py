@@ -12,6 +12,11 @@ quantised file is also built as nrf52840 firmware (`edgekd deploy --build`, 8 he
 and RAM, and the instructions per inference on the Cortex-M4 (CMSIS-NN's int8 and int16 kernels).
 
     python benchmarks/quantisation.py [--out runs/quantisation] [--gate 0.999] [--qat-epochs 10]
+    python benchmarks/quantisation.py --data ESC-10 --epochs 30 --no-firmware    # real audio (results: quantisation-esc10)
+
+With `--data`, the recipe is benchmarks/real.py's for that dataset (the published SEA-64 teacher, the folds' audio
+without labels, fold 4 validation and fold 5 test, each family distilled on it), so the gate's windows and probe are
+real recordings and labels.
 
 The l3 family (SEA's students) is left out: at its presets its activations (0.8 MB) exceed every microcontroller's
 RAM, at any precision."""
@@ -25,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from real import SEA_64, TEACHERS, data_section, recipe
 from results import ROOT, save
 
 from edgekd.cache import teacher_embeddings
@@ -110,13 +116,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/quantisation"), help="where the runs are kept")
     parser.add_argument("--gate", type=float, default=0.999, help="the strict gate's least mean cosine")
     parser.add_argument("--qat-epochs", type=int, default=10, help="epochs of quantisation-aware fine-tuning")
+    parser.add_argument("--data", type=Path, help="a dataset's folder (benchmarks/real.py's recipe) instead of the demo")
+    parser.add_argument("--layout", choices=("esc10", "esc50", "urbansound8k"), default="esc10")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
+    parser.add_argument("--no-firmware", action="store_true", help="do not build the files as nrf52840 firmware")
     args = parser.parse_args()
-    demo = read_yaml(ROOT / "recipes" / "demo.yaml", "recipe")
-    rows, notes = [], {}
+    base_recipe, rows, notes = _base_recipe(args), [], {}
     for family, student in FAMILIES.items():
-        raw = copy.deepcopy(demo) | ({"student": student} if student else {})
+        raw = copy.deepcopy(base_recipe) | ({"student": student} if student else {})
         run_dir = args.out / family
-        distill_once(recipe_from_dict(raw, f"demo with a {family} student"), run_dir)
+        distill_once(recipe_from_dict(raw, f"{raw['name']} with a {family} student"), run_dir)
         base = dict(formats=("tflite",), frontend="exclude", fp16=False)
         plain = export_run(run_dir, run_dir / "export-ptq", ExportOptions(**base, int16x8=True, fallback=False,
                                                                           min_cosine=0.0, max_accuracy_drop=100.0))
@@ -125,7 +134,7 @@ def main() -> None:
         _teacher_cosine(rows[-3:], run_dir / "export-ptq", _held_out(run_dir))
         qat_dir = args.out / f"{family}-qat"
         raw["train"] = dict(raw["train"], qat={"epochs": args.qat_epochs})
-        distill_once(recipe_from_dict(raw, f"demo with a {family} student and train.qat"), qat_dir)
+        distill_once(recipe_from_dict(raw, f"{raw['name']} with a {family} student and train.qat"), qat_dir)
         tuned = export_run(qat_dir, qat_dir / "export-qat", ExportOptions(**base, fallback=False, min_cosine=0.0,
                                                                           max_accuracy_drop=100.0))
         qat = json.loads((qat_dir / "export-qat" / "export.json").read_text())
@@ -142,7 +151,7 @@ def main() -> None:
         notes[family] = plain.notes + tuned.notes + strict.notes
         # its quantised files (after QAT: the same shapes as INT8's, so the same firmware figures)
         for row, export in zip(rows[-5:], ("export-ptq", "export-ptq", None, None, "export-mixed")):
-            if row["passed"] and export:
+            if row["passed"] and export and not args.no_firmware:
                 _firmware(row, run_dir / export, run_dir / "firmware" / export / row["quantisation"][:5].strip())
         for row in rows[-6:]:
             firmware = row.get("firmware", {})
@@ -154,8 +163,22 @@ def main() -> None:
                      f"{firmware.get('latency_ms', 0):.0f} ms, RAM {firmware.get('ram', 0):,} B"
                      f"{' — ' + firmware['error'] if 'error' in firmware else ''}" if firmware else ""),
                   flush=True)
-    save("quantisation", args, {"rows": rows, "device": DEVICE, "gate": args.gate, "notes": notes},
+    save("quantisation" if args.data is None else f"quantisation-{args.layout}", args,
+         {"rows": rows, "device": DEVICE, "gate": args.gate, "notes": notes, "recipe": base_recipe["name"]},
          "quantisation.py")
+
+
+def _base_recipe(args: argparse.Namespace) -> dict:
+    """The demo's recipe, or with --data benchmarks/real.py's recipe for that dataset (the SEA-64 teacher)."""
+    demo = read_yaml(ROOT / "recipes" / "demo.yaml", "recipe")
+    if args.data is None:
+        return demo | ({"train": dict(demo["train"], epochs=args.epochs)} if args.epochs else {})
+    if not SEA_64.is_file():
+        raise SystemExit(f"{SEA_64}: the published SEA-64 model is needed (see ../shared/models/README.md)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    teacher, reduction = TEACHERS["SEA-64"]
+    return recipe(args.layout, data_section(args.layout, args.data.resolve(), args.out), teacher, reduction,
+                  args.epochs or demo["train"]["epochs"])
 
 
 if __name__ == "__main__":
