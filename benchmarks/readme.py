@@ -255,15 +255,40 @@ def _demo(index: int) -> Callable[[dict], str]:
 
 
 def _quantisation(results: dict) -> str:
+    built = any(r.get("firmware") for r in results["rows"])  # a run with --no-firmware has no such column
     rows = [[r["family"], r["quantisation"], f"{r['mean_cosine']:.5f}", f"{r['min_cosine']:.4f}",
              _cell(r["points_lost"], "+.2f"), _cell(r.get("teacher_cosine"), ".4f"), f"{r['flash']:,}", f"{r['arena']:,}",
              (f"{r['int16x8_layers']} int16x8, {r['fp32_layers']} FP32" if r["layers"] else "—"),
-             "pass" if r["passed"] else "missed: " + "; ".join(r["missed"]), _on_core(r.get("firmware"))]
+             "pass" if r["passed"] else "missed: " + "; ".join(r["missed"])] + ([_on_core(r.get("firmware"))] if built
+                                                                                else [])
             for r in results["rows"]]
     return _table(["family", "quantisation", "mean cosine to its FP32", "min cosine", "probe points lost",
-                   "cosine to the teacher", "flash B",
-                   "TFLM arena B", "layers not int8", "gate",
-                   f"{results['device']} firmware: flash / RAM B, network instructions, latency ms"], rows)
+                   "cosine to the teacher", "flash B", "TFLM arena B", "layers not int8", "gate"]
+                  + ([f"{results['device']} firmware: flash / RAM B, network instructions, latency ms"] if built else []),
+                  rows)
+
+
+def _search_real(results: dict) -> str:
+    """Per device: the proven student and each fitting preset under the sea protocol, SEA-64 itself once."""
+    rows = []
+    for device, found in results["devices"].items():
+        counts = found["search"]["counts"]
+        for index, row in enumerate(found["rows"]):
+            sea, profiled = row["sea"], row["profile"]
+            if index == 0:
+                rows.append([device, "SEA-64 (the teacher)", "—", "—", "—", "—", "—", _accuracy(sea["teacher"]["mlp"]),
+                             _accuracy(sea["teacher"]["logreg"]), "—"])
+            rows.append([device, row["student"] + (f" ({counts['trained']} trained, {counts['stopped early']} stopped "
+                                                   f"early, {counts['does not fit']} never trained; "
+                                                   f"{found['search']['seconds'] / 60:.0f} min)"
+                                                   if row["student"].startswith("search") else ""),
+                         row["rescue"] or "—", f"{profiled['storage_bytes']:,}", f"{profiled['ram_bytes']:,}",
+                         "fits" if profiled["fits"] else "does not fit", _cell(row["held_out_cosine"], ".3f"),
+                         _accuracy(sea["student"]["mlp"]), _accuracy(sea["student"]["logreg"]),
+                         f"{_accuracy(sea['logmel_baseline']['mlp'])} / {_accuracy(sea['logmel_baseline']['logreg'])}"])
+    return _table(["device", "student", "past plain INT8", "INT8 flash B", "RAM B", "`edgekd profile --device`",
+                   f"cosine to the teacher on {results['ranked_on']}", "sea protocol: MLP accuracy",
+                   "sea protocol: logistic", "its front-end's log-mel statistics: MLP / logistic"], rows)
 
 
 def _on_core(firmware: dict | None) -> str:
@@ -315,6 +340,8 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "search": ("search", _search),
     "firmware": ("firmware", _firmware),
     "quantisation": ("quantisation", _quantisation),
+    "quantisation-esc10": ("quantisation-esc10", _quantisation),
+    "search-esc10": ("search-esc10", _search_real),
 }
 
 

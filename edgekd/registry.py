@@ -17,6 +17,7 @@ class Entry:
     config: type[BaseModel]  # validates the recipe section that names this entry
     builder: str  # "package.module:function": what the section turns into (a loader, teacher, student or loss)
     description: str
+    extra: str | None = None  # the optional dependencies (pyproject's extra) it needs, if any
 
     def build(self, *args: Any) -> Any:
         module, _, function = self.builder.partition(":")

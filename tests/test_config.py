@@ -27,7 +27,7 @@ def test_shipped_demo_recipe_is_valid():
     [
         ({"student__widthz": [4]}, "unknown key 'student.widthz'; allowed keys: "),
         ({"train__epochs": "many"}, "key 'train.epochs'"),
-        ({"teacher__name": "bert"}, "unknown teacher 'bert'; allowed: crepe"),
+        ({"teacher__name": "bert"}, "unknown teacher 'bert'; allowed: birdnet, crepe"),
         ({"teacher__variant": "huge"}, "'full' or 'tiny'"),
         ({"reduction__method": "tsne"}, "key 'reduction.method'"),
         ({"data__split_fractions": [0.5, 0.5, 0.5]}, "split_fractions must be three positive numbers summing to 1"),

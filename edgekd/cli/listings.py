@@ -53,10 +53,13 @@ def devices(as_json: bool = JSON_LISTING):
 @user_errors
 def teachers(as_json: bool = JSON_LISTING):
     """List the teachers edgekd can distil from."""
+    from edgekd.extras import install_command
     from edgekd.teachers import TEACHERS
 
-    listing_output("teachers", [{"name": name, "description": entry.description} for name, entry in TEACHERS.items()],
-             {"name": "name", "description": "description"}, as_json)
+    listing_output("teachers", [{"name": name, "description": entry.description,
+                                 "needs": install_command(entry.extra) if entry.extra else None}
+                                for name, entry in TEACHERS.items()],
+                   {"name": "name", "description": "description", "needs": "needs installed"}, as_json)
 
 
 @app.command()

