@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import MINI_RECIPE, run_cli
+from conftest import MINI_RECIPE, run_cli, run_cli_here
 
 from edgekd.errors import EdgekdError
 
@@ -49,10 +49,10 @@ def test_distill_writes_the_run_and_reports_teacher_vs_student(distilled):
 @pytest.mark.slow
 def test_second_run_reuses_the_teacher_cache_and_refuses_to_overwrite(distilled):
     recipe, run_dir, _, cache = distilled
-    refused = run_cli("distill", recipe, "--out", run_dir, EDGEKD_CACHE_DIR=cache)
+    refused = run_cli_here("distill", recipe, "--out", run_dir, EDGEKD_CACHE_DIR=cache)
     assert refused.returncode == 2 and "already holds a run" in refused.stderr
     assert (run_dir / "student.pt").is_file()  # nothing already written is lost
-    again = run_cli("distill", recipe, "--out", run_dir.parent / "run2", EDGEKD_CACHE_DIR=cache)
+    again = run_cli_here("distill", recipe, "--out", run_dir.parent / "run2", EDGEKD_CACHE_DIR=cache)
     assert again.returncode == 0, again.stderr
     assert "reused cached teacher embeddings" in again.stderr
     cache_use = json.loads((run_dir.parent / "run2" / "metrics.json").read_text())["teacher"]["cache"]
@@ -67,7 +67,7 @@ def test_second_run_reuses_the_teacher_cache_and_refuses_to_overwrite(distilled)
 def test_export_and_profile(distilled):
     _, run_dir, _, _ = distilled
     # 20 held-out windows: one flipped prediction is 5 points, so this test gates on cosine alone
-    exported = run_cli("export", run_dir, "--calib", "16", "--max-accuracy-drop", "100", "--min-cosine", "0.95")
+    exported = run_cli_here("export", run_dir, "--calib", "16", "--max-accuracy-drop", "100", "--min-cosine", "0.95")
     assert exported.returncode == 0, exported.stderr
     fp32, int8 = run_dir / "export" / "student.onnx", run_dir / "export" / "student.int8.onnx"
     assert fp32.is_file() and int8.is_file() and (run_dir / "export" / "student.fp16.onnx").is_file()
@@ -82,15 +82,15 @@ def test_export_and_profile(distilled):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert json.loads(props["teacher"])["embedding_dim"] == metrics["teacher"]["dim"]
 
-    fits = run_cli("profile", int8, "--device", "stm32h7", "--runs", "3")
+    fits = run_cli_here("profile", int8, "--device", "stm32h7", "--runs", "3")
     assert fits.returncode == 0, fits.stderr
     assert "fits" in fits.stdout
 
-    over = run_cli("profile", int8, "--device", "stm32h7", "--max-ram", "1KB", "--runs", "0")
+    over = run_cli_here("profile", int8, "--device", "stm32h7", "--max-ram", "1KB", "--runs", "0")
     assert over.returncode == 1
     assert "over budget" in over.stderr and "ram: " in over.stderr and "--max-ram" in over.stderr
 
-    as_json = run_cli("profile", int8, "--device", "stm32h7", "--json", "--runs", "2")
+    as_json = run_cli_here("profile", int8, "--device", "stm32h7", "--json", "--runs", "2")
     data = json.loads(as_json.stdout)
     assert JSON_KEYS <= set(data) and data["fits"] is True and data["violations"] == []
     assert data["device"] == "stm32h7" and data["latency_ms"] > 0 and data["macs"] > 0
@@ -106,19 +106,19 @@ def test_calibration_methods_frontend_constants_and_the_raw_graph(distilled, tmp
     _, run_dir, _, _ = distilled
     gate = ("--no-fp16", "--calib", "16", "--max-accuracy-drop", "100", "--min-cosine", "0.9")
     for method in ("entropy", "percentile"):
-        result = run_cli("export", run_dir, "--out", tmp_path / method, "--calib-method", method, *gate)
+        result = run_cli_here("export", run_dir, "--out", tmp_path / method, "--calib-method", method, *gate)
         assert result.returncode == 0, result.stderr
         assert _props(tmp_path / method / "student.int8.onnx")["calibration"] == method
-    fp32_constants = run_cli("export", run_dir, "--out", tmp_path / "fp32c", "--frontend-constants", "fp32", *gate)
+    fp32_constants = run_cli_here("export", run_dir, "--out", tmp_path / "fp32c", "--frontend-constants", "fp32", *gate)
     assert fp32_constants.returncode == 0, fp32_constants.stderr
     int8_file, fp32c_file = tmp_path / "entropy" / "student.int8.onnx", tmp_path / "fp32c" / "student.int8.onnx"
     assert _props(fp32c_file)["frontend_constants"] == "fp32"
-    profiled = {name: json.loads(run_cli("profile", path, "--json", "--runs", "0").stdout)
+    profiled = {name: json.loads(run_cli_here("profile", path, "--json", "--runs", "0").stdout)
                 for name, path in (("int8", int8_file), ("fp32", fp32c_file))}
     # int8-stored DFT/mel constants: less flash, expanded in RAM at run time; FP32 ones: the other way round
     assert profiled["int8"]["storage_bytes"] < profiled["fp32"]["storage_bytes"]
     assert profiled["int8"]["constant_ram_bytes"] > 100 * max(1, profiled["fp32"]["constant_ram_bytes"])
-    raw = json.loads(run_cli("profile", fp32c_file, "--json", "--runs", "0", "--raw").stdout)
+    raw = json.loads(run_cli_here("profile", fp32c_file, "--json", "--runs", "0", "--raw").stdout)
     assert raw["graph"] == "raw" and profiled["fp32"]["graph"] == "optimised"
     # the graph as exported keeps every Q/DQ pair apart: more live memory than onnxruntime's fused graph
     assert raw["activation_bytes"] > profiled["fp32"]["activation_bytes"]
@@ -129,14 +129,14 @@ def test_profile_bad_inputs_exit_2_with_one_line(tmp_path):
     text = tmp_path / "notes.onnx"
     text.write_text("this is a text file\n")
     for args in ([text], [tmp_path / "missing.onnx"], [text, "--device", "toaster"], [text, "--max-ram", "lots"]):
-        result = run_cli("profile", *args)
+        result = run_cli_here("profile", *args)
         assert result.returncode == 2, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 @pytest.mark.slow
 def test_export_of_a_folder_that_is_not_a_run(tmp_path):
-    result = run_cli("export", tmp_path)
+    result = run_cli_here("export", tmp_path)
     assert result.returncode == 2 and "not a run directory" in result.stderr
 
 
@@ -175,7 +175,7 @@ def test_export_options_and_the_accuracy_gate(distilled, tmp_path):
     import onnx
 
     _, run_dir, _, _ = distilled
-    excluded = run_cli("export", run_dir, "--out", tmp_path / "ex", "--frontend", "exclude", "--no-fp16",
+    excluded = run_cli_here("export", run_dir, "--out", tmp_path / "ex", "--frontend", "exclude", "--no-fp16",
                        "--int8", "dynamic", "--max-accuracy-drop", "100", "--min-cosine", "0.9")
     assert excluded.returncode == 0, excluded.stderr
     assert "dynamic INT8 on a convolutional student" in excluded.stderr
@@ -184,12 +184,12 @@ def test_export_options_and_the_accuracy_gate(distilled, tmp_path):
     frontend = json.loads({p.key: p.value for p in model.metadata_props}["frontend"])
     assert frontend["in_graph"] is False and frontend["n_mels"] == 32 and frontend["n_fft"] == 128
     assert (tmp_path / "ex" / "student.int8-dynamic.onnx").is_file()
-    strict = run_cli("export", run_dir, "--out", tmp_path / "strict", "--no-fp16", "--no-fallback",
+    strict = run_cli_here("export", run_dir, "--out", tmp_path / "strict", "--no-fp16", "--no-fallback",
                      "--min-cosine", "0.9999999", "--max-accuracy-drop", "100")
     assert strict.returncode == 1 and "accuracy gate failed" in strict.stderr and "mean cosine" in strict.stderr
     assert (tmp_path / "strict" / "rejected" / "student.int8.onnx").is_file()  # kept to inspect, reported failing
     assert not (tmp_path / "strict" / "student.int8.onnx").exists()  # never under the name a deployment takes
-    bad = run_cli("export", run_dir, "--int8", "int4")
+    bad = run_cli_here("export", run_dir, "--int8", "int4")
     assert bad.returncode == 2 and "'int4' is not one of 'static', 'dynamic', 'none'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
@@ -229,7 +229,7 @@ def test_evaluate_in_and_out_of_domain(distilled, tmp_path):
     same = tmp_path / "same.yaml"
     same.write_text(yaml.safe_dump({"data": dict(MINI_RECIPE["data"], clips_per_class=3),
                                     "window": MINI_RECIPE["window"]}))
-    result = run_cli("evaluate", run_dir, "--data", other, "--same-domain", same, "--logmel-baseline",
+    result = run_cli_here("evaluate", run_dir, "--data", other, "--same-domain", same, "--logmel-baseline",
                      EDGEKD_CACHE_DIR=cache)
     assert result.returncode == 0, result.stderr
     report = json.loads((run_dir / "evaluation.json").read_text())
@@ -243,7 +243,7 @@ def test_evaluate_in_and_out_of_domain(distilled, tmp_path):
     assert "out of domain: noisy.yaml" in result.stdout and "in domain: same.yaml" in result.stdout
     assert [line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("· evaluating")] == [
         "· evaluating in domain (test split)", "· evaluating in domain", "· evaluating out of domain"]
-    sea = run_cli("evaluate", run_dir, "--protocol", "sea", EDGEKD_CACHE_DIR=cache)
+    sea = run_cli_here("evaluate", run_dir, "--protocol", "sea", EDGEKD_CACHE_DIR=cache)
     assert sea.returncode == 0, sea.stderr
     clip_scored = json.loads((run_dir / "evaluation-sea.json").read_text())
     assert clip_scored["protocol"] == "sea" and json.loads((run_dir / "evaluation.json").read_text()) == report

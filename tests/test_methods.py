@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 import yaml
-from conftest import MINI_RECIPE, ROOT, one_line, run_cli, run_cli_here
+from conftest import MINI_RECIPE, ROOT, one_line, run_cli_here
 from torch import nn
 
 from edgekd.distillation import DistillationModel, Method
@@ -237,14 +237,14 @@ def _write(tmp_path, name, **sections):
 def test_kd_run_reports_head_fidelity_and_tune_writes_a_tuned_recipe(tmp_path):
     recipe = _write(tmp_path, "kd", methods={"kd": {}, "label_revision": {}, "selection": {"keep": 0.5},
                                              "mutual": {}, "censor": {"start_epoch": 1}})
-    done = run_cli("distill", recipe, "--out", tmp_path / "run", cwd=tmp_path)
+    done = run_cli_here("distill", recipe, "--out", tmp_path / "run", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
     assert {"accuracy", "teacher_accuracy", "top1_agreement", "predictive_kl"} <= set(metrics["head"])
     assert "cka" in metrics["fidelity"]["test"] and "head fidelity" in done.stdout
     assert metrics["methods"]["selection"]["teacher_supervised_train_windows"] == 10
     assert metrics["methods"]["enabled"] == ["kd", "label_revision", "selection", "censor", "mutual"]  # their order
-    tuned = run_cli("tune", recipe, "--temperature", "1,4", "--alpha", "0.5,1", "--epochs", "1", "--out",
+    tuned = run_cli_here("tune", recipe, "--temperature", "1,4", "--alpha", "0.5,1", "--epochs", "1", "--out",
                     tmp_path / "tune", cwd=tmp_path)
     assert tuned.returncode == 0, tuned.stderr
     result = json.loads((tmp_path / "tune/tune.json").read_text())
@@ -253,11 +253,11 @@ def test_kd_run_reports_head_fidelity_and_tune_writes_a_tuned_recipe(tmp_path):
     best = recipe_from_dict(yaml.safe_load((tmp_path / "tune/tuned.yaml").read_text()), "tuned.yaml")
     tuned_kd = best.methods.get("kd")
     assert (tuned_kd.temperature, tuned_kd.alpha) == (result["best"]["temperature"], result["best"]["alpha"])
-    again = run_cli("tune", recipe, "--temperature", "1,4", "--alpha", "0.5,1", "--epochs", "1", "--out",
+    again = run_cli_here("tune", recipe, "--temperature", "1,4", "--alpha", "0.5,1", "--epochs", "1", "--out",
                     tmp_path / "tune", cwd=tmp_path)  # finished trials are read back, not retrained
     assert again.returncode == 0 and json.loads((tmp_path / "tune/tune.json").read_text())["trials"] == \
         result["trials"]
-    bad = run_cli("tune", recipe, "--alpha", "0.5,x", cwd=tmp_path)
+    bad = run_cli_here("tune", recipe, "--alpha", "0.5,x", cwd=tmp_path)
     assert bad.returncode == 2 and "--alpha takes comma-separated numbers" in bad.stderr
 
 
@@ -265,9 +265,9 @@ def test_kd_run_reports_head_fidelity_and_tune_writes_a_tuned_recipe(tmp_path):
 def test_retrieval_knowledge_base_ships_in_the_model_and_counts_in_its_size(tmp_path):
     recipe = _write(tmp_path, "retrieval", methods={"retrieval": {"size": 6}, "difference_sampling": {}})
     run = tmp_path / "retrieval"
-    assert run_cli("distill", recipe, "--out", run, cwd=tmp_path).returncode == 0
-    assert run_cli("export", run, "--int8", "none", "--no-fp16", cwd=tmp_path).returncode == 0
-    profiled = run_cli("profile", run / "export/student.onnx", "--json", "--runs", "0", cwd=tmp_path)
+    assert run_cli_here("distill", recipe, "--out", run, cwd=tmp_path).returncode == 0
+    assert run_cli_here("export", run, "--int8", "none", "--no-fp16", cwd=tmp_path).returncode == 0
+    profiled = run_cli_here("profile", run / "export/student.onnx", "--json", "--runs", "0", cwd=tmp_path)
     size = json.loads(profiled.stdout)
     base_bytes = (6 * 8 + 6) * 4  # 6 unit entries × PCA 8 and their 6 norms, FP32
     assert size["knowledge_base_bytes"] == base_bytes
@@ -283,10 +283,10 @@ def test_attention_alignment_and_teacher_free_runs(tmp_path):
     transformer = {"name": "transformer", "sample_rate": 8000, "n_fft": 128, "hop_length": 160, "n_mels": 32,
                    "width": 16, "layers": 2, "patch_frames": 5}
     teacher = _write(tmp_path, "t4", student=transformer | {"heads": 4})
-    assert run_cli("distill", teacher, "--out", tmp_path / "t4", cwd=tmp_path).returncode == 0
+    assert run_cli_here("distill", teacher, "--out", tmp_path / "t4", cwd=tmp_path).returncode == 0
     epoch_losses = {}
     for name, methods in (("s2", {}), ("s2amad", {"attention": {"teacher_run": str(tmp_path / "t4")}})):
-        done = run_cli("distill", _write(tmp_path, name, student=transformer | {"heads": 2}, methods=methods),
+        done = run_cli_here("distill", _write(tmp_path, name, student=transformer | {"heads": 2}, methods=methods),
                        "--out", tmp_path / name, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         epoch_losses[name] = json.loads((tmp_path / name / "history.jsonl").read_text().splitlines()[0])["train_loss"]
@@ -295,7 +295,7 @@ def test_attention_alignment_and_teacher_free_runs(tmp_path):
     cnn = _write(tmp_path, "cnn", methods={"attention": {"teacher_run": str(tmp_path / "t4")}})
     one_line(run_cli_here("distill", cnn, "--out", tmp_path / "cnn", cwd=tmp_path), 2, "transformer attention maps")
     free = _write(tmp_path, "free", teacher={"name": "none"}, methods={"kd": {}, "teacher_free": {"epochs": 2}})
-    done = run_cli("distill", free, "--out", tmp_path / "free", cwd=tmp_path)
+    done = run_cli_here("distill", free, "--out", tmp_path / "free", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "free/metrics.json").read_text())
     assert "fidelity" not in metrics and "accuracy" in metrics["head"]
