@@ -41,6 +41,20 @@ def test_a_tflite_teacher_embeds_as_the_model_computes_and_a_run_distils_from_it
     copy = tmp_path / "elsewhere.tflite"
     copy.write_bytes(tiny_tflite.read_bytes())
     assert build_teacher(TfliteTeacherConfig(path=str(copy), sample_rate=8000)).identity() == teacher.identity()
+    # a model taking (batch, 1, samples): fed the same windows with its channel axis
+    from edgekd.formats.tflite.export import convert_tflite
+
+    class WithChannel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedder = tiny_embedder()
+
+        def forward(self, audio):
+            return self.embedder(audio[:, 0])
+
+    channel = convert_tflite(WithChannel().eval(), torch.zeros(1, 1, 8000), tmp_path / "channel.tflite")
+    with_channel = build_teacher(TfliteTeacherConfig(path=str(channel), sample_rate=8000))
+    assert torch.allclose(with_channel.embed(audio), expected, atol=1e-5)
     recipe = tmp_path / "tflite.yaml"
     recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, teacher={"name": "tflite", "path": str(tiny_tflite),
                                                                 "sample_rate": 8000}, train={"epochs": 1})))

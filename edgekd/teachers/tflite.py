@@ -59,6 +59,7 @@ class TfliteTeacher(ComputedTeacher):
         self.input_samples = _audio_input(path, graph, input_samples)
         signature = graph.tensors[graph.inputs[0]].shapeSignature
         self.batches = signature is not None and int(signature[0]) == -1  # a batch of any size per call
+        self.input_rank = len(graph.tensors[graph.inputs[0]].shape)
         self.tensor = _embedding_tensor(path, graph, output)
         self.tensor_name = graph.tensors[self.tensor].name.decode(errors="replace")
         if self.tensor not in list(graph.outputs):
@@ -83,11 +84,12 @@ class TfliteTeacher(ComputedTeacher):
     def _run(self, audio: np.ndarray) -> np.ndarray:
         if not self.batches and len(audio) > 1:  # converted for one window per call: its reshapes are fixed
             return np.concatenate([self._run(row[None]) for row in audio])
+        shape = [len(audio), *[1] * (self.input_rank - 2), audio.shape[1]]  # its channel axes of size 1
         if self._batch != len(audio):  # LiteRT plans its arena per input shape
-            self.interpreter.resize_tensor_input(self.input_index, [len(audio), audio.shape[1]])
+            self.interpreter.resize_tensor_input(self.input_index, shape)
             self.interpreter.allocate_tensors()
             self._batch = len(audio)
-        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(audio, np.float32))
+        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(audio, np.float32).reshape(shape))
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output_index).reshape(len(audio), -1).copy()
 
