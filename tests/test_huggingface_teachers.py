@@ -1,6 +1,8 @@
 """Hugging Face teachers (issue 32): for every architecture edgekd supports, a tiny randomly initialised model saved
 with `save_pretrained` into a folder embeds through edgekd as transformers' own forward computes it."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -115,4 +117,6 @@ def test_bad_hugging_face_teachers_are_one_line(tmp_path, monkeypatch):
     one_line(distill(path=str(folder), pooling="max"), 2, "pooling")
     clap = _saved("clap", tmp_path / "clap")
     one_line(distill(path=str(clap), layer=1), 2, "teacher.layer", "projected audio embedding")
+    monkeypatch.setitem(sys.modules, "transformers", None)  # without its extra: one line naming the install command
+    one_line(distill(path=str(folder)), 2, "pip install 'edgekd[huggingface]'")
     assert not (tmp_path / "run").exists()

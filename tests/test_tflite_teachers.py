@@ -122,4 +122,7 @@ def test_bad_tflite_teachers_are_one_line(tmp_path, tiny_tflite):
     int8_out = tmp_path / "int8-output.tflite"
     int8_out.write_bytes(pack(model, "the test"))
     one_line(distill(path=str(int8_out), sample_rate=8000), 2, "int8-output.tflite", "no float32 output")
+    with pytest.MonkeyPatch.context() as patch:  # without its extra: one line naming the install command
+        patch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+        one_line(distill(path=str(tiny_tflite), sample_rate=8000), 2, "pip install 'edgekd[litert]'")
     assert not (tmp_path / "run").exists()  # refused before any work
