@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
 import json
 import math
@@ -411,7 +412,7 @@ def _prove(result: SearchResult, recipe: Recipe, device: DeviceProfile, precisio
     The first that passes and fits is chosen."""
     ranked = sorted((t for t in result.trials if t.state == "trained"), key=lambda t: -t.rank)
     qat_epochs = (recipe.search or SearchConfig()).qat_epochs if precision == "int8" else 0
-    qat_refused = _qat_refusal(recipe) if qat_epochs else None
+    qat_refused = functools.cache(lambda: _qat_refusal(recipe))  # asked only of a candidate that needs it
     for trial in ranked[:EXPORT_ATTEMPTS]:
         run_dir = Path(trial.run_dir)
         on_trial(f"exporting trial {trial.number} ({run_dir.name}) at {precision}")
@@ -421,8 +422,9 @@ def _prove(result: SearchResult, recipe: Recipe, device: DeviceProfile, precisio
             return
         if not qat_epochs:
             continue
-        if qat_refused:
-            result.notes.append(f"trial {trial.number}: not fine-tuned with quantisation-aware training: {qat_refused}")
+        if qat_refused():
+            result.notes.append(f"trial {trial.number}: not fine-tuned with quantisation-aware training: "
+                                f"{qat_refused()}")
             continue
         on_trial(f"trial {trial.number}: quantisation-aware fine-tuning ({qat_epochs} epoch(s)), then exporting again")
         qat = replace(options, qat_epochs=qat_epochs)
