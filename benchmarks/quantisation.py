@@ -120,9 +120,10 @@ def main() -> None:
     parser.add_argument("--layout", choices=("esc10", "esc50", "urbansound8k"), default="esc10")
     parser.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
     parser.add_argument("--no-firmware", action="store_true", help="do not build the files as nrf52840 firmware")
+    parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
     args = parser.parse_args()
     base_recipe, rows, notes = _base_recipe(args), [], {}
-    for family, student in FAMILIES.items():
+    for family, student in ((name, FAMILIES[name]) for name in args.families):
         raw = copy.deepcopy(base_recipe) | ({"student": student} if student else {})
         run_dir = args.out / family
         distill_once(recipe_from_dict(raw, f"{raw['name']} with a {family} student"), run_dir)
