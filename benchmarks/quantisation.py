@@ -1,8 +1,9 @@
 """Quantisation past plain INT8 for microcontrollers: every student family that exports to `.tflite`, distilled on
 the demo recipe, exported to TFLite Micro with the log-mel outside the model, as plain INT8 (post-training
-quantisation), after quantisation-aware fine-tuning (the same recipe with `train: {qat: {epochs: N}}`: the same
-seed trains the same student, then fine-tunes it; that run's student is the fine-tuned one), with int16 activations
-and int8 weights (`--int16x8`), and with each layer's precision chosen by fidelity within nrf52840's budget under a
+quantisation), after quantisation-aware fine-tuning of the finished run (`edgekd export --qat-epochs N`, which
+fine-tunes exactly as the recipe's `train: {qat: {epochs: N}}` would; its run's student is the fine-tuned one), with
+int16 activations and int8 weights (`--int16x8`), and with each layer's precision chosen by fidelity within
+nrf52840's budget under a
 strict gate (`--min-cosine 0.999 --device nrf52840`). Each file's mean and least embedding cosine to its run's FP32
 PyTorch student and its probe points lost are the export gate's, on the held-out windows (validation and test);
 beside them each file's cosine to the teacher's reduced embeddings on the same windows, which is what the
@@ -133,15 +134,15 @@ def main() -> None:
         ptq = json.loads((run_dir / "export-ptq" / "export.json").read_text())
         rows += _rows(family, ptq, {"fp32": "FP32", "int8": "INT8 (PTQ)", "int16x8": "int16x8"})
         _teacher_cosine(rows[-3:], run_dir / "export-ptq", _held_out(run_dir))
-        qat_dir = args.out / f"{family}-qat"
-        raw["train"] = dict(raw["train"], qat={"epochs": args.qat_epochs})
-        distill_once(recipe_from_dict(raw, f"{raw['name']} with a {family} student and train.qat"), qat_dir)
-        tuned = export_run(qat_dir, qat_dir / "export-qat", ExportOptions(**base, fallback=False, min_cosine=0.0,
-                                                                          max_accuracy_drop=100.0))
-        qat = json.loads((qat_dir / "export-qat" / "export.json").read_text())
+        # QAT on the finished run (`edgekd export --qat-epochs`: bit-identical to the recipe's train.qat, tested)
+        tuned = export_run(run_dir, run_dir / "export-qat", ExportOptions(**base, fallback=False, min_cosine=0.0,
+                                                                          max_accuracy_drop=100.0,
+                                                                          qat_epochs=args.qat_epochs))
+        qat_dir = run_dir / "export-qat" / "qat"
+        qat = json.loads((run_dir / "export-qat" / "export.json").read_text())
         rows += _rows(family, qat, {"fp32": f"FP32 after QAT ({args.qat_epochs} epochs)",
                                     "int8": f"INT8 after QAT ({args.qat_epochs} epochs)"})
-        _teacher_cosine(rows[-2:], qat_dir / "export-qat", _held_out(qat_dir))
+        _teacher_cosine(rows[-2:], run_dir / "export-qat", _held_out(qat_dir))
         strict = export_run(run_dir, run_dir / "export-mixed", ExportOptions(**base, min_cosine=args.gate,
                                                                              device=DEVICE))
         mixed = json.loads((run_dir / "export-mixed" / "export.json").read_text())
